@@ -185,6 +185,20 @@ def build_model(spec: dict) -> GPT2LMHeadModel:
             elif name.endswith("attn.c_attn.weight"):
                 # a bit smaller so attention is not completely one-hot
                 v = 0.12 * rng.standard_normal(shape)
+            elif name.endswith(("c_proj.weight", "c_fc.weight")):
+                # Conv1D weights are [in, out]: std 1/sqrt(fan_in) keeps each
+                # projection's gain near 1, as in trained models. A fixed 0.2
+                # (gain 1.6 to 3.2 per matmul) makes the random network chaotic,
+                # so it amplifies the int8 rounding of run-time activation
+                # quantization until near-tied logits swap order.
+                v = rng.standard_normal(shape) / np.sqrt(shape[0])
+            elif name.endswith(("wte.weight", "lm_head.weight")):
+                # Token vectors with log-normal norms: like a trained model's
+                # output layer (frequent tokens have larger logits), so the
+                # logits are heavy-tailed with a clear winner at most positions
+                # instead of the near-ties of an isotropic Gaussian vocabulary.
+                row = np.exp(0.5 * rng.standard_normal((shape[0], 1)))
+                v = 0.2 * row * rng.standard_normal(shape)
             else:
                 v = 0.2 * rng.standard_normal(shape)
             p.copy_(torch.from_numpy(v.astype(np.float32)))
