@@ -1,2 +1,37 @@
-//! embergpt: a no_std, allocation-free, quantized GPT inference core.
+//! embergpt: a `no_std`, allocation-free, quantized GPT inference core.
+//!
+//! Weights are read in place from a borrowed GGUF byte slice; every other byte
+//! lives in one caller-owned arena whose size [`Context::arena_size`] computes up
+//! front. Every failure is an [`Error`] value; nothing panics on bad input.
+//!
+//! Module map:
+//! - [`error`]: the error enum (stable codes, static messages)
+//! - [`gguf`]: zero-copy GGUF reader and validator
+//! - [`quant`]: tensor types and block formats (F32, F16, Q8_0, Q4_0, Q4_1)
+//! - [`kernels`]: scalar reference kernels, dispatch, matmul
+//! - [`arena`]: the caller's bytes carved into aligned typed slices
+//! - [`model`]: hyperparameters, weight views, forward passes per architecture
+//! - [`ops`]: norms, activations, softmax
+//! - [`context`]: KV cache and evaluation
 #![no_std]
+#![forbid(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod arena;
+pub mod context;
+pub mod error;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod ops;
+pub mod quant;
+
+pub use context::{Context, ContextParams};
+pub use error::{Error, Result};
+pub use gguf::Gguf;
+pub use kernels::Backend;
+pub use model::{Arch, Hparams, Model};
+pub use quant::GgmlType;

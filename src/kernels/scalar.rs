@@ -1,0 +1,138 @@
+//! The scalar reference kernels: the written specification every SIMD kernel
+//! must reproduce bit for bit.
+//!
+//! # The fixed reduction order
+//! Floating-point addition is not associative, so "the same result on every
+//! backend" needs one order, fixed here:
+//! - float dots (`vec_dot_f32_f32`, `vec_dot_f16_f32`): element `i` goes to lane
+//!   `i % 16`; each lane does `acc = acc + (w * x)` (a rounded multiply, then a
+//!   rounded add; never a fused multiply-add);
+//! - quantized dots: the integer sum of block `j` is exact; it becomes one f32
+//!   term (formula per kernel below) added to lane `j % 8`;
+//! - lanes are then folded by halves: `acc[i] += acc[i + h]` for `h = 8, 4, 2, 1`
+//!   (float) or `h = 4, 2, 1` (quantized), and `acc[0]` is the result.
+//!
+//! Weight rows are raw file bytes (any alignment); lengths are checked by the
+//! caller ([`super::matmul`]), and a mismatch here only shortens the loop.
+
+use crate::quant::{f16_to_f32, f32_to_f16, le_u16, BlockQ8_0, BlockQ8_1, QK};
+
+/// Fold `N` lanes by halves into one value (the fixed order above).
+#[inline(always)]
+pub fn fold_lanes<const N: usize>(mut acc: [f32; N]) -> f32 {
+    let mut h = N / 2;
+    while h > 0 {
+        for i in 0..h {
+            acc[i] += acc[i + h];
+        }
+        h /= 2;
+    }
+    acc[0]
+}
+
+/// Dot product of an F32 weight row (little-endian bytes) with f32 activations.
+pub fn vec_dot_f32_f32(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for (i, (c, &xv)) in w.chunks_exact(4).zip(x).enumerate() {
+        let wv = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        acc[i % 16] += wv * xv;
+    }
+    fold_lanes(acc)
+}
+
+/// Dot product of an F16 weight row with f32 activations (f16 widened exactly).
+pub fn vec_dot_f16_f32(w: &[u8], x: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 16];
+    for (i, (c, &xv)) in w.chunks_exact(2).zip(x).enumerate() {
+        let wv = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+        acc[i % 16] += wv * xv;
+    }
+    fold_lanes(acc)
+}
+
+/// Q8_0 weights x Q8_0 activations. Block term: `(sumi as f32) * (dw * dx)`.
+pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (j, (b, xb)) in w.chunks_exact(34).zip(x).enumerate() {
+        let mut sumi = 0i32;
+        for (&q, &a) in b[2..34].iter().zip(&xb.qs) {
+            sumi += (q as i8 as i32) * (a as i32);
+        }
+        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
+        acc[j % 8] += sumi as f32 * d;
+    }
+    fold_lanes(acc)
+}
+
+/// Q4_0 weights x Q8_0 activations. Block term: `(sumi as f32) * (dw * dx)`,
+/// with `sumi = sum((q - 8) * a)`.
+pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (j, (b, xb)) in w.chunks_exact(18).zip(x).enumerate() {
+        let mut sumi = 0i32;
+        for (k, &q) in b[2..18].iter().enumerate() {
+            let lo = (q & 0x0f) as i32 - 8;
+            let hi = (q >> 4) as i32 - 8;
+            sumi += lo * xb.qs[k] as i32 + hi * xb.qs[k + 16] as i32;
+        }
+        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
+        acc[j % 8] += sumi as f32 * d;
+    }
+    fold_lanes(acc)
+}
+
+/// Q4_1 weights x Q8_1 activations. Block term:
+/// `(sumi as f32) * (dw * dx) + mw * sx`, with `sumi = sum(q * a)` (q unsigned).
+pub fn vec_dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    for (j, (b, xb)) in w.chunks_exact(20).zip(x).enumerate() {
+        let mut sumi = 0i32;
+        for (k, &q) in b[4..20].iter().enumerate() {
+            sumi += (q & 0x0f) as i32 * xb.qs[k] as i32 + (q >> 4) as i32 * xb.qs[k + 16] as i32;
+        }
+        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
+        let m = f16_to_f32(le_u16(b, 2)) * f16_to_f32(xb.s);
+        acc[j % 8] += sumi as f32 * d + m;
+    }
+    fold_lanes(acc)
+}
+
+/// Round half to even, as SIMD round instructions do by default.
+#[inline(always)]
+fn round_even(v: f32) -> f32 {
+    libm::rintf(v)
+}
+
+/// Quantize one block of 32 activations: returns `(d, qs)` with `d = amax / 127`
+/// and `q = round_half_even(x * (1 / d))` (0 when the block is all zeros).
+#[inline(always)]
+fn quantize_block(x: &[f32]) -> (f32, [i8; QK]) {
+    let amax = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut qs = [0i8; QK];
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = round_even(v * id) as i8;
+    }
+    (d, qs)
+}
+
+/// Quantize activations to Q8_0 blocks (`x.len() == 32 * y.len()`).
+pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, qs) = quantize_block(xb);
+        yb.d = f32_to_f16(d);
+        yb.qs = qs;
+    }
+}
+
+/// Quantize activations to Q8_1 blocks: Q8_0 plus `s = d * sum(qs)` (f32 product, stored f16).
+pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        let (d, qs) = quantize_block(xb);
+        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+        yb.d = f32_to_f16(d);
+        yb.s = f32_to_f16(d * sum as f32);
+        yb.qs = qs;
+    }
+}

@@ -1,0 +1,424 @@
+//! Models: hyperparameters, weight views borrowed from the GGUF bytes, and the
+//! checks that every tensor has the shape the hyperparameters imply.
+//!
+//! A [`Model`] is small and `Copy`: it holds the validated [`Gguf`], the
+//! hyperparameters and the global tensors. Per-layer tensors are located once
+//! per context (into the context's arena, see [`LayerRefs`]) so that neither the
+//! model nor the forward pass ever searches the tensor directory by name.
+
+pub mod gpt2;
+
+use crate::error::{Error, Result};
+use crate::gguf::{Gguf, TensorInfo};
+use crate::kernels::Matrix;
+use crate::quant::GgmlType;
+
+/// Most layers a model may have.
+pub const MAX_LAYERS: usize = 256;
+/// Largest accepted embedding, feed-forward or context size.
+pub const MAX_DIM: usize = 1 << 20;
+/// Largest accepted vocabulary.
+pub const MAX_VOCAB: usize = 1 << 22;
+
+/// Supported architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// GPT-2: LayerNorm, learned positions, fused QKV with biases, GELU MLP.
+    Gpt2,
+}
+
+impl Arch {
+    /// The `general.architecture` string.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Arch::Gpt2 => "gpt2",
+        }
+    }
+}
+
+/// Hyperparameters read from the metadata (and the embedding tensor).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Hparams {
+    /// Architecture.
+    pub arch: Arch,
+    /// Vocabulary size (rows of `token_embd`).
+    pub n_vocab: usize,
+    /// Training context length.
+    pub n_ctx: usize,
+    /// Embedding width.
+    pub n_embd: usize,
+    /// Feed-forward width.
+    pub n_ff: usize,
+    /// Number of blocks.
+    pub n_layer: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Key/value heads (equal to `n_head` without grouped-query attention).
+    pub n_head_kv: usize,
+    /// Normalisation epsilon.
+    pub eps: f32,
+}
+
+impl Hparams {
+    /// Width of one head.
+    pub fn head_dim(&self) -> usize {
+        self.n_embd / self.n_head
+    }
+    /// Width of the key (and value) projection.
+    pub fn kv_dim(&self) -> usize {
+        self.head_dim() * self.n_head_kv
+    }
+}
+
+/// Per-layer tensor kinds (the union over architectures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub enum LayerKind {
+    AttnNormW,
+    AttnNormB,
+    AttnQkvW,
+    AttnQkvB,
+    AttnOutW,
+    AttnOutB,
+    FfnNormW,
+    FfnNormB,
+    FfnUpW,
+    FfnUpB,
+    FfnDownW,
+    FfnDownB,
+}
+
+/// Number of [`LayerKind`]s.
+pub const N_LAYER_KINDS: usize = 12;
+
+const LAYER_NAMES: [(&str, LayerKind); N_LAYER_KINDS] = [
+    ("attn_norm.weight", LayerKind::AttnNormW),
+    ("attn_norm.bias", LayerKind::AttnNormB),
+    ("attn_qkv.weight", LayerKind::AttnQkvW),
+    ("attn_qkv.bias", LayerKind::AttnQkvB),
+    ("attn_output.weight", LayerKind::AttnOutW),
+    ("attn_output.bias", LayerKind::AttnOutB),
+    ("ffn_norm.weight", LayerKind::FfnNormW),
+    ("ffn_norm.bias", LayerKind::FfnNormB),
+    ("ffn_up.weight", LayerKind::FfnUpW),
+    ("ffn_up.bias", LayerKind::FfnUpB),
+    ("ffn_down.weight", LayerKind::FfnDownW),
+    ("ffn_down.bias", LayerKind::FfnDownB),
+];
+
+/// Global tensor kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GlobalKind {
+    TokenEmbd,
+    PosEmbd,
+    OutputNormW,
+    OutputNormB,
+    Output,
+}
+
+const GLOBAL_NAMES: [(&str, GlobalKind); 5] = [
+    ("token_embd.weight", GlobalKind::TokenEmbd),
+    ("position_embd.weight", GlobalKind::PosEmbd),
+    ("output_norm.weight", GlobalKind::OutputNormW),
+    ("output_norm.bias", GlobalKind::OutputNormB),
+    ("output.weight", GlobalKind::Output),
+];
+
+enum Slot {
+    Global(GlobalKind),
+    Layer(usize, LayerKind),
+}
+
+/// Map a tensor name to its slot (`blk.N.<kind>` or a global name).
+fn classify(name: &[u8]) -> Option<Slot> {
+    if let Some(rest) = name.strip_prefix(b"blk.") {
+        let dot = rest.iter().position(|&c| c == b'.')?;
+        let (num, kind) = (&rest[..dot], &rest[dot + 1..]);
+        if num.is_empty() || num.len() > 3 || (num.len() > 1 && num[0] == b'0') {
+            return None;
+        }
+        let mut l = 0usize;
+        for &c in num {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            l = l * 10 + (c - b'0') as usize;
+        }
+        let k = LAYER_NAMES.iter().find(|(n, _)| n.as_bytes() == kind)?.1;
+        return Some(Slot::Layer(l, k));
+    }
+    GLOBAL_NAMES
+        .iter()
+        .find(|(n, _)| n.as_bytes() == name)
+        .map(|&(_, k)| Slot::Global(k))
+}
+
+/// Where a tensor lies in the file: byte range and type (plain data, kept in the arena).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TensorRef {
+    /// Offset of the first byte in the file.
+    pub off: usize,
+    /// Length in bytes (0 = absent).
+    pub len: usize,
+    /// ggml type id.
+    pub ty: usize,
+    /// `ne[0]`.
+    pub cols: usize,
+    /// `ne[1]`.
+    pub rows: usize,
+}
+
+/// The tensors of one layer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LayerRefs {
+    /// Indexed by [`LayerKind`].
+    pub t: [TensorRef; N_LAYER_KINDS],
+}
+
+// SAFETY: repr(C) structs of usize only: no padding, every bit pattern valid.
+unsafe impl crate::arena::Pod for LayerRefs {}
+
+/// Expected `(ne0, ne1)` of a layer tensor, and whether it is a matrix.
+fn layer_shape(hp: &Hparams, k: LayerKind) -> (usize, usize, bool) {
+    let (d, ff) = (hp.n_embd, hp.n_ff);
+    match k {
+        LayerKind::AttnNormW
+        | LayerKind::AttnNormB
+        | LayerKind::AttnOutB
+        | LayerKind::FfnNormW
+        | LayerKind::FfnNormB
+        | LayerKind::FfnDownB => (d, 1, false),
+        LayerKind::AttnQkvW => (d, d + 2 * hp.kv_dim(), true),
+        LayerKind::AttnQkvB => (d + 2 * hp.kv_dim(), 1, false),
+        LayerKind::AttnOutW => (d, d, true),
+        LayerKind::FfnUpW => (d, ff, true),
+        LayerKind::FfnUpB => (ff, 1, false),
+        LayerKind::FfnDownW => (ff, d, true),
+    }
+}
+
+/// Check a tensor's shape and type: matrices any supported type; vectors F32.
+fn check(t: &TensorInfo<'_>, ne0: usize, ne1: usize, matrix: bool) -> Result<()> {
+    let dims_ok = t.ne[0] == ne0 && t.ne[1] == ne1 && t.ne[2] == 1 && t.ne[3] == 1;
+    if !dims_ok || (!matrix && t.n_dims != 1) {
+        return Err(Error::ShapeMismatch);
+    }
+    if matrix && !t.ty.is_supported() || !matrix && t.ty != GgmlType::F32 {
+        return Err(Error::UnsupportedTensorType);
+    }
+    Ok(())
+}
+
+fn matrix<'a>(t: &TensorInfo<'a>) -> Matrix<'a> {
+    Matrix {
+        ty: t.ty,
+        rows: t.ne[1],
+        cols: t.ne[0],
+        data: t.data,
+    }
+}
+
+fn dim(g: &Gguf<'_>, key: &str, max: usize) -> Result<usize> {
+    let v = g.get_u64(key)?;
+    if v == 0 || v > max as u64 {
+        return Err(Error::BadHyperparameters);
+    }
+    Ok(v as usize)
+}
+
+/// A validated model borrowed from GGUF bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Model<'a> {
+    gguf: Gguf<'a>,
+    hp: Hparams,
+    /// `[n_vocab][n_embd]`.
+    pub(crate) token_embd: Matrix<'a>,
+    /// `[n_ctx][n_embd]` (GPT-2).
+    pub(crate) pos_embd: Option<Matrix<'a>>,
+    /// `[n_embd]` f32 bytes.
+    pub(crate) output_norm_w: &'a [u8],
+    /// `[n_embd]` f32 bytes (GPT-2).
+    pub(crate) output_norm_b: Option<&'a [u8]>,
+    /// `[n_vocab][n_embd]`: `output.weight`, or `token_embd` when tied.
+    pub(crate) output: Matrix<'a>,
+    tied: bool,
+}
+
+impl<'a> Model<'a> {
+    /// Parse, validate and load a model from GGUF bytes (zero-copy).
+    pub fn load(bytes: &'a [u8]) -> Result<Self> {
+        Self::from_gguf(Gguf::parse(bytes)?)
+    }
+
+    /// Load a model from an already parsed file.
+    pub fn from_gguf(g: Gguf<'a>) -> Result<Self> {
+        let arch = match g.get_str("general.architecture")? {
+            b"gpt2" => Arch::Gpt2,
+            _ => return Err(Error::UnsupportedArchitecture),
+        };
+        let k = |suffix: &str| arch_key(arch, suffix);
+        let n_ctx = dim(&g, &k(".context_length"), MAX_DIM)?;
+        let n_embd = dim(&g, &k(".embedding_length"), MAX_DIM)?;
+        let n_ff = dim(&g, &k(".feed_forward_length"), MAX_DIM)?;
+        let n_layer = dim(&g, &k(".block_count"), MAX_LAYERS)?;
+        let n_head = dim(&g, &k(".attention.head_count"), MAX_DIM)?;
+        let eps = g.get_f32(&k(".attention.layer_norm_epsilon"))?;
+        if n_embd % n_head != 0 || !(eps > 0.0 && eps < 1.0) {
+            return Err(Error::BadHyperparameters);
+        }
+        let te = g.tensor("token_embd.weight").ok_or(Error::MissingTensor)?;
+        let n_vocab = te.ne[1];
+        if n_vocab == 0 || n_vocab > MAX_VOCAB {
+            return Err(Error::BadHyperparameters);
+        }
+        let hp = Hparams {
+            arch,
+            n_vocab,
+            n_ctx,
+            n_embd,
+            n_ff,
+            n_layer,
+            n_head,
+            n_head_kv: n_head,
+            eps,
+        };
+
+        let mut token_embd = None;
+        let mut pos_embd = None;
+        let mut norm_w = None;
+        let mut norm_b = None;
+        let mut output = None;
+        let mut present = [0u32; MAX_LAYERS];
+        for t in g.tensors() {
+            match classify(t.name).ok_or(Error::UnexpectedTensor)? {
+                Slot::Global(kind) => {
+                    let (slot_is_set, ne0, ne1, is_matrix) = match kind {
+                        GlobalKind::TokenEmbd => (token_embd.is_some(), n_embd, n_vocab, true),
+                        GlobalKind::PosEmbd => (pos_embd.is_some(), n_embd, n_ctx, true),
+                        GlobalKind::OutputNormW => (norm_w.is_some(), n_embd, 1, false),
+                        GlobalKind::OutputNormB => (norm_b.is_some(), n_embd, 1, false),
+                        GlobalKind::Output => (output.is_some(), n_embd, n_vocab, true),
+                    };
+                    if slot_is_set {
+                        return Err(Error::DuplicateName);
+                    }
+                    check(&t, ne0, ne1, is_matrix)?;
+                    match kind {
+                        GlobalKind::TokenEmbd => token_embd = Some(matrix(&t)),
+                        GlobalKind::PosEmbd => pos_embd = Some(matrix(&t)),
+                        GlobalKind::OutputNormW => norm_w = Some(t.data),
+                        GlobalKind::OutputNormB => norm_b = Some(t.data),
+                        GlobalKind::Output => output = Some(matrix(&t)),
+                    }
+                }
+                Slot::Layer(l, kind) => {
+                    if l >= n_layer {
+                        return Err(Error::UnexpectedTensor);
+                    }
+                    let bit = 1u32 << kind as usize;
+                    if present[l] & bit != 0 {
+                        return Err(Error::DuplicateName);
+                    }
+                    present[l] |= bit;
+                    let (ne0, ne1, m) = layer_shape(&hp, kind);
+                    check(&t, ne0, ne1, m)?;
+                }
+            }
+        }
+        let required: u32 = (1u32 << N_LAYER_KINDS) - 1;
+        if present[..n_layer].iter().any(|&m| m & required != required) {
+            return Err(Error::MissingTensor);
+        }
+        let token_embd = token_embd.ok_or(Error::MissingTensor)?;
+        let pos_embd = Some(pos_embd.ok_or(Error::MissingTensor)?);
+        let output_norm_w = norm_w.ok_or(Error::MissingTensor)?;
+        let output_norm_b = Some(norm_b.ok_or(Error::MissingTensor)?);
+        let tied = output.is_none();
+        let output = output.unwrap_or(token_embd);
+        if !output.ty.is_supported() {
+            return Err(Error::UnsupportedTensorType);
+        }
+        Ok(Model {
+            gguf: g,
+            hp,
+            token_embd,
+            pos_embd,
+            output_norm_w,
+            output_norm_b,
+            output,
+            tied,
+        })
+    }
+
+    /// Hyperparameters.
+    pub fn hparams(&self) -> &Hparams {
+        &self.hp
+    }
+    /// The parsed file.
+    pub fn gguf(&self) -> &Gguf<'a> {
+        &self.gguf
+    }
+    /// Whether the output layer reuses `token_embd`.
+    pub fn is_tied(&self) -> bool {
+        self.tied
+    }
+
+    /// Fill one [`LayerRefs`] per layer from the tensor directory (one pass).
+    pub(crate) fn fill_layer_refs(&self, table: &mut [LayerRefs]) -> Result<()> {
+        if table.len() != self.hp.n_layer {
+            return Err(Error::BadParameter);
+        }
+        let base = self.gguf.bytes().as_ptr() as usize;
+        for t in self.gguf.tensors() {
+            if let Some(Slot::Layer(l, kind)) = classify(t.name) {
+                let slot = table
+                    .get_mut(l)
+                    .ok_or(Error::UnexpectedTensor)?
+                    .t
+                    .get_mut(kind as usize)
+                    .ok_or(Error::UnexpectedTensor)?;
+                *slot = TensorRef {
+                    off: t.data.as_ptr() as usize - base,
+                    len: t.data.len(),
+                    ty: t.ty as usize,
+                    cols: t.ne[0],
+                    rows: t.ne[1],
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve a [`TensorRef`] to a matrix view.
+    pub(crate) fn matrix_of(&self, r: &TensorRef) -> Matrix<'a> {
+        let data = self
+            .gguf
+            .bytes()
+            .get(r.off..r.off + r.len)
+            .unwrap_or(&[]);
+        Matrix {
+            ty: GgmlType::from_u32(r.ty as u32).unwrap_or(GgmlType::F32),
+            rows: r.rows,
+            cols: r.cols,
+            data,
+        }
+    }
+
+    /// Resolve a [`TensorRef`] of an F32 vector to its bytes.
+    pub(crate) fn vector_of(&self, r: &TensorRef) -> &'a [u8] {
+        self.gguf
+            .bytes()
+            .get(r.off..r.off + r.len)
+            .unwrap_or(&[])
+    }
+}
+
+/// `"<arch><suffix>"`, e.g. `gpt2.block_count` (suffixes here are short constants).
+fn arch_key(arch: Arch, suffix: &str) -> heapless::String<64> {
+    let mut s = heapless::String::new();
+    let _ = s.push_str(arch.name());
+    let _ = s.push_str(suffix);
+    s
+}
