@@ -6,7 +6,7 @@
 //!
 //! Module map:
 //! - [`error`]: the error enum (stable codes, static messages)
-//! - [`gguf`]: zero-copy GGUF reader and validator
+//! - [`gguf`]: zero-copy GGUF reader and validator (and, with `std`, `gguf_write`)
 //! - [`quant`]: tensor types and block formats (F32, F16, Q8_0, Q4_0, Q4_1)
 //! - [`kernels`]: scalar reference kernels, dispatch, matmul
 //! - [`arena`]: the caller's bytes carved into aligned typed slices
@@ -24,6 +24,8 @@ pub mod arena;
 pub mod context;
 pub mod error;
 pub mod gguf;
+#[cfg(feature = "std")]
+pub mod gguf_write;
 pub mod kernels;
 pub mod model;
 pub mod ops;
