@@ -29,8 +29,9 @@ fn show(v: &Value<'_>) -> String {
         Value::F32(x) => format!("{x}"),
         Value::F64(x) => format!("{x}"),
         other => other
-                .as_u64()
-                .map_or_else(|| format!("{other:?}"), |u| u.to_string()).to_string(),
+            .as_u64()
+            .map_or_else(|| format!("{other:?}"), |u| u.to_string())
+            .to_string(),
     }
 }
 
