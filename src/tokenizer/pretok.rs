@@ -227,6 +227,13 @@ mod tests {
         assert_eq!(char_class('\u{301}'), CharClass::Other); // combining mark (Mn)
         assert_eq!(char_class('😀'), CharClass::Other);
         assert_eq!(char_class('\u{10ffff}'), CharClass::Other);
+        // Unicode 17 letters/digits that tiktoken's tables (Unicode 16) do not know: Other.
+        assert_eq!(char_class('\u{10940}'), CharClass::Other);
+        assert_eq!(char_class('\u{88f}'), CharClass::Other);
+        assert_eq!(char_class('\u{11de0}'), CharClass::Other);
+        // Unicode 16 additions tiktoken knows: Garay letters and Kirat Rai digits.
+        assert_eq!(char_class('\u{10d50}'), CharClass::Letter);
+        assert_eq!(char_class('\u{16d70}'), CharClass::Number);
     }
 
     #[test]
