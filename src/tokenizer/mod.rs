@@ -51,7 +51,6 @@
 
 pub mod pretok;
 mod stream;
-#[rustfmt::skip]
 mod unicode_tables;
 
 pub use pretok::{char_class, CharClass, PreTokenizer};
