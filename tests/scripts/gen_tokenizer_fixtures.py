@@ -18,8 +18,9 @@ Outputs (paths relative to the repository root):
   of ``../shared/data/tinyshakespeare.txt``: ``u32 n``, then per paragraph ``u32 byte_len``,
   ``u32 count``, ``count`` x ``u16`` token ids (all little-endian).
 * ``tests/fixtures/tokenizer/shakespeare_lines.bin``: for the ``\\n``-split lines: ``u32 n``, then
-  per line ``u16 byte_len``, ``u16 count``, ``u64`` FNV-1a-64 over the ids as u32 LE bytes (hashes
-  keep the fixture small; the paragraphs file has the full ids).
+  per line ``u16 byte_len``, ``u16 count``, ``u32`` hash: FNV-1a-64 over the ids as u32 LE bytes,
+  folded to 32 bits as ``h ^ (h >> 32)`` (hashes keep the fixture small; the paragraphs file has
+  the full ids).
 * ``tests/fixtures/tokenizer/hard_cases.json``: hand-made hard cases with expected ids. For valid
   UTF-8 the ids are tiktoken's (``reference: "tiktoken"``); for invalid UTF-8 they follow embergpt's
   documented rule (``reference: "rule"``): every byte that does not start a complete valid UTF-8
@@ -219,7 +220,8 @@ def write_shakespeare(enc):
     out = bytearray(struct.pack("<I", len(lines)))
     for l in lines:
         ids = enc.encode_ordinary(l)
-        out += struct.pack("<HHQ", len(l.encode()), len(ids), fnv1a64_ids(ids))
+        h = fnv1a64_ids(ids)
+        out += struct.pack("<HHI", len(l.encode()), len(ids), (h ^ (h >> 32)) & 0xFFFFFFFF)
     path = os.path.join(OUT, "shakespeare_lines.bin")
     open(path, "wb").write(out)
     print(f"wrote {path}: {len(lines)} lines, {len(out)} bytes")
@@ -330,11 +332,17 @@ def write_hard_cases(enc):
             assert not special
             ids = rule_encode(enc, data)
             ref = "rule"
-        cases.append({"name": name, "special": special, "reference": ref, "text_hex": data.hex(), "ids": ids})
+        case = {"name": name, "special": special, "reference": ref}
+        if ref == "tiktoken":
+            case["text"] = data.decode("utf-8")
+        else:
+            case["text_hex"] = data.hex()
+        case["ids"] = ids
+        cases.append(case)
     path = os.path.join(OUT, "hard_cases.json")
-    with open(path, "w") as f:
+    with open(path, "w", encoding="utf-8") as f:
         f.write('{"cases": [\n')
-        f.write(",\n".join(json.dumps(c, ensure_ascii=True) for c in cases))
+        f.write(",\n".join(json.dumps(c, ensure_ascii=False, separators=(",", ":")) for c in cases))
         f.write("\n]}\n")
     print(f"wrote {path}: {len(cases)} cases, {os.path.getsize(path)} bytes")
 
