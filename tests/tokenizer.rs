@@ -139,8 +139,10 @@ fn hard_cases_match_tiktoken() {
 fn hard_cases_match_with_a_small_bpe_window() {
     // Pieces longer than the window (10,000 letters, 5,000 spaces, ...) take the windowed path.
     with_tokenizer(|t| {
-        t.set_bpe_window(512).unwrap();
-        check_hard_cases(t, "window 512")
+        for w in [16, 512] {
+            t.set_bpe_window(w).unwrap();
+            check_hard_cases(t, &format!("window {w}"));
+        }
     });
 }
 
@@ -602,4 +604,82 @@ fn hostile_metadata_is_an_error() {
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
     assert_eq!(build(&bytes), Err(BadTokenizer));
+}
+
+#[test]
+fn mutated_metadata_never_panics() {
+    let base = small(|_, _, _| {});
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut parsed, mut built) = (0, 0);
+    for _ in 0..3000 {
+        let mut b = base.clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() as usize % b.len();
+            b[i] = next() as u8;
+        }
+        if next() % 8 == 0 {
+            b.truncate(next() as usize % b.len());
+        }
+        let Ok(g) = Gguf::parse(&b) else { continue };
+        parsed += 1;
+        let Ok(n) = Tokenizer::arena_size(&g) else {
+            continue;
+        };
+        let mut arena = vec![0u8; n];
+        let Ok(mut t) = Tokenizer::new(&g, &mut arena) else {
+            continue;
+        };
+        built += 1;
+        for text in [&b"abcab <eot> ab\xff\xc3"[..], b"", b"  x\n\n"] {
+            for special in [false, true] {
+                let ids = encode(&mut t, text, special);
+                assert_eq!(decode(&t, &ids, false), text);
+            }
+        }
+    }
+    println!("mutated vocabularies: {parsed} parsed, {built} built, none panicked");
+    assert!(built > 0);
+}
+
+/// The bundled default model (512-token GPT-2-style vocabulary, id b = byte b) against the
+/// cases its training script produced with its own GPT-2 `bpe()` implementation. The model file
+/// is produced elsewhere and may not be in the tree yet: skipped (with a message) when absent.
+#[test]
+fn default_model_tokenizer_cases() {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cli/assets/shakespeare-q8_0.gguf");
+    let Ok(bytes) = std::fs::read(&p) else {
+        println!("SKIPPED: {} not present", p.display());
+        return;
+    };
+    let g = Gguf::parse(&bytes).unwrap();
+    let mut arena = vec![0u8; Tokenizer::arena_size(&g).unwrap()];
+    let mut t = Tokenizer::new(&g, &mut arena).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&common::read_fixture("default_model/tokenizer_cases.json"))
+            .unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    let mut ok = 0;
+    for c in cases {
+        let text = c["text"].as_str().unwrap();
+        let want: Vec<u32> = c["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect();
+        let got = encode(&mut t, text.as_bytes(), false);
+        assert_eq!(got, want, "{text:?}");
+        assert_eq!(decode(&t, &got, false), text.as_bytes());
+        ok += 1;
+    }
+    println!(
+        "default model tokenizer cases: {ok}/{} matched",
+        cases.len()
+    );
 }

@@ -40,8 +40,9 @@
 //! window are emitted, and the next window starts at the end of the last emitted token (a token
 //! boundary of the result). This is exact unless a merge decision depends on bytes more than half
 //! a window to its right, which needs a chain of more than `BPE_WINDOW / 2 / max_token_len` merges
-//! with strictly decreasing ranks, each blocking the next; the tests check with a window of 512
-//! that long runs (10,000 letters, 5,000 spaces, digits, punctuation, CJK) encode exactly.
+//! with strictly decreasing ranks, each blocking the next; the tests check with windows of 16
+//! and 512 that all hard cases, including long runs (10,000 letters, 5,000 spaces, digits,
+//! punctuation, CJK), encode exactly as tiktoken does.
 //!
 //! # Decoding
 //! Normal tokens decode to their bytes (GPT-2's `bytes_to_unicode` reversed); every other token
