@@ -49,6 +49,28 @@
 //! (control, user-defined, ...) decodes to its literal text, or to nothing when the caller passes
 //! `skip_special`. [`StreamDecoder`] holds back an incomplete UTF-8 sequence at the end of a
 //! token until it completes, so a printer never shows broken characters.
+//!
+//! # Example
+//! ```no_run
+//! use embergpt::{Gguf, StreamDecoder, Tokenizer};
+//! # fn main() -> embergpt::Result<()> {
+//! let file: &[u8] = &[]; // the GGUF bytes (a model, or a vocab-only file)
+//! let gguf = Gguf::parse(file)?;
+//! let mut arena = [0u8; 4 << 20]; // at least Tokenizer::arena_size(&gguf)?
+//! let mut tok = Tokenizer::new(&gguf, &mut arena)?;
+//! let mut ids = [0u32; 64];
+//! let n = tok.encode(b"Hello world<|endoftext|>", true, &mut ids)?;
+//! let mut dec = StreamDecoder::new();
+//! let mut buf = [0u8; 256]; // >= 3 + tok.max_token_len()
+//! for &id in &ids[..n] {
+//!     let k = dec.push(&tok, id, &mut buf)?;
+//!     // print &buf[..k]: always whole UTF-8 characters for UTF-8 text
+//! }
+//! let k = dec.flush(&mut buf)?;
+//! # let _ = k;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod pretok;
 mod stream;
