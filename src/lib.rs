@@ -13,6 +13,7 @@
 //! - [`model`]: hyperparameters, weight views, forward passes per architecture
 //! - [`ops`]: norms, activations, softmax
 //! - [`context`]: KV cache and evaluation
+//! - [`tokenizer`]: byte-level BPE (GPT-2), pre-tokenizers, streaming decoder
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -30,6 +31,7 @@ pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod tokenizer;
 
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
@@ -37,3 +39,4 @@ pub use gguf::Gguf;
 pub use kernels::Backend;
 pub use model::{Arch, Hparams, Model};
 pub use quant::GgmlType;
+pub use tokenizer::{Detokenize, StreamDecoder, Tokenizer};
