@@ -13,6 +13,8 @@
 //! - [`model`]: hyperparameters, weight views, forward passes per architecture
 //! - [`ops`]: norms, activations, softmax
 //! - [`context`]: KV cache and evaluation
+//! - [`sampler`]: logits to tokens (penalties, top-k/p, min-p, temperature, PCG32)
+//! - [`generate`]: the generation loop (stop strings, EOS, budget, context full)
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -23,15 +25,19 @@ extern crate std;
 pub mod arena;
 pub mod context;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod sampler;
 
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
+pub use generate::{generate, GenerateParams, Generator, Outcome, StopReason};
 pub use gguf::Gguf;
 pub use kernels::Backend;
 pub use model::{Arch, Hparams, Model};
 pub use quant::GgmlType;
+pub use sampler::{Sampler, SamplerParams};
