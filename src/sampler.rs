@@ -45,11 +45,14 @@
 //! `(next_u32() >> 8) as f32 / 2^24`, exactly one per non-greedy sample.
 //!
 //! # Cost
-//! Per call O(n_vocab) for the copy, the scans and the weights, plus O(n_vocab)
-//! average for top-k (`select_nth_unstable`) and, for top-p, a doubling partial
-//! selection (64, 128, ... ranks) that stops as soon as the nucleus is found. No
-//! allocation: the scratch lives in the caller's arena, sized by
-//! [`Sampler::arena_size`].
+//! Per call a few sequential passes over the row (copy, candidates, weights, draw)
+//! with `expf` only for kept tokens (and, for top-p, once per candidate for `Z`).
+//! Top-k up to 256 is a bounded heap in one pass (O(n log k) at worst, about O(n)
+//! on real logits), larger k a quickselect (O(n) average); top-p takes the ranks in
+//! blocks of 64, 128, 256, ... (one pass each, same two methods) and stops at the
+//! block where the nucleus ends, so it costs O(n log(nucleus/64)) plus sorting the
+//! nucleus, never a full sort of the vocabulary. No allocation:
+//! the scratch lives in the caller's arena, sized by [`Sampler::arena_size`].
 
 use crate::arena::{Arena, Plan};
 use crate::error::{Error, Result};
@@ -233,7 +236,8 @@ fn weight(l: f32, max: f32, t: f32) -> f32 {
     libm::expf((l - max) / t)
 }
 
-/// Sum of the weights of the kept set, in ascending token id.
+/// Sum of the weights of the kept set, in ascending token id (non-kept tokens
+/// are skipped, which is the same as adding 0).
 fn sum_weights(vals: &[f32], cut: Cut, max: f32, t: f32) -> f32 {
     let mut z = 0.0f32;
     for (i, &l) in vals.iter().enumerate() {
@@ -445,82 +449,83 @@ impl<'a> Sampler<'a> {
         }
         // 2. penalties
         self.apply_penalties();
-        // 3. candidates; +inf takes over
-        if self.vals.contains(&f32::INFINITY) {
+        // 3. candidates: count them and find the best (first of the highest)
+        let mut m = 0usize;
+        let mut max = f32::NEG_INFINITY;
+        let mut best_id = 0u32;
+        for (i, &l) in self.vals.iter().enumerate() {
+            if l != f32::NEG_INFINITY {
+                m += 1;
+                if l > max {
+                    max = l;
+                    best_id = i as u32;
+                }
+            }
+        }
+        if m == 0 {
+            return Err(Error::NoCandidates);
+        }
+        if max == f32::INFINITY {
+            // +inf takes over: the +inf tokens, tied at 0 (best_id is the first).
+            m = 0;
             for v in self.vals.iter_mut() {
                 *v = if *v == f32::INFINITY {
+                    m += 1;
                     0.0
                 } else {
                     f32::NEG_INFINITY
                 };
             }
+            max = 0.0;
         }
-        let mut m = 0usize;
-        let mut best: Option<(f32, u32)> = None;
-        for (i, &l) in self.vals.iter().enumerate() {
-            if l != f32::NEG_INFINITY {
-                m += 1;
-                if best.is_none_or(|(bv, _)| l > bv) {
-                    best = Some((l, i as u32));
-                }
-            }
-        }
-        let (max, best_id) = best.ok_or(Error::NoCandidates)?;
         // 4. greedy
         let p = self.params;
         if p.temperature == 0.0 {
             return Ok(best_id);
         }
-        let vals: &[f32] = self.vals;
         let mut cut = Cut::ALL;
-        let top_k = p.top_k > 0 && p.top_k < m;
-        let top_p = p.top_p < 1.0;
-        if top_k || top_p {
-            let cand = self.idx.get_mut(..m).ok_or(Error::BadState)?;
-            let ids = vals
-                .iter()
-                .enumerate()
-                .filter(|(_, &l)| l != f32::NEG_INFINITY)
-                .map(|(i, _)| i as u32);
-            for (c, i) in cand.iter_mut().zip(ids) {
-                *c = i;
+        {
+            let vals: &[f32] = self.vals;
+            let buf: &mut [u32] = self.idx;
+            // 5. top-k: the k best in rank order (bounded heap, O(n log k)).
+            let mut got = 0usize;
+            if p.top_k > 0 && p.top_k < m {
+                got = collect_next(vals, None, Cut::ALL, p.top_k, buf);
+                if let Some(&kth) = buf.get(got.wrapping_sub(1)) {
+                    cut = Cut {
+                        v: vals[kth as usize],
+                        id: kth,
+                    };
+                }
             }
-            let cmp = |a: &u32, b: &u32| rank_cmp(vals, *a, *b);
-            // 5. top-k
-            let mut r = m;
-            if top_k {
-                let (_, kth, _) = cand.select_nth_unstable_by(p.top_k - 1, cmp);
-                cut = Cut {
-                    v: vals
-                        .get(*kth as usize)
-                        .copied()
-                        .unwrap_or(f32::NEG_INFINITY),
-                    id: *kth,
-                };
-                r = p.top_k;
-            }
-            // 6. top-p: walk the ranks in growing sorted blocks until the mass is reached
-            if top_p {
+            // 6. top-p: cumulative weight in rank order, over blocks of 64, 128, ...
+            // ranks (each block one pass over the row), until the mass is reached.
+            if p.top_p < 1.0 {
                 let target = p.top_p * sum_weights(vals, cut, max, 1.0);
                 let mut cum = 0.0f32;
-                let mut s = 0usize;
-                'nucleus: while s < r {
-                    let want = if s == 0 { r.min(64) } else { r.min(s * 2) };
-                    let rest = cand.get_mut(s..r).ok_or(Error::BadState)?;
-                    if want < r {
-                        rest.select_nth_unstable_by(want - s - 1, cmp);
+                let mut after: Option<Cut> = None;
+                let mut block = 64usize;
+                'nucleus: loop {
+                    if after.is_some() || got == 0 {
+                        got = collect_next(vals, after, cut, block, buf);
+                        block = block.saturating_mul(2);
                     }
-                    let block = rest.get_mut(..want - s).ok_or(Error::BadState)?;
-                    block.sort_unstable_by(cmp);
-                    for &id in block.iter() {
-                        let l = vals.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY);
+                    let Some(ranked) = buf.get(..got).filter(|r| !r.is_empty()) else {
+                        break; // everything kept was summed: rounding; keep all
+                    };
+                    for &id in ranked {
+                        let l = vals[id as usize];
                         cum += weight(l, max, 1.0);
                         if cum >= target {
                             cut = cut.min(Cut { v: l, id });
                             break 'nucleus;
                         }
                     }
-                    s = want;
+                    let last = ranked[ranked.len() - 1];
+                    after = Some(Cut {
+                        v: vals[last as usize],
+                        id: last,
+                    });
                 }
             }
         }
@@ -531,27 +536,133 @@ impl<'a> Sampler<'a> {
                 id: u32::MAX,
             });
         }
-        // 8-9. temperature, draw
+        // 8. temperature: the row becomes the weights (0 outside the kept set,
+        // which leaves every sum below unchanged).
         let t = p.temperature;
-        let z = sum_weights(vals, cut, max, t);
+        let mut z = 0.0f32;
+        for (i, l) in self.vals.iter_mut().enumerate() {
+            let w = if cut.keeps(i as u32, *l) {
+                weight(*l, max, t)
+            } else {
+                0.0
+            };
+            *l = w;
+            z += w;
+        }
+        // 9. draw
         let target = self.rng.next_f32() * z;
         let mut cum = 0.0f32;
         let mut last = best_id;
-        for (i, &l) in vals.iter().enumerate() {
-            if cut.keeps(i as u32, l) {
-                let w = weight(l, max, t);
-                if w > 0.0 {
-                    last = i as u32;
-                }
-                cum += w;
-                if cum > target {
-                    return Ok(i as u32);
-                }
+        for (i, &w) in self.vals.iter().enumerate() {
+            if w > 0.0 {
+                last = i as u32;
+            }
+            cum += w;
+            if cum > target {
+                return Ok(i as u32);
             }
         }
         // Only reachable if rounding left the total at or below the target.
         Ok(last)
     }
+}
+
+/// `a` (logit `va`) comes before `b` (logit `vb`) in rank order.
+#[inline(always)]
+fn before(va: f32, a: u32, vb: f32, b: u32) -> bool {
+    va > vb || (va == vb && a < b)
+}
+
+/// Blocks up to this size are collected with a bounded heap, larger ones with
+/// `select_nth_unstable` over the remaining candidates.
+const HEAP_MAX: usize = 256;
+
+/// Put into `buf[..r]`, sorted in rank order, the best `want` candidates kept by
+/// `upto` that rank strictly after `after` (from the top if `None`); returns `r`
+/// (fewer than `want` when fewer remain). Small blocks: one pass over `vals` with a
+/// bounded heap whose root is the worst candidate kept so far (O(n log r) at worst,
+/// about O(n) on real logits); large ones: gather, quickselect, sort (O(n + r log r)
+/// average). The result depends only on rank order, not on the method. `vals` must
+/// hold no NaN and `buf` have room for every candidate.
+fn collect_next(
+    vals: &[f32],
+    after: Option<Cut>,
+    upto: Cut,
+    want: usize,
+    buf: &mut [u32],
+) -> usize {
+    let want = want.min(buf.len());
+    if want == 0 {
+        return 0;
+    }
+    let eligible =
+        |id: u32, l: f32| upto.keeps(id, l) && after.is_none_or(|a| before(a.v, a.id, l, id));
+    let cmp = |a: &u32, b: &u32| rank_cmp(vals, *a, *b);
+    if want > HEAP_MAX {
+        let mut n = 0usize;
+        for (i, &l) in vals.iter().enumerate() {
+            if eligible(i as u32, l) {
+                if let Some(slot) = buf.get_mut(n) {
+                    *slot = i as u32;
+                    n += 1;
+                }
+            }
+        }
+        let all = &mut buf[..n];
+        if want < n {
+            all.select_nth_unstable_by(want - 1, cmp);
+        }
+        let r = want.min(n);
+        all[..r].sort_unstable_by(cmp);
+        return r;
+    }
+    let heap = &mut buf[..want];
+    let v = |id: u32| vals[id as usize];
+    // x is worse than y: y before x.
+    let worse = |x: u32, y: u32| before(v(y), y, v(x), x);
+    let mut len = 0usize;
+    for (i, &l) in vals.iter().enumerate() {
+        let id = i as u32;
+        if !eligible(id, l) {
+            continue;
+        }
+        if len < want {
+            // push and sift up
+            heap[len] = id;
+            let mut c = len;
+            len += 1;
+            while c > 0 {
+                let parent = (c - 1) / 2;
+                if worse(heap[c], heap[parent]) {
+                    heap.swap(c, parent);
+                    c = parent;
+                } else {
+                    break;
+                }
+            }
+        } else if before(l, id, v(heap[0]), heap[0]) {
+            // replace the worst and sift down
+            heap[0] = id;
+            let mut c = 0usize;
+            loop {
+                let (l, r) = (2 * c + 1, 2 * c + 2);
+                let mut w = c;
+                if l < len && worse(heap[l], heap[w]) {
+                    w = l;
+                }
+                if r < len && worse(heap[r], heap[w]) {
+                    w = r;
+                }
+                if w == c {
+                    break;
+                }
+                heap.swap(c, w);
+                c = w;
+            }
+        }
+    }
+    heap[..len].sort_unstable_by(cmp);
+    len
 }
 
 #[cfg(test)]
