@@ -146,6 +146,21 @@ impl Detokenize for TwoBytes {
     }
 }
 
+/// Even ids have no text, odd ids one byte.
+struct OddOnly;
+
+impl Detokenize for OddOnly {
+    fn token_bytes(&self, id: u32, out: &mut [u8]) -> embergpt::Result<usize> {
+        if id % 2 == 0 {
+            return Ok(0);
+        }
+        OneByte { eos: None }.token_bytes(id, out)
+    }
+    fn eos(&self) -> Option<u32> {
+        None
+    }
+}
+
 /// Fails on one token id.
 struct FailsOn(u32);
 
@@ -412,11 +427,64 @@ fn prefixes_of_stop_strings_are_held_back_then_released() {
     };
     let mut ctx = context(N_CTX);
     let mut s = sampler(stochastic(seed));
-    if text[..14].windows(2).all(|w| w != &open[..2]) {
-        let (o, out) = run(&mut ctx, &mut s, &d, &PROMPT, &p);
-        assert_eq!(o.reason, StopReason::Budget);
-        assert_eq!(ids(&out), seq);
+    assert!(text[..14].windows(2).all(|w| w != &open[..2]));
+    let (o, out) = run(&mut ctx, &mut s, &d, &PROMPT, &p);
+    assert_eq!(o.reason, StopReason::Budget);
+    assert_eq!(ids(&out), seq);
+}
+
+#[test]
+fn empty_text_tokens_keep_their_place_behind_held_ones() {
+    let seed = 47;
+    let seq = reference(seed, 24);
+    let text: Vec<u8> = seq
+        .iter()
+        .filter(|&&t| t % 2 == 1)
+        .map(|&t| t as u8)
+        .collect();
+    assert!(
+        text.len() >= 6 && seq.iter().any(|&t| t % 2 == 0),
+        "{seq:?}"
+    );
+    // A stop string agreeing with the text for two bytes, then not.
+    let k = 2;
+    let mut diverge = text[k..k + 2].to_vec();
+    diverge.push(text[k + 2].wrapping_add(1));
+    let stops = [diverge.as_slice()];
+    let p = GenerateParams {
+        stop: &stops,
+        ..budget(24)
+    };
+    let mut ctx = context(N_CTX);
+    let mut s = sampler(stochastic(seed));
+    let (o, out) = run(&mut ctx, &mut s, &OddOnly, &PROMPT, &p);
+    assert_eq!(o.reason, StopReason::Budget);
+    assert_eq!(ids(&out), seq);
+    for (id, t) in &out {
+        assert_eq!(t.len(), (id % 2) as usize);
     }
+    // And a match: everything from the token that starts it on is dropped.
+    let stop = text[k..k + 2].to_vec();
+    let stops = [stop.as_slice()];
+    let p = GenerateParams {
+        stop: &stops,
+        ..budget(24)
+    };
+    assert_eq!(text.windows(2).position(|w| w == stop.as_slice()), Some(k));
+    let mut ctx = context(N_CTX);
+    let mut s = sampler(stochastic(seed));
+    let (o, out) = run(&mut ctx, &mut s, &OddOnly, &PROMPT, &p);
+    assert_eq!(o.reason, StopReason::StopString);
+    // The k-th odd token starts the match; it and everything after are dropped,
+    // the empty-text tokens before it are kept.
+    let start = seq
+        .iter()
+        .enumerate()
+        .filter(|(_, &t)| t % 2 == 1)
+        .nth(k)
+        .unwrap()
+        .0;
+    assert_eq!(ids(&out), seq[..start]);
 }
 
 #[test]
