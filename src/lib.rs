@@ -14,7 +14,7 @@
 //! - [`ops`]: norms, activations, softmax
 //! - [`context`]: KV cache and evaluation
 //! - [`sampler`]: logits to tokens (penalties, top-k/p, min-p, temperature, PCG32)
-//! - [`generate`]: the generation loop (stop strings, EOS, budget, context full)
+//! - [`mod@generate`]: the generation loop (stop strings, EOS, budget, context full)
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
