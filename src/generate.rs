@@ -28,7 +28,7 @@
 //! become a stop string); it is released as soon as that can no longer happen. When
 //! a stop string matches, the tokens entirely before the match are emitted, the
 //! token in which the match starts is emitted with only its bytes before the match
-//! (not at all if that is none), and nothing from the match on is emitted. On EOS,
+//! (not at all if that is none), and nothing after it is emitted. On EOS,
 //! budget and context-full stops the held tokens are released (emitted) first; on
 //! a callback / [`Generator::cancel`] stop they are dropped.
 //!
@@ -412,21 +412,25 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
     }
 
     /// Keep the text before byte `p` (the start of a stop-string match) and the
-    /// tokens it belongs to; release them.
+    /// tokens it belongs to (plus empty-text tokens that come before the token
+    /// in which the match starts); release them, drop the rest.
     fn cut_at(&mut self, p: usize) {
         let mut end = 0usize;
         let mut keep = 0usize;
         let (a, b) = self.toks.as_mut_slices();
         for tok in a.iter_mut().chain(b.iter_mut()) {
-            if end >= p {
+            let start = end;
+            let len = tok.len as usize;
+            if start > p || (start == p && len > 0) {
                 break;
             }
-            let len = tok.len as usize;
-            if end + len > p {
-                tok.len = (p - end) as u16;
-            }
-            end += tok.len as usize;
             keep += 1;
+            if start + len > p {
+                // The match starts inside this token: keep its head, stop here.
+                tok.len = (p - start) as u16;
+                break;
+            }
+            end = start + len;
         }
         while self.toks.len() > keep {
             self.toks.pop_back();

@@ -446,8 +446,16 @@ fn empty_text_tokens_keep_their_place_behind_held_ones() {
         text.len() >= 6 && seq.iter().any(|&t| t % 2 == 0),
         "{seq:?}"
     );
+    // Seq positions of the odd (one-byte) tokens; pick the k-th such that an
+    // empty-text token comes right before it and its 2 bytes first occur there.
+    let odd: Vec<usize> = (0..seq.len()).filter(|&i| seq[i] % 2 == 1).collect();
+    let k = (1..text.len() - 2)
+        .find(|&k| {
+            seq[odd[k] - 1] % 2 == 0
+                && text.windows(2).position(|w| w == &text[k..k + 2]) == Some(k)
+        })
+        .expect("a suitable position in the reference run");
     // A stop string agreeing with the text for two bytes, then not.
-    let k = 2;
     let mut diverge = text[k..k + 2].to_vec();
     diverge.push(text[k + 2].wrapping_add(1));
     let stops = [diverge.as_slice()];
@@ -463,9 +471,12 @@ fn empty_text_tokens_keep_their_place_behind_held_ones() {
     for (id, t) in &out {
         assert_eq!(t.len(), (id % 2) as usize);
     }
-    // And a match: everything from the token that starts it on is dropped.
+    // And a match: everything from the token that starts it on is dropped. A second
+    // stop string that agrees with the text from token k-1 on (then diverges) keeps
+    // k-1 and the empty-text token after it held until the match.
     let stop = text[k..k + 2].to_vec();
-    let stops = [stop.as_slice()];
+    let held_by = [text[k - 1], text[k], text[k + 1].wrapping_add(1)];
+    let stops = [&held_by[..], stop.as_slice()];
     let p = GenerateParams {
         stop: &stops,
         ..budget(24)
@@ -475,16 +486,10 @@ fn empty_text_tokens_keep_their_place_behind_held_ones() {
     let mut s = sampler(stochastic(seed));
     let (o, out) = run(&mut ctx, &mut s, &OddOnly, &PROMPT, &p);
     assert_eq!(o.reason, StopReason::StopString);
+    assert_eq!(o.stop_index, Some(1));
     // The k-th odd token starts the match; it and everything after are dropped,
-    // the empty-text tokens before it are kept.
-    let start = seq
-        .iter()
-        .enumerate()
-        .filter(|(_, &t)| t % 2 == 1)
-        .nth(k)
-        .unwrap()
-        .0;
-    assert_eq!(ids(&out), seq[..start]);
+    // the empty-text token right before it is kept.
+    assert_eq!(ids(&out), seq[..odd[k]]);
 }
 
 #[test]
