@@ -443,6 +443,38 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
 /// Generate after `prompt` (see [`Generator::new`]), calling `on_token(id, text)`
 /// for every emitted token; returning `false` from it stops generation with
 /// [`StopReason::Callback`].
+///
+/// ```no_run
+/// use embergpt::generate::Detokenize;
+/// use embergpt::{generate, Context, ContextParams, GenerateParams, Model, Sampler, SamplerParams};
+///
+/// struct Bytes; // token id = byte value
+/// impl Detokenize for Bytes {
+///     fn token_bytes(&self, id: u32, out: &mut [u8]) -> embergpt::Result<usize> {
+///         *out.first_mut().ok_or(embergpt::Error::BufferTooSmall)? = id as u8;
+///         Ok(1)
+///     }
+///     fn eos(&self) -> Option<u32> { None }
+/// }
+///
+/// let file = std::fs::read("model.gguf").unwrap();
+/// let model = Model::load(&file)?;
+/// let n_vocab = model.hparams().n_vocab;
+/// let cp = ContextParams::default();
+/// let mut ctx_arena = vec![0u8; Context::arena_size(&model, &cp)?];
+/// let mut ctx = Context::new(model, &cp, &mut ctx_arena)?;
+/// let sp = SamplerParams::default();
+/// let mut s_arena = vec![0u8; Sampler::arena_size(n_vocab, &sp)?];
+/// let mut sampler = Sampler::new(n_vocab, &sp, &mut s_arena)?;
+/// let stops: [&[u8]; 1] = [b"\n\n"];
+/// let params = GenerateParams { max_tokens: Some(100), stop: &stops, ..Default::default() };
+/// let outcome = generate(&mut ctx, &mut sampler, &Bytes, &[72, 105], &params, |_id, text| {
+///     print!("{}", String::from_utf8_lossy(text));
+///     true
+/// })?;
+/// println!("\n[{:?} after {} tokens]", outcome.reason, outcome.n_sampled);
+/// # Ok::<(), embergpt::Error>(())
+/// ```
 pub fn generate<D, F>(
     ctx: &mut Context<'_, '_>,
     sampler: &mut Sampler<'_>,

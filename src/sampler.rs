@@ -253,6 +253,17 @@ fn sum_weights(vals: &[f32], cut: Cut, max: f32, t: f32) -> f32 {
 // ----------------------------------------------------------------------------
 
 /// A sampler: parameters, PRNG, penalty window and scratch, in the caller's arena.
+///
+/// ```
+/// use embergpt::{Sampler, SamplerParams};
+/// let params = SamplerParams { seed: 42, ..SamplerParams::default() };
+/// let mut arena = vec![0u8; Sampler::arena_size(4, &params)?];
+/// let mut sampler = Sampler::new(4, &params, &mut arena)?;
+/// let token = sampler.sample(&[0.5, 2.0, f32::NAN, -1.0])?;
+/// assert!(token != 2); // NaN is never chosen
+/// sampler.accept(token); // now part of the text: counts for the penalties
+/// # Ok::<(), embergpt::Error>(())
+/// ```
 pub struct Sampler<'a> {
     params: SamplerParams,
     n_vocab: usize,
