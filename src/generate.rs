@@ -1,11 +1,13 @@
 //! Generation: prompt tokens in, tokens out one at a time, until a stop condition.
 //!
-//! Two surfaces over the same loop: [`Generator`] (call [`Generator::next`] for each
-//! token, like an iterator that lends the token's text) and [`generate`] (a
-//! per-token callback that may stop generation). Nothing allocates: the sampler's
-//! scratch is in its arena, the stop-string window is a fixed array inside the
-//! generator (about `2 * MAX_TOKEN_BYTES + MAX_STOP_LEN` bytes plus a queue of
-//! `TOKENS_CAP` small entries).
+//! Three surfaces over the same loop: [`Generator`] (call [`Generator::next`] for
+//! each token, like an iterator that lends the token's text), [`GenState`] (the
+//! same without held borrows: the context, sampler and tokenizer are passed to each
+//! call, for C handles and state machines) and [`generate`] (a per-token callback
+//! that may stop generation). Nothing allocates: the sampler's scratch is in its
+//! arena; the stop strings (copied) and the held-back text are fixed arrays inside
+//! the state (about 1.7 KiB in all, see [`MAX_STOPS`], [`MAX_STOP_LEN`],
+//! [`MAX_TOKEN_BYTES`], [`TOKENS_CAP`]).
 //!
 //! # One step
 //! 1. The token sampled by the previous step (if any) is evaluated; if the context
@@ -32,7 +34,8 @@
 //! budget and context-full stops the held tokens are released (emitted) first; on
 //! a callback / [`Generator::cancel`] stop they are dropped.
 //!
-//! Limits: a stop string is 1 to [`MAX_STOP_LEN`] bytes, a token's text at most
+//! Limits: at most [`MAX_STOPS`] stop strings of 1 to [`MAX_STOP_LEN`] bytes
+//! (else `BadParameter`), a token's text at most
 //! [`MAX_TOKEN_BYTES`] bytes (longer: the tokenizer's `BufferTooSmall`). If more
 //! than [`TOKENS_CAP`] tokens are held at once (only possible with tokens whose
 //! text is empty), the oldest is released early.
@@ -60,8 +63,10 @@ pub trait Detokenize {
 pub const MAX_STOP_LEN: usize = 64;
 /// Longest text of one token, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 256;
-/// Most tokens held back at once.
-pub const TOKENS_CAP: usize = MAX_STOP_LEN + 64;
+/// Most stop strings.
+pub const MAX_STOPS: usize = 8;
+/// Most tokens held back at once (tokens with text: at most `MAX_STOP_LEN + 1`).
+pub const TOKENS_CAP: usize = MAX_STOP_LEN + 8;
 /// Held text: the first held token may start up to `MAX_TOKEN_BYTES - 1` bytes
 /// before the held-back suffix (`< MAX_STOP_LEN` bytes), plus one new token.
 const BYTES_CAP: usize = 2 * MAX_TOKEN_BYTES + MAX_STOP_LEN;
@@ -136,14 +141,19 @@ struct Held {
     len: u16,
 }
 
-/// The generation loop as a lending iterator: see the module documentation.
-pub struct Generator<'g, 'm, 'a, 's, D: Detokenize + ?Sized> {
-    ctx: &'g mut Context<'m, 'a>,
-    sampler: &'g mut Sampler<'s>,
-    detok: &'g D,
-    stop: &'g [&'g [u8]],
+/// The state of one generation, owning everything except the context, sampler and
+/// tokenizer, which are lent to each call: no lifetimes, so it can live in a C
+/// handle or a struct next to the context. [`Generator`] is the same loop with the
+/// borrows held for you. Passing a different context or sampler between calls
+/// than to [`GenState::new`] gives meaningless tokens, never undefined behaviour.
+pub struct GenState {
     max_tokens: Option<usize>,
     eos: Option<u32>,
+    /// Stop strings, copied: `n_stops` of them, the k-th in
+    /// `stop_bytes[k * MAX_STOP_LEN..][..stop_lens[k]]`.
+    stop_bytes: [u8; MAX_STOPS * MAX_STOP_LEN],
+    stop_lens: [u8; MAX_STOPS],
+    n_stops: usize,
     /// Held text: the bytes of the tokens in `toks`, in order.
     bytes: [u8; BYTES_CAP],
     nbytes: usize,
@@ -160,29 +170,43 @@ pub struct Generator<'g, 'm, 'a, 's, D: Detokenize + ?Sized> {
     failed: bool,
 }
 
-impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
+impl GenState {
     /// Validate `params`, evaluate `prompt` after the tokens already in `ctx` and
     /// accept it into the sampler's penalty window. An empty prompt continues from
-    /// the context's current logits (`NoLogits` if there are none).
+    /// the context's current logits (`NoLogits` if there are none). On error the
+    /// context and sampler are unchanged.
     ///
     /// The sampler is not reset: call [`Sampler::reset`] first for a fresh start
     /// (for a continuation, its window already holds the earlier tokens).
-    pub fn new(
-        ctx: &'g mut Context<'m, 'a>,
-        sampler: &'g mut Sampler<'s>,
-        detok: &'g D,
+    pub fn new<D: Detokenize + ?Sized>(
+        ctx: &mut Context<'_, '_>,
+        sampler: &mut Sampler<'_>,
+        detok: &D,
         prompt: &[u32],
-        params: &GenerateParams<'g>,
+        params: &GenerateParams<'_>,
     ) -> Result<Self> {
-        if params
-            .stop
-            .iter()
-            .any(|s| s.is_empty() || s.len() > MAX_STOP_LEN)
+        if params.stop.len() > MAX_STOPS
+            || params
+                .stop
+                .iter()
+                .any(|s| s.is_empty() || s.len() > MAX_STOP_LEN)
         {
             return Err(Error::BadParameter);
         }
         if sampler.n_vocab() != ctx.model().hparams().n_vocab {
             return Err(Error::BadParameter);
+        }
+        let mut stop_bytes = [0u8; MAX_STOPS * MAX_STOP_LEN];
+        let mut stop_lens = [0u8; MAX_STOPS];
+        for ((s, chunk), len) in params
+            .stop
+            .iter()
+            .zip(stop_bytes.chunks_exact_mut(MAX_STOP_LEN))
+            .zip(stop_lens.iter_mut())
+        {
+            let dst = chunk.get_mut(..s.len()).ok_or(Error::BadParameter)?;
+            dst.copy_from_slice(s);
+            *len = s.len() as u8;
         }
         if prompt.is_empty() {
             ctx.logits()?;
@@ -192,18 +216,16 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
                 sampler.accept(t);
             }
         }
-        let eos = if params.stop_at_eos {
-            detok.eos()
-        } else {
-            None
-        };
-        Ok(Generator {
-            ctx,
-            sampler,
-            detok,
-            stop: params.stop,
+        Ok(GenState {
             max_tokens: params.max_tokens,
-            eos,
+            eos: if params.stop_at_eos {
+                detok.eos()
+            } else {
+                None
+            },
+            stop_bytes,
+            stop_lens,
+            n_stops: params.stop.len(),
             bytes: [0; BYTES_CAP],
             nbytes: 0,
             toks: Deque::new(),
@@ -219,9 +241,13 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
     }
 
     /// The next emitted token, or `None` when generation has ended (see
-    /// [`Generator::stop_reason`]) or failed (the error was returned once).
-    #[allow(clippy::should_implement_trait)] // lends its text: not an Iterator
-    pub fn next(&mut self) -> Option<Result<Token<'_>>> {
+    /// [`GenState::stop_reason`]) or failed (the error was returned once).
+    pub fn next<D: Detokenize + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, '_>,
+        sampler: &mut Sampler<'_>,
+        detok: &D,
+    ) -> Option<Result<Token<'_>>> {
         self.drop_returned();
         loop {
             if self.n_ready > 0 {
@@ -230,7 +256,7 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
             if self.reason.is_some() || self.failed {
                 return None;
             }
-            if let Err(e) = self.step() {
+            if let Err(e) = self.step(ctx, sampler, detok) {
                 self.failed = true;
                 return Some(Err(e));
             }
@@ -274,6 +300,13 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
         })
     }
 
+    fn stop(&self, k: usize) -> &[u8] {
+        let len = self.stop_lens.get(k).copied().unwrap_or(0) as usize;
+        self.stop_bytes
+            .get(k * MAX_STOP_LEN..k * MAX_STOP_LEN + len)
+            .unwrap_or(&[])
+    }
+
     fn drop_returned(&mut self) {
         let r = self.returned.min(self.nbytes);
         self.bytes.copy_within(r..self.nbytes, 0);
@@ -299,28 +332,33 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
     }
 
     /// Sample one token (and process it); see the module documentation.
-    fn step(&mut self) -> Result<()> {
+    fn step<D: Detokenize + ?Sized>(
+        &mut self,
+        ctx: &mut Context<'_, '_>,
+        sampler: &mut Sampler<'_>,
+        detok: &D,
+    ) -> Result<()> {
         if self.max_tokens.is_some_and(|m| self.n_sampled >= m) {
             self.finish(StopReason::Budget);
             return Ok(());
         }
         if let Some(t) = self.unevaluated {
-            if self.ctx.n_past() >= self.ctx.n_ctx() {
+            if ctx.n_past() >= ctx.n_ctx() {
                 self.finish(StopReason::ContextFull);
                 return Ok(());
             }
-            self.ctx.eval(&[t])?;
+            ctx.eval(&[t])?;
             self.unevaluated = None;
         }
-        let t = self.sampler.sample(self.ctx.logits()?)?;
-        self.sampler.accept(t);
+        let t = sampler.sample(ctx.logits()?)?;
+        sampler.accept(t);
         self.n_sampled += 1;
         self.unevaluated = Some(t);
         if self.eos == Some(t) {
             self.finish(StopReason::Eos);
             return Ok(());
         }
-        if self.push_token(t)? {
+        if self.push_token(detok, t)? {
             return Ok(());
         }
         if self.max_tokens.is_some_and(|m| self.n_sampled >= m) {
@@ -331,7 +369,7 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
 
     /// Append token `t`'s text, look for stop strings, release what cannot start
     /// one. Returns true if a stop string matched (generation has then ended).
-    fn push_token(&mut self, t: u32) -> Result<bool> {
+    fn push_token<D: Detokenize + ?Sized>(&mut self, detok: &D, t: u32) -> Result<bool> {
         // Invariant at a step: nothing ready, so at most (MAX_TOKEN_BYTES - 1) +
         // (MAX_STOP_LEN - 1) bytes are held and MAX_TOKEN_BYTES fit after them.
         let start = self.nbytes;
@@ -339,7 +377,7 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
             .bytes
             .get_mut(start..start + MAX_TOKEN_BYTES)
             .ok_or(Error::BadState)?;
-        let n = self.detok.token_bytes(t, room)?;
+        let n = detok.token_bytes(t, room)?;
         if n > MAX_TOKEN_BYTES {
             return Err(Error::BadTokenizer);
         }
@@ -362,18 +400,19 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
 
     /// Stop-string search after a token whose text starts at `start`.
     fn scan_stops(&mut self, start: usize) -> bool {
-        if self.stop.is_empty() {
+        if self.n_stops == 0 {
             self.n_ready = self.toks.len();
             return false;
         }
         let text = self.bytes.get(..self.nbytes).unwrap_or(&[]);
         // A complete match must end inside the new token (older ones were checked).
         let mut hit: Option<(usize, usize)> = None;
-        for (k, s) in self.stop.iter().enumerate() {
+        for k in 0..self.n_stops {
+            let s = self.stop(k);
             let from = start.saturating_sub(s.len() - 1);
             let found = text
                 .get(from..)
-                .and_then(|tail| tail.windows(s.len()).position(|w| w == *s));
+                .and_then(|tail| tail.windows(s.len()).position(|w| w == s));
             if let Some(p) = found.map(|p| p + from) {
                 if hit.is_none_or(|(hp, _)| p < hp) {
                     hit = Some((p, k));
@@ -388,7 +427,8 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
         }
         // Longest suffix of the text that is a proper prefix of a stop string.
         let mut keep = 0usize;
-        for s in self.stop {
+        for k in 0..self.n_stops {
+            let s = self.stop(k);
             let most = (s.len() - 1).min(text.len());
             for l in (keep + 1..=most).rev() {
                 if s.get(..l).is_some_and(|pre| text.ends_with(pre)) {
@@ -437,6 +477,71 @@ impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
         }
         self.nbytes = p;
         self.n_ready = keep;
+    }
+}
+
+/// The generation loop as a lending iterator over a borrowed context, sampler and
+/// tokenizer: see the module documentation.
+pub struct Generator<'g, 'm, 'a, 's, D: Detokenize + ?Sized> {
+    ctx: &'g mut Context<'m, 'a>,
+    sampler: &'g mut Sampler<'s>,
+    detok: &'g D,
+    state: GenState,
+}
+
+impl<'g, 'm, 'a, 's, D: Detokenize + ?Sized> Generator<'g, 'm, 'a, 's, D> {
+    /// See [`GenState::new`].
+    pub fn new(
+        ctx: &'g mut Context<'m, 'a>,
+        sampler: &'g mut Sampler<'s>,
+        detok: &'g D,
+        prompt: &[u32],
+        params: &GenerateParams<'_>,
+    ) -> Result<Self> {
+        let state = GenState::new(ctx, sampler, detok, prompt, params)?;
+        Ok(Generator {
+            ctx,
+            sampler,
+            detok,
+            state,
+        })
+    }
+
+    /// The next emitted token, or `None` when generation has ended (see
+    /// [`Generator::stop_reason`]) or failed (the error was returned once).
+    #[allow(clippy::should_implement_trait)] // lends its text: not an Iterator
+    pub fn next(&mut self) -> Option<Result<Token<'_>>> {
+        self.state.next(self.ctx, self.sampler, self.detok)
+    }
+
+    /// Why generation ended (`None` while it runs, or after an error).
+    pub fn stop_reason(&self) -> Option<StopReason> {
+        self.state.stop_reason()
+    }
+
+    /// Stop now with [`StopReason::Callback`] (held-back tokens are dropped).
+    pub fn cancel(&mut self) {
+        self.state.cancel()
+    }
+
+    /// Tokens sampled so far.
+    pub fn n_sampled(&self) -> usize {
+        self.state.n_sampled()
+    }
+
+    /// The last sampled token if it is not (yet) in the context's KV cache.
+    pub fn unevaluated(&self) -> Option<u32> {
+        self.state.unevaluated()
+    }
+
+    /// The summary; `None` while generation runs or after an error.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.state.outcome()
+    }
+
+    /// The state, e.g. to keep it after the borrows end.
+    pub fn into_state(self) -> GenState {
+        self.state
     }
 }
 

@@ -35,7 +35,7 @@ pub mod sampler;
 
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
-pub use generate::{generate, GenerateParams, Generator, Outcome, StopReason};
+pub use generate::{generate, GenState, GenerateParams, Generator, Outcome, StopReason};
 pub use gguf::Gguf;
 pub use kernels::Backend;
 pub use model::{Arch, Hparams, Model};

@@ -4,9 +4,9 @@
 
 mod common;
 use common::*;
-use embergpt::generate::{Detokenize, Token, MAX_STOP_LEN};
+use embergpt::generate::{Detokenize, Token, MAX_STOPS, MAX_STOP_LEN};
 use embergpt::{
-    generate, Context, ContextParams, Error, GenerateParams, Generator, Model, Sampler,
+    generate, Context, ContextParams, Error, GenState, GenerateParams, Generator, Model, Sampler,
     SamplerParams, StopReason,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -302,6 +302,31 @@ fn iterator_surface_matches_callback_surface() {
     assert_eq!(g.stop_reason(), Some(StopReason::Budget));
     assert!(g.next().is_none());
     assert_eq!(g.outcome().unwrap().n_sampled, 12);
+}
+
+#[test]
+fn state_surface_matches_callback_surface() {
+    // GenState with the borrows passed per call, stop strings gone after `new`.
+    let seed = 51;
+    let want = reference(seed, 12);
+    let mut ctx = context(N_CTX);
+    let mut s = sampler(stochastic(seed));
+    let d = OneByte { eos: None };
+    let mut st = {
+        let never = vec![0xffu8, 0xfe, 0xfd];
+        let stops = [never.as_slice()];
+        let p = GenerateParams {
+            stop: &stops,
+            ..budget(12)
+        };
+        GenState::new(&mut ctx, &mut s, &d, &PROMPT, &p).unwrap()
+    };
+    let mut got = Vec::new();
+    while let Some(step) = st.next(&mut ctx, &mut s, &d) {
+        got.push(step.unwrap().id);
+    }
+    assert_eq!(got, want);
+    assert_eq!(st.outcome().unwrap().reason, StopReason::Budget);
 }
 
 #[test]
@@ -654,8 +679,15 @@ fn errors_leave_the_context_usable() {
         let r = generate(&mut ctx, &mut s, &d, &PROMPT, &p, |_, _| true);
         assert_eq!(r, Err(Error::BadParameter));
     }
+    let many = [&b"x"[..]; MAX_STOPS + 1];
+    let p = GenerateParams {
+        stop: &many,
+        ..budget(3)
+    };
+    let r = generate(&mut ctx, &mut s, &d, &PROMPT, &p, |_, _| true);
+    assert_eq!(r, Err(Error::BadParameter));
     let ok = [b'x'; MAX_STOP_LEN];
-    let stops = [&ok[..]];
+    let stops = [&ok[..]; MAX_STOPS];
     let p = GenerateParams {
         stop: &stops,
         ..budget(3)
