@@ -788,3 +788,78 @@ fn pcg32_matches_reference_generator() {
         assert_eq!(a.next_u32(), b.next());
     }
 }
+
+// ---------------------------------------------------------------------------
+// robustness: random hostile inputs never panic and never pick NaN / -inf
+// ---------------------------------------------------------------------------
+
+#[test]
+fn random_hostile_inputs() {
+    let mut r = reference::Pcg::new(2718, 1);
+    let mut unit = move || r.next() as f64 / 4294967296.0;
+    for case in 0..3000 {
+        let n = 1 + (unit() * 300.0) as usize;
+        let pick = |u: f64| -> f32 {
+            match (u * 20.0) as u32 {
+                0 => f32::NAN,
+                1 => f32::INFINITY,
+                2 => f32::NEG_INFINITY,
+                3 => f32::MAX,
+                4 => -f32::MAX,
+                5 => -0.0,
+                6 => f32::MIN_POSITIVE / 4.0,
+                _ => ((u - 0.5) * 60.0) as f32,
+            }
+        };
+        let mut logits: Vec<f32> = (0..n).map(|_| pick(unit())).collect();
+        if case % 7 == 0 {
+            let v = pick(unit());
+            logits.iter_mut().for_each(|x| *x = v);
+        }
+        let penalties = case % 3 == 0;
+        let p = SamplerParams {
+            temperature: [0.0, 1e-30, 0.5, 1.0, 3.0, 1e30][case % 6],
+            top_k: [0, 1, 2, 40, 1000][(unit() * 5.0) as usize],
+            top_p: [1.0, 0.5, 1e-9, 0.999][(unit() * 4.0) as usize],
+            min_p: [0.0, 0.05, 1.0][(unit() * 3.0) as usize],
+            repeat_penalty: if penalties {
+                [0.5, 1.3, 1e30][(unit() * 3.0) as usize]
+            } else {
+                1.0
+            },
+            presence_penalty: if penalties {
+                [-1e30, 0.0, 2.0][(unit() * 3.0) as usize]
+            } else {
+                0.0
+            },
+            frequency_penalty: if penalties { 0.7 } else { 0.0 },
+            penalty_last_n: if penalties { 8 } else { 0 },
+            seed: case as u64,
+        };
+        let mut s = sampler(n, p);
+        for _ in 0..(unit() * 12.0) as usize {
+            s.accept((unit() * (n as f64 + 3.0)) as u32);
+        }
+        for _ in 0..3 {
+            match s.sample(&logits) {
+                Ok(t) => {
+                    let l = logits[t as usize];
+                    assert!(
+                        !l.is_nan() && l != f32::NEG_INFINITY,
+                        "case {case}: {t} {l}"
+                    );
+                    if !penalties && logits.contains(&f32::INFINITY) {
+                        assert_eq!(l, f32::INFINITY, "case {case}");
+                    }
+                    s.accept(t);
+                }
+                Err(e) => {
+                    assert_eq!(e, Error::NoCandidates, "case {case}");
+                    if !penalties {
+                        assert!(logits.iter().all(|l| l.is_nan() || *l == f32::NEG_INFINITY));
+                    }
+                }
+            }
+        }
+    }
+}
