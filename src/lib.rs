@@ -14,6 +14,8 @@
 //! - [`ops`]: norms, activations, softmax
 //! - [`context`]: KV cache and evaluation
 //! - [`tokenizer`]: byte-level BPE (GPT-2), pre-tokenizers, streaming decoder
+//! - [`sampler`]: logits to tokens (penalties, top-k/p, min-p, temperature, PCG32)
+//! - [`mod@generate`]: the generation loop (stop strings, EOS, budget, context full)
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
@@ -24,6 +26,7 @@ extern crate std;
 pub mod arena;
 pub mod context;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 #[cfg(feature = "std")]
 pub mod gguf_write;
@@ -31,12 +34,15 @@ pub mod kernels;
 pub mod model;
 pub mod ops;
 pub mod quant;
+pub mod sampler;
 pub mod tokenizer;
 
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
+pub use generate::{generate, GenState, GenerateParams, Generator, Outcome, StopReason};
 pub use gguf::Gguf;
 pub use kernels::Backend;
 pub use model::{Arch, Hparams, Model};
 pub use quant::GgmlType;
+pub use sampler::{Sampler, SamplerParams};
 pub use tokenizer::{Detokenize, StreamDecoder, Tokenizer};
