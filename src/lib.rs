@@ -13,14 +13,17 @@
 //! - [`model`]: hyperparameters, weight views, forward passes per architecture
 //! - [`ops`]: norms, activations, softmax
 //! - [`context`]: KV cache and evaluation
+//! - `capi`: the C ABI (`include/embergpt.h`), feature `capi`
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", all(feature = "capi", not(target_os = "none"))))]
 extern crate std;
 
 pub mod arena;
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod context;
 pub mod error;
 pub mod gguf;

@@ -101,7 +101,9 @@ pub struct Kernels {
 
 impl core::fmt::Debug for Kernels {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Kernels").field("backend", &self.backend).finish()
+        f.debug_struct("Kernels")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -198,10 +200,7 @@ pub fn matmul(
     scratch: &mut QuantScratch<'_>,
 ) -> Result<()> {
     let rb = w.ty.row_bytes(w.cols).ok_or(Error::BadBlockShape)?;
-    if w.data.len() != rb * w.rows
-        || x.len() != n * w.cols
-        || out.len() != n * w.rows
-    {
+    if w.data.len() != rb * w.rows || x.len() != n * w.cols || out.len() != n * w.rows {
         return Err(Error::ShapeMismatch);
     }
     match w.ty {
