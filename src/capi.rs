@@ -540,7 +540,7 @@ unsafe fn check_handle<T>(
     if p.is_null() {
         return Err(Error::NullPointer);
     }
-    if p as usize % align_of::<T>() != 0 {
+    if !(p as usize).is_multiple_of(align_of::<T>()) {
         return Err(Error::BadState);
     }
     // SAFETY: non-NULL and aligned; the caller promises the first bytes are readable.
@@ -1036,7 +1036,7 @@ unsafe fn tokens_of<'a>(
     if n > c.n_ctx() - c.n_past() {
         return Err(Error::ContextFull);
     }
-    if tokens as usize % align_of::<u32>() != 0 {
+    if !(tokens as usize).is_multiple_of(align_of::<u32>()) {
         return Err(Error::BadParameter);
     }
     // SAFETY: non-NULL (checked by the caller of this fn), aligned, readable for
