@@ -1383,6 +1383,90 @@ mod tests {
         assert_eq!(r, ContextParams::default());
     }
 
+    /// The whole C flow from Rust, with misaligned caller buffers (also run under
+    /// Miri: `cargo +nightly miri test --lib --features capi capi::`).
+    #[test]
+    fn c_flow_with_misaligned_buffers() {
+        static FILE: &[u8] = include_bytes!("../tests/fixtures/gpt2/a.q4_0.gguf");
+        let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE + 8];
+        let mut model: *mut egpt_model = ptr::null_mut();
+        // SAFETY: valid buffers with their true lengths; FILE is 'static.
+        let s = unsafe {
+            egpt_model_open(
+                FILE.as_ptr(),
+                FILE.len(),
+                model_mem.as_mut_ptr().add(1).cast(),
+                egpt_model_size(),
+                &mut model,
+            )
+        };
+        assert_eq!(s, EGPT_OK);
+        let mut params = egpt_context_default_params();
+        params.n_batch = 4;
+        params.logits_all = 1;
+        let mut need = 0usize;
+        // SAFETY: handles from the calls above, valid out-pointers.
+        assert_eq!(
+            unsafe { egpt_context_arena_size(model, &params, &mut need) },
+            EGPT_OK
+        );
+        let mut arena = std::vec![0u8; need + 3];
+        let mut ctx: *mut egpt_context = ptr::null_mut();
+        // SAFETY: as above; the arena outlives the context (same scope).
+        let short = unsafe {
+            egpt_context_create(
+                model,
+                &params,
+                arena.as_mut_ptr().add(3).cast(),
+                need - 1,
+                &mut ctx,
+            )
+        };
+        assert_eq!(short, EGPT_ERR_ARENA_TOO_SMALL);
+        assert!(ctx.is_null());
+        // SAFETY: as above.
+        let s = unsafe {
+            egpt_context_create(
+                model,
+                &params,
+                arena.as_mut_ptr().add(3).cast(),
+                need,
+                &mut ctx,
+            )
+        };
+        assert_eq!(s, EGPT_OK);
+        let tokens = [7u32, 9, 11];
+        let (mut lp, mut n, mut rows) = (ptr::null::<f32>(), 0usize, 0usize);
+        // SAFETY: ctx from egpt_context_create, used on this thread only.
+        unsafe {
+            assert_eq!(
+                egpt_context_logits(ctx, &mut lp, &mut n),
+                EGPT_ERR_NO_LOGITS
+            );
+            assert_eq!(egpt_context_eval_all(ctx, tokens.as_ptr(), 3), EGPT_OK);
+            assert_eq!(
+                egpt_context_all_logits(ctx, &mut lp, &mut rows, &mut n),
+                EGPT_OK
+            );
+        }
+        assert_eq!((rows, n), (3, 256));
+        // SAFETY: lp points to rows * n floats until the next eval.
+        let all: std::vec::Vec<f32> = unsafe { core::slice::from_raw_parts(lp, rows * n) }.to_vec();
+        let mut copy = std::vec![0f32; n];
+        // SAFETY: as above; `copy` has n floats.
+        unsafe {
+            assert_eq!(egpt_context_rewind(ctx, 2), EGPT_OK);
+            assert_eq!(egpt_context_eval(ctx, tokens.as_ptr().add(2), 1), EGPT_OK);
+            assert_eq!(
+                egpt_context_copy_logits(ctx, copy.as_mut_ptr(), n, &mut rows),
+                EGPT_OK
+            );
+            assert_eq!(egpt_context_n_past(ctx, &mut rows), EGPT_OK);
+        }
+        assert_eq!(rows, 3);
+        assert_eq!(copy.as_slice(), &all[2 * n..]);
+    }
+
     #[test]
     fn header_declares_every_status() {
         let h = include_str!("../include/embergpt.h");
