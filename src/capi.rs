@@ -375,10 +375,11 @@ pub extern "C" fn egpt_status_str(status: egpt_status) -> *const c_char {
             .find(|(e, _)| e.code() == status)
             .map_or(m.unknown, |(_, &s)| s)
     };
-    // `at` is always a message start inside `bytes` (built above), so `get` never fails.
+    // `at` is always a message start inside `bytes` (built above), so `get` never
+    // fails; the fallback keeps the never-NULL promise without a panic path.
     m.bytes
         .get(at..)
-        .map_or(ptr::null(), |s| s.as_ptr().cast::<c_char>())
+        .map_or(c"unknown status".as_ptr(), |s| s.as_ptr().cast::<c_char>())
 }
 
 fn status(r: Result<(), Error>) -> egpt_status {
@@ -1033,7 +1034,7 @@ unsafe fn tokens_of<'a>(
         return Err(Error::EmptyInput);
     }
     // Refuse lengths beyond the room left before forming a slice from them.
-    if n > c.n_ctx() - c.n_past() {
+    if n > c.n_ctx().saturating_sub(c.n_past()) {
         return Err(Error::ContextFull);
     }
     if !(tokens as usize).is_multiple_of(align_of::<u32>()) {
