@@ -1407,10 +1407,8 @@ mod tests {
         params.logits_all = 1;
         let mut need = 0usize;
         // SAFETY: handles from the calls above, valid out-pointers.
-        assert_eq!(
-            unsafe { egpt_context_arena_size(model, &params, &mut need) },
-            EGPT_OK
-        );
+        let s = unsafe { egpt_context_arena_size(model, &params, &mut need) };
+        assert_eq!(s, EGPT_OK);
         let mut arena = std::vec![0u8; need + 3];
         let mut ctx: *mut egpt_context = ptr::null_mut();
         // SAFETY: as above; the arena outlives the context (same scope).
