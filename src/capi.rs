@@ -1385,7 +1385,8 @@ mod tests {
     }
 
     /// The whole C flow from Rust, with misaligned caller buffers (also run under
-    /// Miri: `cargo +nightly miri test --lib --features capi capi::`).
+    /// Miri: `cargo +nightly miri test --lib --features capi,libm/force-soft-floats capi::`;
+    /// the soft-float feature keeps libm from inline assembly, which Miri cannot run).
     #[test]
     fn c_flow_with_misaligned_buffers() {
         static FILE: &[u8] = include_bytes!("../tests/fixtures/gpt2/a.q4_0.gguf");
