@@ -1484,37 +1484,46 @@ unsafe fn too_small(n_out: *mut usize, needed: usize) -> Result<(), Error> {
 /// borrows the GGUF bytes. [`egpt_tokenize`] uses scratch inside it: a tokenizer
 /// belongs to one thread at a time (make one per thread to tokenize in parallel).
 pub struct egpt_tokenizer {
+    _opaque: [u8; 0],
+}
+
+/// What an `egpt_tokenizer *` points to. `repr(C)`, so the magic word is at offset
+/// 0 for this and [`SamplerHandle`]: checking a pointer to another kind of handle
+/// (or to a buffer of at least 4 bytes) never reads past its start.
+#[repr(C)]
+struct TokenizerHandle {
     magic: u32,
     tok: Tokenizer<'static, 'static>,
 }
 
-fn tokenizer_magic(p: *const egpt_tokenizer) -> *const u32 {
-    p.cast::<u8>()
-        .wrapping_add(offset_of!(egpt_tokenizer, magic))
-        .cast::<u32>()
+/// The magic word of a `repr(C)` handle (offset 0).
+fn magic_at_start<T>(p: *const T) -> *const u32 {
+    p.cast::<u32>()
 }
 
 /// # Safety
 /// As [`model_ref`], for a tokenizer made by [`egpt_tokenizer_create`].
-unsafe fn tokenizer_ref<'a>(p: *const egpt_tokenizer) -> Result<&'a egpt_tokenizer, Error> {
+unsafe fn tokenizer_ref<'a>(p: *const egpt_tokenizer) -> Result<&'a TokenizerHandle, Error> {
+    let p = p.cast::<TokenizerHandle>();
     // SAFETY: forwarded from the caller.
-    unsafe { check_handle(p, tokenizer_magic, TOKENIZER_MAGIC)? };
+    unsafe { check_handle(p, magic_at_start, TOKENIZER_MAGIC)? };
     // SAFETY: non-NULL, aligned, holds a tokenizer written by `egpt_tokenizer_create`.
     Ok(unsafe { &*p })
 }
 
 /// # Safety
 /// As [`tokenizer_ref`], and no other reference to the tokenizer may be live.
-unsafe fn tokenizer_mut<'a>(p: *mut egpt_tokenizer) -> Result<&'a mut egpt_tokenizer, Error> {
+unsafe fn tokenizer_mut<'a>(p: *mut egpt_tokenizer) -> Result<&'a mut TokenizerHandle, Error> {
+    let p = p.cast::<TokenizerHandle>();
     // SAFETY: forwarded from the caller.
-    unsafe { check_handle(p.cast_const(), tokenizer_magic, TOKENIZER_MAGIC)? };
+    unsafe { check_handle(p.cast_const(), magic_at_start, TOKENIZER_MAGIC)? };
     // SAFETY: as in `tokenizer_ref`; exclusive by the caller's promise (one thread).
     Ok(unsafe { &mut *p })
 }
 
 fn tokenizer_size(g: &Gguf<'_>) -> Result<usize, Error> {
     Tokenizer::arena_size(g)?
-        .checked_add(handle_room::<egpt_tokenizer>())
+        .checked_add(handle_room::<TokenizerHandle>())
         .ok_or(Error::BadParameter)
 }
 
@@ -1535,15 +1544,15 @@ unsafe fn tokenizer_place(
         });
     }
     // SAFETY: forwarded from the caller.
-    let (h, tail) = unsafe { carve::<egpt_tokenizer>(arena, arena_len)? };
+    let (h, tail) = unsafe { carve::<TokenizerHandle>(arena, arena_len)? };
     let tok = Tokenizer::new(g, tail)?;
     // SAFETY: `h` is aligned and writable for one handle, disjoint from `tail` (carve).
     unsafe {
-        h.write(egpt_tokenizer {
+        h.write(TokenizerHandle {
             magic: TOKENIZER_MAGIC,
             tok,
         });
-        put(out, h);
+        put(out, h.cast::<egpt_tokenizer>());
     }
     Ok(())
 }
@@ -2103,28 +2112,29 @@ unsafe fn read_sampler_params(p: *const egpt_sampler_params) -> Result<SamplerPa
 /// A sampler (opaque): parameters, PRNG, penalty window, scratch; at the start of
 /// the caller's arena. One thread at a time.
 pub struct egpt_sampler {
+    _opaque: [u8; 0],
+}
+
+/// What an `egpt_sampler *` points to (`repr(C)`: magic word at offset 0).
+#[repr(C)]
+struct SamplerHandle {
     magic: u32,
     sampler: Sampler<'static>,
 }
 
-fn sampler_magic(p: *const egpt_sampler) -> *const u32 {
-    p.cast::<u8>()
-        .wrapping_add(offset_of!(egpt_sampler, magic))
-        .cast::<u32>()
-}
-
 /// # Safety
 /// As [`context_mut`], for a sampler made by [`egpt_sampler_create`].
-unsafe fn sampler_mut<'a>(p: *mut egpt_sampler) -> Result<&'a mut egpt_sampler, Error> {
+unsafe fn sampler_mut<'a>(p: *mut egpt_sampler) -> Result<&'a mut SamplerHandle, Error> {
+    let p = p.cast::<SamplerHandle>();
     // SAFETY: forwarded from the caller.
-    unsafe { check_handle(p.cast_const(), sampler_magic, SAMPLER_MAGIC)? };
+    unsafe { check_handle(p.cast_const(), magic_at_start, SAMPLER_MAGIC)? };
     // SAFETY: non-NULL, aligned, holds a sampler; exclusive by the caller's promise.
     Ok(unsafe { &mut *p })
 }
 
 fn sampler_size(n_vocab: usize, p: &SamplerParams) -> Result<usize, Error> {
     Sampler::arena_size(n_vocab, p)?
-        .checked_add(handle_room::<egpt_sampler>())
+        .checked_add(handle_room::<SamplerHandle>())
         .ok_or(Error::BadParameter)
 }
 
@@ -2186,15 +2196,15 @@ pub unsafe extern "C" fn egpt_sampler_create(
             });
         }
         // SAFETY: non-NULL, writable for arena_len bytes, the caller's (contract).
-        let (h, tail) = unsafe { carve::<egpt_sampler>(arena, arena_len)? };
+        let (h, tail) = unsafe { carve::<SamplerHandle>(arena, arena_len)? };
         let sampler = Sampler::new(n_vocab, &p, tail)?;
         // SAFETY: `h` aligned, writable for one handle, disjoint from `tail`.
         unsafe {
-            h.write(egpt_sampler {
+            h.write(SamplerHandle {
                 magic: SAMPLER_MAGIC,
                 sampler,
             });
-            put(out_sampler, h);
+            put(out_sampler, h.cast::<egpt_sampler>());
         }
         Ok(())
     })())
@@ -2402,7 +2412,11 @@ pub unsafe extern "C" fn egpt_generate(
         unsafe {
             context_ref(ctx)?;
             tokenizer_ref(tok)?;
-            check_handle(sampler.cast_const(), sampler_magic, SAMPLER_MAGIC)?;
+            check_handle(
+                sampler.cast_const().cast::<SamplerHandle>(),
+                magic_at_start,
+                SAMPLER_MAGIC,
+            )?;
             check_struct_size(params, size_of::<egpt_generate_params>())?;
             check_struct_size(out.cast_const(), size_of::<egpt_generate_result>())?;
         }
@@ -2447,7 +2461,11 @@ pub unsafe extern "C" fn egpt_generate(
         // From here on, borrows of the handles are re-made for each step and never
         // held across a callback; the busy marks make reentrant calls fail cleanly.
         let ctx_magic = context_magic(ctx).cast_mut();
-        let s_magic = sampler_magic(sampler).cast_mut();
+        let s_magic = sampler.cast::<u32>();
+        let (tokp, sp) = (
+            tok.cast::<TokenizerHandle>(),
+            sampler.cast::<SamplerHandle>(),
+        );
         // SAFETY: both checked live handles (aligned magic words in caller memory).
         let (_busy_c, _busy_s) = unsafe {
             (
@@ -2457,7 +2475,7 @@ pub unsafe extern "C" fn egpt_generate(
         };
         let mut st = {
             // SAFETY: live handles (checked), exclusive for the call by contract.
-            let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sampler).sampler, &(*tok).tok) };
+            let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sp).sampler, &(*tokp).tok) };
             GenState::new(c, s, t, prompt, &gp)?
         };
         let mut dec = StreamDecoder::new();
@@ -2465,7 +2483,7 @@ pub unsafe extern "C" fn egpt_generate(
         loop {
             let (id, n) = {
                 // SAFETY: as above; these borrows end before the callback runs.
-                let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sampler).sampler, &(*tok).tok) };
+                let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sp).sampler, &(*tokp).tok) };
                 match st.next(c, s, t) {
                     None => break,
                     Some(Err(e)) => return Err(e),
