@@ -9,8 +9,12 @@
 //! - parameter and info structs carry their own size first (`struct_size`), checked
 //!   ([`EGPT_ERR_BAD_STRUCT_SIZE`]), so that later versions can append fields;
 //! - nothing allocates and nothing needs freeing: the model handle lives in caller
-//!   memory of [`egpt_model_size`] bytes, the context handle at the start of the
-//!   caller's arena of [`egpt_context_arena_size`] bytes;
+//!   memory of [`egpt_model_size`] bytes, the context, tokenizer and sampler
+//!   handles at the start of caller arenas of [`egpt_context_arena_size`],
+//!   [`egpt_tokenizer_arena_size`] and [`egpt_sampler_arena_size`] bytes;
+//! - text functions that fill a caller buffer report the length needed through
+//!   `*n_out` when it is short (`BUFFER_TOO_SMALL`, the buffer untouched): the one
+//!   deliberate exception to "out-parameters only on success";
 //! - no last-error state: the status is the whole story;
 //! - nothing panics across the boundary (every function here is written
 //!   panic-free; should a bug panic anyway, `extern "C"` turns it into an abort,
@@ -1757,7 +1761,16 @@ pub unsafe extern "C" fn egpt_tokenize(
                 return unsafe { too_small(n_out, needed) };
             }
         }
-        let n = t.encode(text, special, out)?;
+        let n = match t.encode(text, special, out) {
+            Ok(n) => n,
+            // Unreachable (never more ids than bytes); keep the documented contract anyway.
+            Err(Error::BufferTooSmall) => {
+                let needed = t.count(text, special);
+                // SAFETY: non-NULL, writable by contract.
+                return unsafe { too_small(n_out, needed) };
+            }
+            Err(e) => return Err(e),
+        };
         // SAFETY: non-NULL, writable by contract.
         unsafe { put(n_out, n) };
         Ok(())
