@@ -2679,6 +2679,164 @@ mod tests {
         assert_eq!(copy.as_slice(), &all[2 * n..]);
     }
 
+    /// The text functions from Rust, with misaligned arenas: tokenizer from GGUF bytes,
+    /// size queries, and egpt_generate against the Rust `generate` on the same setup.
+    #[test]
+    fn text_flow_matches_rust_api() {
+        static MODEL: &[u8] = include_bytes!("../tests/fixtures/gpt2/a.q4_0.gguf");
+        static VOCAB: &[u8] = include_bytes!("../tests/fixtures/tokenizer/gpt2-vocab.gguf");
+        let mut need = 0usize;
+        // SAFETY: valid buffers with their true lengths, 'static bytes; handles used on
+        // this thread only while their arenas (same scope) live.
+        unsafe {
+            assert_eq!(
+                egpt_tokenizer_arena_size_gguf(VOCAB.as_ptr(), VOCAB.len(), &mut need),
+                EGPT_OK
+            );
+            let mut ta = std::vec![0u8; need + 5];
+            let mut tok: *mut egpt_tokenizer = ptr::null_mut();
+            assert_eq!(
+                egpt_tokenizer_create_gguf(
+                    VOCAB.as_ptr(),
+                    VOCAB.len(),
+                    ta.as_mut_ptr().add(5).cast(),
+                    need,
+                    &mut tok
+                ),
+                EGPT_OK
+            );
+            let text = b"Hello world";
+            let mut n = 0usize;
+            assert_eq!(
+                egpt_tokenize(tok, text.as_ptr().cast(), 11, 0, ptr::null_mut(), 0, &mut n),
+                EGPT_ERR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(n, 2);
+            let mut ids = [0u32; 2];
+            assert_eq!(
+                egpt_tokenize(
+                    tok,
+                    text.as_ptr().cast(),
+                    11,
+                    0,
+                    ids.as_mut_ptr(),
+                    2,
+                    &mut n
+                ),
+                EGPT_OK
+            );
+            assert_eq!(ids, [15496, 995]);
+
+            let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE];
+            let mut model: *mut egpt_model = ptr::null_mut();
+            assert_eq!(
+                egpt_model_open(
+                    MODEL.as_ptr(),
+                    MODEL.len(),
+                    model_mem.as_mut_ptr().cast(),
+                    model_mem.len(),
+                    &mut model
+                ),
+                EGPT_OK
+            );
+            let cp = egpt_context_default_params();
+            assert_eq!(egpt_context_arena_size(model, &cp, &mut need), EGPT_OK);
+            let mut ca = std::vec![0u8; need + 1];
+            let mut ctx: *mut egpt_context = ptr::null_mut();
+            let ca_ptr = ca.as_mut_ptr().add(1).cast();
+            assert_eq!(
+                egpt_context_create(model, &cp, ca_ptr, need, &mut ctx),
+                EGPT_OK
+            );
+            let mut sp = egpt_sampler_default_params();
+            sp.seed = 99;
+            assert_eq!(egpt_sampler_arena_size(model, &sp, &mut need), EGPT_OK);
+            let mut sa = std::vec![0u8; need + 3];
+            let mut smp: *mut egpt_sampler = ptr::null_mut();
+            let sa_ptr = sa.as_mut_ptr().add(3).cast();
+            assert_eq!(
+                egpt_sampler_create(model, &sp, sa_ptr, need, &mut smp),
+                EGPT_OK
+            );
+
+            unsafe extern "C" fn collect(
+                user: *mut c_void,
+                token: u32,
+                bytes: *const c_char,
+                len: usize,
+            ) -> c_int {
+                // SAFETY: `user` is the Vec below; `bytes` holds `len` bytes.
+                let v = unsafe { &mut *user.cast::<std::vec::Vec<(u32, std::vec::Vec<u8>)>>() };
+                // SAFETY: as above.
+                let b = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
+                v.push((token, b.to_vec()));
+                0
+            }
+            let mut got: std::vec::Vec<(u32, std::vec::Vec<u8>)> = std::vec::Vec::new();
+            let mut gp = egpt_generate_default_params();
+            gp.max_tokens = 12;
+            let mut r = egpt_generate_result {
+                struct_size: size_of::<egpt_generate_result>(),
+                stop_reason: 0,
+                stop_index: 0,
+                n_sampled: 0,
+                n_emitted: 0,
+                unevaluated: 0,
+            };
+            let prompt = [5u32, 17, 42];
+            assert_eq!(
+                egpt_generate(
+                    ctx,
+                    tok,
+                    smp,
+                    prompt.as_ptr(),
+                    3,
+                    &gp,
+                    Some(collect),
+                    (&mut got as *mut std::vec::Vec<(u32, std::vec::Vec<u8>)>).cast(),
+                    &mut r
+                ),
+                EGPT_OK
+            );
+            assert_eq!((r.stop_reason, r.n_sampled), (EGPT_STOP_BUDGET, 12));
+
+            // The same through the Rust API.
+            let m = Model::load(MODEL).unwrap();
+            let g = Gguf::parse(VOCAB).unwrap();
+            let mut ta2 = std::vec![0u8; Tokenizer::arena_size(&g).unwrap()];
+            let t2 = Tokenizer::new(&g, &mut ta2).unwrap();
+            let rp = ContextParams::default();
+            let mut ca2 = std::vec![0u8; Context::arena_size(&m, &rp).unwrap()];
+            let mut c2 = Context::new(m, &rp, &mut ca2).unwrap();
+            let sp2 = SamplerParams {
+                seed: 99,
+                ..SamplerParams::default()
+            };
+            let mut sa2 = std::vec![0u8; Sampler::arena_size(256, &sp2).unwrap()];
+            let mut s2 = Sampler::new(256, &sp2, &mut sa2).unwrap();
+            let gp2 = GenerateParams {
+                max_tokens: Some(12),
+                ..GenerateParams::default()
+            };
+            let mut want_ids = std::vec::Vec::new();
+            let mut want_text = std::vec::Vec::new();
+            crate::generate::generate(&mut c2, &mut s2, &t2, &prompt, &gp2, |id, t| {
+                want_ids.push(id);
+                want_text.extend_from_slice(t);
+                true
+            })
+            .unwrap();
+            let ids: std::vec::Vec<u32> = got
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|&t| t != EGPT_NO_TOKEN)
+                .collect();
+            let text: std::vec::Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+            assert_eq!(ids, want_ids);
+            assert_eq!(text, want_text);
+        }
+    }
+
     #[test]
     fn header_declares_every_status() {
         let h = include_str!("../include/embergpt.h");
