@@ -45,6 +45,11 @@ fn tables(test: &str) -> Vec<Kernels> {
 
 #[test]
 fn availability_matches_expectations() {
+    println!(
+        "expected available: {:?}, expected missing: {:?}",
+        env_list("EMBERGPT_EXPECT_BACKENDS"),
+        env_list("EMBERGPT_EXPECT_MISSING")
+    );
     for name in env_list("EMBERGPT_EXPECT_BACKENDS") {
         let b = Backend::from_name(&name).unwrap_or_else(|| panic!("unknown backend {name}"));
         assert!(b.is_available(), "backend {name} expected available");
@@ -307,6 +312,14 @@ fn q8_0_acts(rng: &mut Rng, nb: usize, flavour: u32) -> Vec<BlockQ8_0> {
                 b.qs.iter_mut().for_each(|q| *q = rng.byte() as i8);
             }
         }
+        3 => {
+            // Large positive quants: block sums with many significant bits, so
+            // that a changed order of the f32 block-term operations shows.
+            for b in v.iter_mut() {
+                b.d = scale(rng, false);
+                b.qs.iter_mut().for_each(|q| *q = 64 + rng.below(64) as i8);
+            }
+        }
         _ => {
             // Extremes: every quant -128 (the largest products).
             for b in v.iter_mut() {
@@ -332,6 +345,13 @@ fn q8_1_acts(rng: &mut Rng, nb: usize, flavour: u32) -> Vec<BlockQ8_1> {
                 b.qs.iter_mut().for_each(|q| *q = rng.byte() as i8);
             }
         }
+        3 => {
+            for b in v.iter_mut() {
+                b.d = scale(rng, false);
+                b.s = scale(rng, false);
+                b.qs.iter_mut().for_each(|q| *q = 64 + rng.below(64) as i8);
+            }
+        }
         _ => {
             for b in v.iter_mut() {
                 b.d = scale(rng, true);
@@ -351,8 +371,15 @@ fn weights(rng: &mut Rng, nb: usize, size: usize, n_scales: usize, flavour: u32)
             w.extend_from_slice(&scale(rng, flavour == 2).to_le_bytes());
         }
         for _ in 0..size - 2 * n_scales {
-            // Flavour 2: extremes (0x80 = -128 for Q8_0, 0x00/0xff nibbles for Q4).
-            w.push(if flavour == 2 { [0x80, 0x00, 0xff][rng.below(3) as usize] } else { rng.byte() });
+            w.push(match flavour {
+                // Extremes: 0x80 = -128 for Q8_0, 0x00/0xff nibbles for Q4.
+                2 => [0x80, 0x00, 0xff][rng.below(3) as usize],
+                // Large positive values (Q8_0: 64..127, Q4: nibbles 12..15) for
+                // block sums with many significant bits.
+                3 if size == 34 => 64 + rng.below(64) as u8,
+                3 => (12 + rng.below(4) as u8) | (12 + rng.below(4) as u8) << 4,
+                _ => rng.byte(),
+            });
         }
     }
     w
@@ -363,7 +390,7 @@ fn vec_dot_q8_0_q8_0_bit_identical() {
     let ks = tables("vec_dot_q8_0_q8_0");
     let mut rng = Rng(4);
     for nb in BLOCK_COUNTS {
-        for flavour in 0..3 {
+        for flavour in 0..4 {
             let w = unaligned(&weights(&mut rng, nb, 34, 1, flavour));
             let w = &w[1..];
             let x = q8_0_acts(&mut rng, nb, flavour);
@@ -385,7 +412,7 @@ fn vec_dot_q4_0_q8_0_bit_identical() {
     let ks = tables("vec_dot_q4_0_q8_0");
     let mut rng = Rng(5);
     for nb in BLOCK_COUNTS {
-        for flavour in 0..3 {
+        for flavour in 0..4 {
             let w = unaligned(&weights(&mut rng, nb, 18, 1, flavour));
             let w = &w[1..];
             let x = q8_0_acts(&mut rng, nb, flavour);
@@ -407,7 +434,7 @@ fn vec_dot_q4_1_q8_1_bit_identical() {
     let ks = tables("vec_dot_q4_1_q8_1");
     let mut rng = Rng(6);
     for nb in BLOCK_COUNTS {
-        for flavour in 0..3 {
+        for flavour in 0..4 {
             let w = unaligned(&weights(&mut rng, nb, 20, 2, flavour));
             let w = &w[1..];
             let x = q8_1_acts(&mut rng, nb, flavour);
