@@ -135,7 +135,9 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn f16_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| f32_to_f16(*x).to_le_bytes()).collect()
+    v.iter()
+        .flat_map(|x| f32_to_f16(*x).to_le_bytes())
+        .collect()
 }
 
 /// Float vectors of length `n` in several flavours.
@@ -210,14 +212,23 @@ fn vec_dot_f32_f32_bit_identical() {
                 );
                 // Mismatched lengths only shorten the loop.
                 let short = &x[..n / 2];
-                assert!(same((k.vec_dot_f32_f32)(wb, short), scalar::vec_dot_f32_f32(wb, short)));
+                assert!(same(
+                    (k.vec_dot_f32_f32)(wb, short),
+                    scalar::vec_dot_f32_f32(wb, short)
+                ));
                 let trail = &wb[..wb.len().saturating_sub(3)];
-                assert!(same((k.vec_dot_f32_f32)(trail, x), scalar::vec_dot_f32_f32(trail, x)));
+                assert!(same(
+                    (k.vec_dot_f32_f32)(trail, x),
+                    scalar::vec_dot_f32_f32(trail, x)
+                ));
                 checked += 1;
             }
         }
     }
-    assert!(order_sensitive >= 4, "test data too tame: {order_sensitive}");
+    assert!(
+        order_sensitive >= 4,
+        "test data too tame: {order_sensitive}"
+    );
     println!("vec_dot_f32_f32: {checked} cases bit-identical");
 }
 
@@ -241,7 +252,10 @@ fn vec_dot_f16_f32_bit_identical() {
                     k.backend.name()
                 );
                 let short = &x[..n / 2];
-                assert!(same((k.vec_dot_f16_f32)(wb, short), scalar::vec_dot_f16_f32(wb, short)));
+                assert!(same(
+                    (k.vec_dot_f16_f32)(wb, short),
+                    scalar::vec_dot_f16_f32(wb, short)
+                ));
                 checked += 1;
             }
         }
@@ -266,12 +280,20 @@ fn vec_dot_f16_f32_every_f16_pattern() {
             let wb = h.to_le_bytes();
             let got = (k.vec_dot_f16_f32)(&wb, &x1);
             let want = scalar::vec_dot_f16_f32(&wb, &x1);
-            assert!(same(got, want), "{}: f16 {h:#06x}: {got:e} vs {want:e}", k.backend.name());
+            assert!(
+                same(got, want),
+                "{}: f16 {h:#06x}: {got:e} vs {want:e}",
+                k.backend.name()
+            );
         }
         let all: Vec<u8> = (0..=u16::MAX).flat_map(|h| h.to_le_bytes()).collect();
         for row in all.chunks(32) {
             let got = (k.vec_dot_f16_f32)(row, &x16);
-            assert!(same(got, scalar::vec_dot_f16_f32(row, &x16)), "{}", k.backend.name());
+            assert!(
+                same(got, scalar::vec_dot_f16_f32(row, &x16)),
+                "{}",
+                k.backend.name()
+            );
         }
     }
 }
@@ -288,10 +310,10 @@ fn scale(rng: &mut Rng, special: bool) -> u16 {
     match rng.below(if special { 12 } else { 10 }) {
         0 => 0,
         1 => 0x8000,
-        2 => 1 + rng.below(0x3ff) as u16,  // subnormal
-        3 => 0x7bff,                       // 65504
-        4 => 0xfbff,                       // -65504
-        10 => 0x7c00,                      // +Inf
+        2 => 1 + rng.below(0x3ff) as u16,       // subnormal
+        3 => 0x7bff,                            // 65504
+        4 => 0xfbff,                            // -65504
+        10 => 0x7c00,                           // +Inf
         11 => 0x7e00 | rng.below(0x100) as u16, // NaN
         _ => f32_to_f16(rng.wide() * 0.01),
     }
@@ -397,11 +419,21 @@ fn vec_dot_q8_0_q8_0_bit_identical() {
             let want = scalar::vec_dot_q8_0_q8_0(w, &x);
             for k in &ks {
                 let got = (k.vec_dot_q8_0_q8_0)(w, &x);
-                assert!(same(got, want), "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}", k.backend.name());
+                assert!(
+                    same(got, want),
+                    "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}",
+                    k.backend.name()
+                );
                 let xs = &x[..nb / 2];
-                assert!(same((k.vec_dot_q8_0_q8_0)(w, xs), scalar::vec_dot_q8_0_q8_0(w, xs)));
+                assert!(same(
+                    (k.vec_dot_q8_0_q8_0)(w, xs),
+                    scalar::vec_dot_q8_0_q8_0(w, xs)
+                ));
                 let wt = &w[..w.len().saturating_sub(5)];
-                assert!(same((k.vec_dot_q8_0_q8_0)(wt, &x), scalar::vec_dot_q8_0_q8_0(wt, &x)));
+                assert!(same(
+                    (k.vec_dot_q8_0_q8_0)(wt, &x),
+                    scalar::vec_dot_q8_0_q8_0(wt, &x)
+                ));
             }
         }
     }
@@ -419,11 +451,21 @@ fn vec_dot_q4_0_q8_0_bit_identical() {
             let want = scalar::vec_dot_q4_0_q8_0(w, &x);
             for k in &ks {
                 let got = (k.vec_dot_q4_0_q8_0)(w, &x);
-                assert!(same(got, want), "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}", k.backend.name());
+                assert!(
+                    same(got, want),
+                    "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}",
+                    k.backend.name()
+                );
                 let xs = &x[..nb / 2];
-                assert!(same((k.vec_dot_q4_0_q8_0)(w, xs), scalar::vec_dot_q4_0_q8_0(w, xs)));
+                assert!(same(
+                    (k.vec_dot_q4_0_q8_0)(w, xs),
+                    scalar::vec_dot_q4_0_q8_0(w, xs)
+                ));
                 let wt = &w[..w.len().saturating_sub(5)];
-                assert!(same((k.vec_dot_q4_0_q8_0)(wt, &x), scalar::vec_dot_q4_0_q8_0(wt, &x)));
+                assert!(same(
+                    (k.vec_dot_q4_0_q8_0)(wt, &x),
+                    scalar::vec_dot_q4_0_q8_0(wt, &x)
+                ));
             }
         }
     }
@@ -441,11 +483,21 @@ fn vec_dot_q4_1_q8_1_bit_identical() {
             let want = scalar::vec_dot_q4_1_q8_1(w, &x);
             for k in &ks {
                 let got = (k.vec_dot_q4_1_q8_1)(w, &x);
-                assert!(same(got, want), "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}", k.backend.name());
+                assert!(
+                    same(got, want),
+                    "{}: nb={nb} flavour={flavour}: {got:e} vs {want:e}",
+                    k.backend.name()
+                );
                 let xs = &x[..nb / 2];
-                assert!(same((k.vec_dot_q4_1_q8_1)(w, xs), scalar::vec_dot_q4_1_q8_1(w, xs)));
+                assert!(same(
+                    (k.vec_dot_q4_1_q8_1)(w, xs),
+                    scalar::vec_dot_q4_1_q8_1(w, xs)
+                ));
                 let wt = &w[..w.len().saturating_sub(5)];
-                assert!(same((k.vec_dot_q4_1_q8_1)(wt, &x), scalar::vec_dot_q4_1_q8_1(wt, &x)));
+                assert!(same(
+                    (k.vec_dot_q4_1_q8_1)(wt, &x),
+                    scalar::vec_dot_q4_1_q8_1(wt, &x)
+                ));
             }
         }
     }
@@ -459,8 +511,14 @@ fn vec_dot_q4_1_q8_1_bit_identical() {
 fn quant_rows(rng: &mut Rng) -> Vec<(String, Vec<f32>)> {
     let mut rows = Vec::new();
     for nb in [1usize, 2, 3, 24, 96] {
-        rows.push((format!("unit nb={nb}"), (0..32 * nb).map(|_| rng.unit()).collect()));
-        rows.push((format!("wide nb={nb}"), (0..32 * nb).map(|_| rng.wide()).collect()));
+        rows.push((
+            format!("unit nb={nb}"),
+            (0..32 * nb).map(|_| rng.unit()).collect(),
+        ));
+        rows.push((
+            format!("wide nb={nb}"),
+            (0..32 * nb).map(|_| rng.wide()).collect(),
+        ));
     }
     // Ties: with amax = 127, d = 1 and id = 1, so x = k + 0.5 rounds half to even.
     let mut ties = vec![127.0f32];
@@ -470,17 +528,54 @@ fn quant_rows(rng: &mut Rng) -> Vec<(String, Vec<f32>)> {
     let edge: Vec<(&str, Vec<f32>)> = vec![
         ("zeros", vec![0.0; 32]),
         ("neg zeros", vec![-0.0; 32]),
-        ("one nonzero", (0..32).map(|i| if i == 7 { -3.5 } else { 0.0 }).collect()),
-        ("subnormal", (0..32).map(|i| (i as f32 - 16.0) * 1e-45).collect()),
-        ("small subnormal amax", (0..32).map(|i| if i == 3 { 1e-44 } else { 0.0 }).collect()),
-        ("near f16 underflow", (0..32).map(|i| (i as f32 - 16.0) * 1e-9).collect()),
+        (
+            "one nonzero",
+            (0..32).map(|i| if i == 7 { -3.5 } else { 0.0 }).collect(),
+        ),
+        (
+            "subnormal",
+            (0..32).map(|i| (i as f32 - 16.0) * 1e-45).collect(),
+        ),
+        (
+            "small subnormal amax",
+            (0..32).map(|i| if i == 3 { 1e-44 } else { 0.0 }).collect(),
+        ),
+        (
+            "near f16 underflow",
+            (0..32).map(|i| (i as f32 - 16.0) * 1e-9).collect(),
+        ),
         ("huge", (0..32).map(|i| (i as f32 - 16.0) * 2e37).collect()),
-        ("max", (0..32).map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX }).collect()),
+        (
+            "max",
+            (0..32)
+                .map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX })
+                .collect(),
+        ),
         ("f16 overflow d", (0..32).map(|i| i as f32 * 1e7).collect()),
-        ("inf", (0..32).map(|i| if i == 5 { f32::INFINITY } else { i as f32 }).collect()),
-        ("-inf", (0..32).map(|i| if i == 9 { f32::NEG_INFINITY } else { 1.0 }).collect()),
-        ("nan", (0..32).map(|i| if i == 0 { f32::NAN } else { i as f32 * 0.1 }).collect()),
-        ("nan last", (0..32).map(|i| if i == 31 { f32::NAN } else { -(i as f32) }).collect()),
+        (
+            "inf",
+            (0..32)
+                .map(|i| if i == 5 { f32::INFINITY } else { i as f32 })
+                .collect(),
+        ),
+        (
+            "-inf",
+            (0..32)
+                .map(|i| if i == 9 { f32::NEG_INFINITY } else { 1.0 })
+                .collect(),
+        ),
+        (
+            "nan",
+            (0..32)
+                .map(|i| if i == 0 { f32::NAN } else { i as f32 * 0.1 })
+                .collect(),
+        ),
+        (
+            "nan last",
+            (0..32)
+                .map(|i| if i == 31 { f32::NAN } else { -(i as f32) })
+                .collect(),
+        ),
         ("all nan", vec![f32::NAN; 32]),
     ];
     for (name, v) in edge {
@@ -500,13 +595,31 @@ fn quantize_row_q8_0_bit_identical() {
         for k in &ks {
             // Poisoned output and one spare block that must stay untouched
             // when y is longer than x / 32.
-            let mut got = vec![BlockQ8_0 { d: 0x5555, qs: [0x55; 32] }; nb + 1];
+            let mut got = vec![
+                BlockQ8_0 {
+                    d: 0x5555,
+                    qs: [0x55; 32]
+                };
+                nb + 1
+            ];
             (k.quantize_row_q8_0)(&x, &mut got);
             for (j, (g, w)) in got.iter().zip(&want).enumerate() {
-                assert!(same_f16(g.d, w.d), "{}: {name} block {j}: d {:#06x} vs {:#06x}", k.backend.name(), g.d, w.d);
+                assert!(
+                    same_f16(g.d, w.d),
+                    "{}: {name} block {j}: d {:#06x} vs {:#06x}",
+                    k.backend.name(),
+                    g.d,
+                    w.d
+                );
                 assert_eq!(g.qs, w.qs, "{}: {name} block {j}", k.backend.name());
             }
-            assert_eq!(got[nb], BlockQ8_0 { d: 0x5555, qs: [0x55; 32] });
+            assert_eq!(
+                got[nb],
+                BlockQ8_0 {
+                    d: 0x5555,
+                    qs: [0x55; 32]
+                }
+            );
             // y shorter than x / 32 only shortens the loop.
             if nb > 1 {
                 let mut short = vec![BlockQ8_0::default(); 1];
@@ -526,12 +639,29 @@ fn quantize_row_q8_1_bit_identical() {
         let mut want = vec![BlockQ8_1::default(); nb];
         scalar::quantize_row_q8_1(&x, &mut want);
         for k in &ks {
-            let mut got = vec![BlockQ8_1 { d: 0x5555, s: 0x5555, qs: [0x55; 32] }; nb];
+            let mut got = vec![
+                BlockQ8_1 {
+                    d: 0x5555,
+                    s: 0x5555,
+                    qs: [0x55; 32]
+                };
+                nb
+            ];
             (k.quantize_row_q8_1)(&x, &mut got);
             for (j, (g, w)) in got.iter().zip(&want).enumerate() {
                 let b = k.backend.name();
-                assert!(same_f16(g.d, w.d), "{b}: {name} block {j}: d {:#06x} vs {:#06x}", g.d, w.d);
-                assert!(same_f16(g.s, w.s), "{b}: {name} block {j}: s {:#06x} vs {:#06x}", g.s, w.s);
+                assert!(
+                    same_f16(g.d, w.d),
+                    "{b}: {name} block {j}: d {:#06x} vs {:#06x}",
+                    g.d,
+                    w.d
+                );
+                assert!(
+                    same_f16(g.s, w.s),
+                    "{b}: {name} block {j}: s {:#06x} vs {:#06x}",
+                    g.s,
+                    w.s
+                );
                 assert_eq!(g.qs, w.qs, "{b}: {name} block {j}");
             }
         }

@@ -6,7 +6,11 @@
 
 pub mod scalar;
 
-#[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_endian = "little"
+))]
 mod aarch64;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm32;
@@ -73,7 +77,11 @@ impl Backend {
                 target_feature = "neon",
                 target_endian = "little"
             )),
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
             Backend::NeonDotprod => aarch64::has_dotprod(),
             Backend::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             // Filled in by the SIMD modules (x86_64: CPUID + XGETBV; others: compile time).
@@ -125,9 +133,17 @@ impl Kernels {
             return Err(Error::BackendUnavailable);
         }
         Ok(match backend {
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
             Backend::Neon => aarch64::NEON,
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon", target_endian = "little"))]
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
             Backend::NeonDotprod => aarch64::DOTPROD,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             Backend::Simd128 => wasm32::SIMD128,

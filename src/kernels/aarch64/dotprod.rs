@@ -31,14 +31,14 @@ pub(super) struct Sdot;
 
 impl BlockDot for Sdot {
     #[inline]
-#[target_feature(enable = "dotprod")]
+    #[target_feature(enable = "dotprod")]
     unsafe fn dot_i8(a0: int8x16_t, b0: int8x16_t, a1: int8x16_t, b1: int8x16_t) -> int32x4_t {
         // SAFETY: forwarded from the caller (dotprod present).
         unsafe { sdot(sdot(vdupq_n_s32(0), a0, b0), a1, b1) }
     }
 
     #[inline]
-#[target_feature(enable = "dotprod")]
+    #[target_feature(enable = "dotprod")]
     unsafe fn dot_i4(a0: int8x16_t, b0: int8x16_t, a1: int8x16_t, b1: int8x16_t) -> int32x4_t {
         // SAFETY: forwarded from the caller (dotprod present).
         unsafe { Self::dot_i8(a0, b0, a1, b1) }

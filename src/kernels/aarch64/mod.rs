@@ -248,7 +248,12 @@ unsafe fn step_f16(acc: &mut [float32x4_t; 4], w: *const u8, x: *const f32) {
             vreinterpretq_u16_u8(ld_u8(w.add(16))),
         )
     };
-    let wv = [cvt_f16_lo(h0), cvt_f16_hi(h0), cvt_f16_lo(h1), cvt_f16_hi(h1)];
+    let wv = [
+        cvt_f16_lo(h0),
+        cvt_f16_hi(h0),
+        cvt_f16_lo(h1),
+        cvt_f16_hi(h1),
+    ];
     for (k, a) in acc.iter_mut().enumerate() {
         // SAFETY: k < 4, 16 floats of `x` are readable (caller).
         let xv = unsafe { vld1q_f32(x.add(4 * k)) };

@@ -54,7 +54,10 @@ fn f16_to_f32x4(h: v128) -> v128 {
     // Exponent field moved into place; the multiply rebiases (2^(127-15)).
     let finite = f32x4_mul(i32x4_shl(em, 13), f32x4_splat(f32::from_bits(0x7780_0000)));
     let man = v128_and(h, u32x4_splat(0x03ff));
-    let quiet = v128_and(v128_not(i32x4_eq(man, u32x4_splat(0))), u32x4_splat(0x0040_0000));
+    let quiet = v128_and(
+        v128_not(i32x4_eq(man, u32x4_splat(0))),
+        u32x4_splat(0x0040_0000),
+    );
     let special = v128_or(v128_or(u32x4_splat(0x7f80_0000), i32x4_shl(man, 13)), quiet);
     let is_special = i32x4_ge(em, u32x4_splat(0x7c00));
     v128_or(sign, v128_bitselect(special, finite, is_special))
@@ -233,8 +236,14 @@ fn i4_block(lo: v128, hi: v128, qs: &[i8; QK]) -> v128 {
     let (x0, x1) = unsafe { (ld(qs.as_ptr()), ld(qs.as_ptr().add(16))) };
     // Four products per i16 lane stay below 4 * 15 * 128 < 2^15.
     let p = i16x8_add(
-        i16x8_add(i16x8_extmul_low_i8x16(lo, x0), i16x8_extmul_high_i8x16(lo, x0)),
-        i16x8_add(i16x8_extmul_low_i8x16(hi, x1), i16x8_extmul_high_i8x16(hi, x1)),
+        i16x8_add(
+            i16x8_extmul_low_i8x16(lo, x0),
+            i16x8_extmul_high_i8x16(lo, x0),
+        ),
+        i16x8_add(
+            i16x8_extmul_low_i8x16(hi, x1),
+            i16x8_extmul_high_i8x16(hi, x1),
+        ),
     );
     i32x4_extadd_pairwise_i16x8(p)
 }
@@ -283,7 +292,12 @@ pub(crate) fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
         for (h, a) in acc.iter_mut().enumerate() {
             let o = 4 * h;
             let s = [0, 1, 2, 3].map(|k| q8_0_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(le_u16(&wg[o], 0), le_u16(&wg[o + 1], 0), le_u16(&wg[o + 2], 0), le_u16(&wg[o + 3], 0));
+            let dw = f16x4(
+                le_u16(&wg[o], 0),
+                le_u16(&wg[o + 1], 0),
+                le_u16(&wg[o + 2], 0),
+                le_u16(&wg[o + 3], 0),
+            );
             let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
             *a = f32x4_add(*a, f32x4_mul(sums4(s), f32x4_mul(dw, dx)));
         }
@@ -309,7 +323,12 @@ pub(crate) fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
         for (h, a) in acc.iter_mut().enumerate() {
             let o = 4 * h;
             let s = [0, 1, 2, 3].map(|k| q4_0_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(le_u16(&wg[o], 0), le_u16(&wg[o + 1], 0), le_u16(&wg[o + 2], 0), le_u16(&wg[o + 3], 0));
+            let dw = f16x4(
+                le_u16(&wg[o], 0),
+                le_u16(&wg[o + 1], 0),
+                le_u16(&wg[o + 2], 0),
+                le_u16(&wg[o + 3], 0),
+            );
             let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
             *a = f32x4_add(*a, f32x4_mul(sums4(s), f32x4_mul(dw, dx)));
         }
@@ -335,8 +354,18 @@ pub(crate) fn vec_dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
         for (h, a) in acc.iter_mut().enumerate() {
             let o = 4 * h;
             let s = [0, 1, 2, 3].map(|k| q4_1_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(le_u16(&wg[o], 0), le_u16(&wg[o + 1], 0), le_u16(&wg[o + 2], 0), le_u16(&wg[o + 3], 0));
-            let mw = f16x4(le_u16(&wg[o], 2), le_u16(&wg[o + 1], 2), le_u16(&wg[o + 2], 2), le_u16(&wg[o + 3], 2));
+            let dw = f16x4(
+                le_u16(&wg[o], 0),
+                le_u16(&wg[o + 1], 0),
+                le_u16(&wg[o + 2], 0),
+                le_u16(&wg[o + 3], 0),
+            );
+            let mw = f16x4(
+                le_u16(&wg[o], 2),
+                le_u16(&wg[o + 1], 2),
+                le_u16(&wg[o + 2], 2),
+                le_u16(&wg[o + 3], 2),
+            );
             let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
             let sx = f16x4(xg[o].s, xg[o + 1].s, xg[o + 2].s, xg[o + 3].s);
             let t = f32x4_add(f32x4_mul(sums4(s), f32x4_mul(dw, dx)), f32x4_mul(mw, sx));
@@ -388,7 +417,10 @@ fn quantize_block(xb: &[f32; QK], qs: &mut [i8; QK]) -> (f32, i32) {
         v128_store(qs.as_mut_ptr().cast::<v128>(), q0);
         v128_store(qs.as_mut_ptr().add(16).cast::<v128>(), q1);
     }
-    let s16 = i16x8_add(i16x8_extadd_pairwise_i8x16(q0), i16x8_extadd_pairwise_i8x16(q1));
+    let s16 = i16x8_add(
+        i16x8_extadd_pairwise_i8x16(q0),
+        i16x8_extadd_pairwise_i8x16(q1),
+    );
     (d, hsum_i32(i32x4_extadd_pairwise_i16x8(s16)))
 }
 
