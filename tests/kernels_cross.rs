@@ -67,11 +67,15 @@ fn availability_matches_expectations() {
         }
     }
     // Per-architecture facts that need no CPU model.
-    if cfg!(target_arch = "aarch64") {
+    if cfg!(all(
+        target_arch = "aarch64",
+        target_feature = "neon",
+        target_endian = "little"
+    )) {
         assert!(Backend::Neon.is_available());
         assert!(!Backend::Simd128.is_available());
     }
-    if cfg!(target_arch = "wasm32") {
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
         assert!(Backend::Simd128.is_available());
         assert!(!Backend::Neon.is_available() && !Backend::NeonDotprod.is_available());
         assert_eq!(Backend::detect(), Backend::Simd128);
