@@ -6,6 +6,15 @@
 
 pub mod scalar;
 
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_endian = "little"
+))]
+mod aarch64;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm32;
+
 use crate::error::{Error, Result};
 use crate::quant::{BlockQ8_0, BlockQ8_1, GgmlType, QK};
 
@@ -63,6 +72,18 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Scalar => true,
+            Backend::Neon => cfg!(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            )),
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::has_dotprod(),
+            Backend::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             // Filled in by the SIMD modules (x86_64: CPUID + XGETBV; others: compile time).
             _ => false,
         }
@@ -114,6 +135,21 @@ impl Kernels {
             return Err(Error::BackendUnavailable);
         }
         Ok(match backend {
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::Neon => aarch64::NEON,
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::DOTPROD,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Backend::Simd128 => wasm32::SIMD128,
+            #[allow(unreachable_patterns)]
             Backend::Avx2
             | Backend::AvxVnni
             | Backend::Avx512Vnni
