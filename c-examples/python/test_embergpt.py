@@ -265,6 +265,28 @@ def test_text_model():
     c_out = subprocess.run([exe, path, prompt, "48"], capture_output=True, check=True).stdout
     check(c_out == prompt.encode() + text + b"\n", "python generate == C generate")
     print(f"python: text model: {r['n_sampled']} tokens, {r['stop_reason']}: {text[:60]!r}...")
+    if "EMBERGPT_TEXT_MODEL" in os.environ:
+        return
+    # The bundled model against its independent references: tokenizer cases, and greedy
+    # continuations computed by PyTorch on the dequantized Q8_0 weights.
+    fix = os.path.join(ROOT, "tests", "fixtures", "default_model")
+    for c in json.loads(read(os.path.join(fix, "tokenizer_cases.json")))["cases"]:
+        check(tok.tokenize(c["text"]) == c["ids"], f"default-model tokenize {c['text']!r}")
+        check(tok.detokenize(c["ids"]) == c["text"].encode(), f"round trip {c['text']!r}")
+    greedy = embergpt.Sampler(model, greedy=True)
+    for c in json.loads(read(os.path.join(fix, "golden.json")))["cases"]:
+        ids = tok.tokenize(c["prompt"])
+        check(ids == c["prompt_ids"], f"golden prompt ids {c['prompt']!r}")
+        ctx.reset()
+        greedy.reset()
+        out = []
+        r, text = embergpt.generate(ctx, tok, greedy, ids, max_tokens=c["n_new_tokens"],
+                                    stop_at_eos=False,
+                                    on_token=lambda t, b: t != embergpt.NO_TOKEN and out.append(t))
+        check(out == c["greedy_q8_0_dequant"], f"golden greedy ids {c['prompt']!r}")
+        check(text.decode("utf-8", "replace") == c["greedy_q8_0_dequant_text"],
+              f"golden greedy text {c['prompt']!r}")
+    print("python: default model: tokenizer cases and PyTorch greedy continuations match")
 
 
 if __name__ == "__main__":
