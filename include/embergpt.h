@@ -876,8 +876,9 @@ egpt_status egpt_sampler_reset(struct egpt_sampler *sampler);
 // misaligned `logits`), `NO_CANDIDATES` (no finite logit).
 //
 // # Safety
-// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats;
-// `out_token` writable.
+// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats
+// and not inside the sampler's own arena (a context's logits are fine); `out_token`
+// writable.
 egpt_status egpt_sampler_sample(struct egpt_sampler *sampler,
                                 const float *logits,
                                 size_t n_logits,
@@ -910,7 +911,8 @@ struct egpt_generate_params egpt_generate_default_params(void);
 //
 // While it runs, the context and the sampler are busy: any call on them from the
 // callback returns `BAD_STATE` (other functions, including the tokenizer's,
-// work).
+// work). Memory: nothing is allocated; the loop state (held-back tokens, copied
+// stop strings) is about 2.5 KB of stack.
 //
 // Errors (`*out` untouched; tokens may already have been given to the callback):
 // `NULL_POINTER` (ctx, tok, sampler, params, out, a stop string, or a NULL array

@@ -2247,8 +2247,9 @@ pub unsafe extern "C" fn egpt_sampler_reset(sampler: *mut egpt_sampler) -> egpt_
 /// misaligned `logits`), `NO_CANDIDATES` (no finite logit).
 ///
 /// # Safety
-/// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats;
-/// `out_token` writable.
+/// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats
+/// and not inside the sampler's own arena (a context's logits are fine); `out_token`
+/// writable.
 #[no_mangle]
 pub unsafe extern "C" fn egpt_sampler_sample(
     sampler: *mut egpt_sampler,
@@ -2388,7 +2389,8 @@ impl Drop for Busy {
 ///
 /// While it runs, the context and the sampler are busy: any call on them from the
 /// callback returns `BAD_STATE` (other functions, including the tokenizer's,
-/// work).
+/// work). Memory: nothing is allocated; the loop state (held-back tokens, copied
+/// stop strings) is about 2.5 KB of stack.
 ///
 /// Errors (`*out` untouched; tokens may already have been given to the callback):
 /// `NULL_POINTER` (ctx, tok, sampler, params, out, a stop string, or a NULL array
