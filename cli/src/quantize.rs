@@ -28,8 +28,8 @@ pub struct Args {
 
 /// Run the subcommand.
 pub fn run(args: &Args) -> Result<()> {
-    let file = std::fs::File::open(&args.input)
-        .map_err(|e| format!("{}: {e}", args.input.display()))?;
+    let file =
+        std::fs::File::open(&args.input).map_err(|e| format!("{}: {e}", args.input.display()))?;
     // SAFETY: read-only mapping of a file we do not modify while it is mapped.
     let map = unsafe { memmap2::Mmap::map(&file)? };
     let w = quantize(&map, args.ty, true)?;

@@ -333,7 +333,12 @@ impl<'a> Model<'a> {
         let n_layer = dim(&g, &k(".block_count"), MAX_LAYERS)?;
         let n_head = dim(&g, &k(".attention.head_count"), MAX_DIM)?;
         let (n_head_kv, eps, n_rot, rope_freq_base) = match arch {
-            Arch::Gpt2 => (n_head, g.get_f32(&k(".attention.layer_norm_epsilon"))?, 0, 0.0),
+            Arch::Gpt2 => (
+                n_head,
+                g.get_f32(&k(".attention.layer_norm_epsilon"))?,
+                0,
+                0.0,
+            ),
             Arch::Llama => {
                 // llama.cpp's defaults: no GQA, RoPE over the whole head, base 10000.
                 let n_head_kv = optional(&g, &k(".attention.head_count_kv"), n_head, MAX_DIM)?;

@@ -33,8 +33,11 @@ converter is under test too. Every reference below comes from transformers.
    into .models/): transformers loads the GGUF (dequantizing it) and runs in
    float64. The prompts are tokenized with the GGUF's own tokenizer (through
    transformers) and stored as ids.
-     -> smollm2.logits.f16.bin   f16 [n][49152] (f16 to keep the fixture small)
-     -> greedy continuations in manifest.json
+     -> smollm2.logits.bin        f32 [n][49152]
+     -> smollm2.q8act.logits.bin  the same with llama.cpp's run-time int8
+        activation quantization emulated (see q8_blocks), which is what a
+        quantized-weight engine computes by design
+     -> greedy continuations (both) in manifest.json
 
 Run from the repository root (no network; about 3 minutes):
 
@@ -439,14 +442,35 @@ def smollm2(manifest: dict) -> None:
     logit_tokens = tok("Rust is a systems programming language that runs blazingly fast",
                        add_special_tokens=False)["input_ids"][:16]
     ref = logits_of(model, logit_tokens)
-    ref.astype("<f2").tofile(OUT / "smollm2.logits.f16.bin")
+    save_f32("smollm2.logits.bin", ref)
     greedy_out = []
     for t, p in zip(texts, prompts):
         c = greedy(model, p, 24)
         greedy_out.append(dict(text=t, prompt=p, continuation=c))
         print(f"smollm2 greedy: {t!r} -> {tok.decode(c)!r}")
+    # The same model with llama.cpp's run-time activation quantization emulated:
+    # the input of every matrix product is rounded to 32-element int8 blocks
+    # (scale amax/127 stored as f16, round half to even), as embergpt and
+    # llama.cpp do before their Q4_1 x Q8_1 / Q8_0 x Q8_0 dot products.
+    hooks = [mod.register_forward_pre_hook(lambda _m, a: (q8_blocks(a[0]),) + a[1:])
+             for mod in model.modules() if isinstance(mod, torch.nn.Linear)]
+    save_f32("smollm2.q8act.logits.bin", logits_of(model, logit_tokens))
+    for g, p in zip(greedy_out, prompts):
+        g["continuation_q8act"] = greedy(model, p, 24)
+        print(f"smollm2 greedy (q8 activations): {tok.decode(g['continuation_q8act'])!r}")
+    for h in hooks:
+        h.remove()
     manifest["smollm2"] = dict(file=SMOL.name, n_vocab=int(ref.shape[1]), tokens=logit_tokens,
                                greedy=greedy_out)
+
+
+def q8_blocks(x: torch.Tensor) -> torch.Tensor:
+    """Round x (last dim a multiple of 32) the way ggml's quantize_row_q8_0/q8_1 do."""
+    xb = x.float().reshape(*x.shape[:-1], -1, 32)
+    d = xb.abs().amax(-1, keepdim=True) / 127
+    inv = torch.where(d != 0, 1.0 / d, torch.zeros_like(d))
+    q = torch.round(xb * inv)  # half to even, like the scalar kernel's rintf
+    return (q * d.half().float()).reshape(x.shape).to(x.dtype)
 
 
 def main() -> None:
