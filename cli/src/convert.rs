@@ -37,7 +37,7 @@ pub struct Args {
     #[arg(short, long)]
     pub output: PathBuf,
     /// Type of the weight matrices: f32, f16, q8_0, q4_0 or q4_1.
-    #[arg(long = "type", default_value = "f32", value_parser = parse_type)]
+    #[arg(long = "type", value_name = "TYPE", default_value = "f32", value_parser = parse_type)]
     pub ty: GgmlType,
     /// The llama2.c tokenizer file (tokenizer.bin) for a llama2.c checkpoint.
     #[arg(long)]

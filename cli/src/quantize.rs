@@ -22,7 +22,7 @@ pub struct Args {
     /// Output GGUF file.
     pub output: PathBuf,
     /// Type of the weight matrices: f32, f16, q8_0, q4_0 or q4_1.
-    #[arg(long = "type", value_parser = parse_type)]
+    #[arg(long = "type", value_name = "TYPE", value_parser = parse_type)]
     pub ty: GgmlType,
 }
 
