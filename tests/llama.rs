@@ -409,6 +409,43 @@ fn with_u32(bytes: &[u8], key: &str, v: u32) -> Vec<u8> {
     w.to_bytes()
 }
 
+/// Rewrite a GGUF keeping the tensors `keep` accepts, plus `extra`.
+fn with_tensors(
+    bytes: &[u8],
+    keep: impl Fn(&str) -> bool,
+    extra: Option<(&str, usize)>,
+) -> Vec<u8> {
+    let g = Gguf::parse(bytes).unwrap();
+    let mut w = GgufWriter::new();
+    for (k, val) in g.metadata() {
+        w.add_value(std::str::from_utf8(k).unwrap(), &val);
+    }
+    for t in g.tensors().filter(|t| keep(t.name_str())) {
+        w.add_tensor(t.name_str(), &t.ne[..t.n_dims], t.ty, t.data.to_vec());
+    }
+    if let Some((name, n)) = extra {
+        w.add_tensor(name, &[n], GgmlType::F32, vec![0u8; 4 * n]);
+    }
+    w.to_bytes()
+}
+
+#[test]
+fn llama_tensor_set_is_checked() {
+    let bytes = convert_bytes(&fixture("hf-tiny"), GgmlType::F32, None);
+    let all = |_: &str| true;
+    assert!(Model::load(&with_tensors(&bytes, all, None)).is_ok());
+    let no_k = with_tensors(&bytes, |n| n != "blk.1.attn_k.weight", None);
+    assert_eq!(Model::load(&no_k).unwrap_err(), Error::MissingTensor);
+    // GPT-2's tensors are not part of a Llama.
+    let bias = with_tensors(&bytes, all, Some(("blk.0.attn_output.bias", 64)));
+    assert_eq!(Model::load(&bias).unwrap_err(), Error::UnexpectedTensor);
+    let onb = with_tensors(&bytes, all, Some(("output_norm.bias", 64)));
+    assert_eq!(Model::load(&onb).unwrap_err(), Error::UnexpectedTensor);
+    // Untied output removed: the model falls back to token_embd (tied).
+    let tied = with_tensors(&bytes, |n| n != "output.weight", None);
+    assert!(Model::load(&tied).unwrap().is_tied());
+}
+
 #[test]
 fn llama_shapes_are_checked_against_hparams() {
     let bytes = convert_bytes(&fixture("hf-tiny"), GgmlType::F32, None);
