@@ -45,6 +45,7 @@ struct Sizes {
     qkv: usize,
     ffn: usize,
     scores: usize,
+    rope: usize,
     logits: usize,
     q8: usize,
 }
@@ -61,8 +62,13 @@ fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
     let logit_rows = if p.logits_all { nb } else { 1 };
     let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::BadParameter);
     let kv_dim = hp.kv_dim();
-    let qkv_w = match hp.arch {
-        Arch::Gpt2 => hp.n_embd + 2 * kv_dim,
+    // q, k, v of a batch side by side: GPT-2's fused projection, Llama's three
+    // (k and v are kv_dim wide with grouped-query attention).
+    let qkv_w = hp.n_embd + 2 * kv_dim;
+    // Llama keeps gate and up projections of a batch at once (SwiGLU).
+    let ffn_w = match hp.arch {
+        Arch::Gpt2 => hp.n_ff,
+        Arch::Llama => mul(2, hp.n_ff)?,
     };
     let widest = hp.n_embd.max(hp.n_ff);
     Ok(Sizes {
@@ -73,8 +79,9 @@ fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
         kv: mul(mul(hp.n_layer, n_ctx)?, kv_dim)?,
         x: mul(nb, hp.n_embd)?,
         qkv: mul(nb, qkv_w)?,
-        ffn: mul(nb, hp.n_ff)?,
+        ffn: mul(nb, ffn_w)?,
         scores: n_ctx,
+        rope: mul(nb, hp.n_rot)?,
         logits: mul(logit_rows, hp.n_vocab)?,
         q8: mul(nb, widest.div_ceil(QK))?,
     })
@@ -107,10 +114,12 @@ pub struct Context<'m, 'a> {
     pub(crate) qkv: &'a mut [f32],
     /// Attention output before projection `[n_batch][n_embd]`.
     pub(crate) att: &'a mut [f32],
-    /// Feed-forward hidden `[n_batch][n_ff]`.
+    /// Feed-forward hidden `[n_batch][n_ff]` (Llama: gate and up, `[2][n_batch][n_ff]`).
     pub(crate) ffn: &'a mut [f32],
     /// Attention scores of one head `[n_ctx]`.
     pub(crate) scores: &'a mut [f32],
+    /// RoPE (cos, sin) pairs of the batch's positions `[n_batch][n_rot / 2][2]` (empty for GPT-2).
+    pub(crate) rope: &'a mut [f32],
     /// `[logit_rows][n_vocab]`
     pub(crate) logits: &'a mut [f32],
     /// Quantized activations `[n_batch][widest / 32]`.
@@ -131,6 +140,7 @@ fn plan(s: &Sizes) -> Plan {
         .push::<f32>(s.x)
         .push::<f32>(s.ffn)
         .push::<f32>(s.scores)
+        .push::<f32>(s.rope)
         .push::<f32>(s.logits)
         .push::<BlockQ8_0>(s.q8)
         .push::<BlockQ8_1>(s.q8);
@@ -188,6 +198,7 @@ impl<'m, 'a> Context<'m, 'a> {
             att: carve(&mut a, s.x)?,
             ffn: carve(&mut a, s.ffn)?,
             scores: carve(&mut a, s.scores)?,
+            rope: carve(&mut a, s.rope)?,
             logits: carve(&mut a, s.logits)?,
             q8_0: carve(&mut a, s.q8)?,
             q8_1: carve(&mut a, s.q8)?,
@@ -243,6 +254,7 @@ impl<'m, 'a> Context<'m, 'a> {
         self.n_logits = 0;
         match self.model.hparams().arch {
             Arch::Gpt2 => crate::model::gpt2::forward(self, tokens, all)?,
+            Arch::Llama => crate::model::llama::forward(self, tokens, all)?,
         }
         self.n_past += tokens.len();
         self.n_logits = if all { tokens.len() } else { 1 };

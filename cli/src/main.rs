@@ -35,6 +35,10 @@ enum Cmd {
     Tokenize(tokenize::TokenizeArgs),
     /// Print the text of comma-separated token ids.
     Detokenize(tokenize::DetokenizeArgs),
+    /// Convert a Hugging Face (GPT-2, Llama) or llama2.c checkpoint to GGUF.
+    Convert(embergpt_cli::convert::Args),
+    /// Requantize a GGUF file's weight matrices.
+    Quantize(embergpt_cli::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +50,8 @@ fn main() -> ExitCode {
         Cmd::Generate(a) => generate::run(a),
         Cmd::Tokenize(a) => tokenize::tokenize(a),
         Cmd::Detokenize(a) => tokenize::detokenize(a),
+        Cmd::Convert(a) => embergpt_cli::convert::run(&a).map_err(|e| e.to_string()),
+        Cmd::Quantize(a) => embergpt_cli::quantize::run(&a).map_err(|e| e.to_string()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
