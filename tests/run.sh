@@ -34,6 +34,7 @@ for t in "${targets[@]}"; do grep -qx "$t" <<<"$have" || rustup target add "$t";
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 command -v node >/dev/null || { echo "node (>= 20) is required for the wasm32 tests" >&2; exit 1; }
+bash tests/scripts/fetch_smollm2.sh          # SmolLM2-135M Q4_1 into .models/ (pip)
 if ! command -v cbindgen >/dev/null || [ "$(cbindgen --version | awk '{print $2}')" != 0.29.4 ]; then
   cargo install cbindgen --version 0.29.4 --locked
 fi
