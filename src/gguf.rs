@@ -503,11 +503,8 @@ impl<'a> Gguf<'a> {
             c.take(n_dims * 8 + 4 + 8)?;
         }
         let dir_end = c.pos();
-        let data_start = dir_end
-            .checked_add(alignment - 1)
-            .ok_or(Error::Truncated)?
-            / alignment
-            * alignment;
+        let data_start =
+            dir_end.checked_add(alignment - 1).ok_or(Error::Truncated)? / alignment * alignment;
         if n_tensors > 0 && data_start > bytes.len() {
             return Err(Error::Truncated);
         }

@@ -32,6 +32,6 @@ pub mod quant;
 pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
 pub use gguf::Gguf;
-pub use kernels::Backend;
+pub use kernels::{Backend, ParallelFor};
 pub use model::{Arch, Hparams, Model};
 pub use quant::GgmlType;

@@ -41,7 +41,13 @@ fn compare(ours: &[f32], reference: &[f32], n_vocab: usize) -> Stats {
         let am = |r: &[f32]| {
             r.iter()
                 .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                    if v > bv {
+                        (i, v)
+                    } else {
+                        (bi, bv)
+                    }
+                })
                 .0
         };
         if am(a) == am(b) {

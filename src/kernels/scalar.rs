@@ -136,3 +136,48 @@ pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
         yb.qs = qs;
     }
 }
+
+/// The batched form of a quantized dot: `out[r * n + t] = dot(w row r, x row t)`
+/// for `rows` weight rows and `n` activation rows of the same block count. Each
+/// element is exactly the single-row dot, so batching never changes a result.
+/// Does nothing unless the shapes agree (`w` exactly `rows` rows, `x` exactly
+/// `n` rows, `out` at least `rows * n` values).
+#[inline(always)]
+fn gemm_with<B>(
+    w: &[u8],
+    rows: usize,
+    x: &[B],
+    n: usize,
+    out: &mut [f32],
+    block_bytes: usize,
+    dot: fn(&[u8], &[B]) -> f32,
+) {
+    if rows == 0 || n == 0 || x.len() % n != 0 {
+        return;
+    }
+    let nb = x.len() / n;
+    let rb = nb * block_bytes;
+    if w.len() != rows * rb || out.len() < rows * n {
+        return;
+    }
+    for (wr, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {
+        for (xr, ov) in x.chunks_exact(nb).zip(o.iter_mut()) {
+            *ov = dot(wr, xr);
+        }
+    }
+}
+
+/// Batched [`vec_dot_q8_0_q8_0`] (see `gemm_with` for the layout).
+pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 34, vec_dot_q8_0_q8_0)
+}
+
+/// Batched [`vec_dot_q4_0_q8_0`].
+pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 18, vec_dot_q4_0_q8_0)
+}
+
+/// Batched [`vec_dot_q4_1_q8_1`].
+pub fn gemm_q4_1_q8_1(w: &[u8], rows: usize, x: &[BlockQ8_1], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 20, vec_dot_q4_1_q8_1)
+}

@@ -393,11 +393,7 @@ impl<'a> Model<'a> {
 
     /// Resolve a [`TensorRef`] to a matrix view.
     pub(crate) fn matrix_of(&self, r: &TensorRef) -> Matrix<'a> {
-        let data = self
-            .gguf
-            .bytes()
-            .get(r.off..r.off + r.len)
-            .unwrap_or(&[]);
+        let data = self.gguf.bytes().get(r.off..r.off + r.len).unwrap_or(&[]);
         Matrix {
             ty: GgmlType::from_u32(r.ty as u32).unwrap_or(GgmlType::F32),
             rows: r.rows,
@@ -408,10 +404,7 @@ impl<'a> Model<'a> {
 
     /// Resolve a [`TensorRef`] of an F32 vector to its bytes.
     pub(crate) fn vector_of(&self, r: &TensorRef) -> &'a [u8] {
-        self.gguf
-            .bytes()
-            .get(r.off..r.off + r.len)
-            .unwrap_or(&[])
+        self.gguf.bytes().get(r.off..r.off + r.len).unwrap_or(&[])
     }
 }
 
