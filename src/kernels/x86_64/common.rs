@@ -130,6 +130,11 @@ pub(crate) trait IntDot {
     /// # Safety
     /// ISA features present.
     unsafe fn block(w: Self::W, a: Self::A) -> __m256i;
+    /// Placeholder values to initialise arrays with.
+    ///
+    /// # Safety
+    /// ISA features present.
+    unsafe fn zero() -> (Self::W, Self::A);
 }
 
 /// Nibbles of 16 bytes at `p` as 32 bytes: low nibbles (elements 0..16), then high (16..32).
@@ -182,6 +187,12 @@ impl IntDot for Avx2Int {
     unsafe fn block(w: Self::W, a: Self::A) -> __m256i {
         // SAFETY: the caller guarantees AVX2.
         unsafe { _mm256_add_epi32(_mm256_madd_epi16(w.0, a.0), _mm256_madd_epi16(w.1, a.1)) }
+    }
+    #[inline(always)]
+    unsafe fn zero() -> (Self::W, Self::A) {
+        // SAFETY: the caller guarantees AVX.
+        let z = unsafe { _mm256_setzero_si256() };
+        ((z, z), (z, z))
     }
 }
 
@@ -255,6 +266,12 @@ impl<D: Dp> IntDot for VnniGen<D> {
         // SAFETY: the caller guarantees the VNNI flavour.
         unsafe { D::dp(a.1, w, a.0) }
     }
+    #[inline(always)]
+    unsafe fn zero() -> (Self::W, Self::A) {
+        // SAFETY: the caller guarantees AVX.
+        let z = unsafe { _mm256_setzero_si256() };
+        (z, (z, z))
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -285,17 +302,11 @@ unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
 unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
     // SAFETY: the caller guarantees 2 readable bytes at each `p + j * stride`, j < 8, and F16C.
     unsafe {
-        let h = |j: usize| core::ptr::read_unaligned(p.add(j * stride) as *const u16) as i16;
-        _mm256_cvtph_ps(_mm_set_epi16(
-            h(7),
-            h(6),
-            h(5),
-            h(4),
-            h(3),
-            h(2),
-            h(1),
-            h(0),
-        ))
+        let mut h = [0i16; 8];
+        for (j, v) in h.iter_mut().enumerate() {
+            *v = core::ptr::read_unaligned(p.add(j * stride) as *const i16);
+        }
+        _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
     }
 }
 
@@ -316,34 +327,41 @@ unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
     // the tail goes through bounds-checked scalar code. Features by the contract.
     unsafe {
         let ng = nb / 8;
-        let mut acc = [[_mm256_setzero_ps(); T]; R];
+        let zf = _mm256_setzero_ps();
+        let (zw, za) = I::zero();
+        let mut acc = [[zf; T]; R];
+        let mut a = [[za; 8]; T];
+        let mut dx = [zf; T];
+        let mut sx = [zf; T];
+        let mut wq = [zw; 8];
+        let mut v = [_mm256_setzero_si256(); 8];
         for g in 0..ng {
             let b0 = g * 8;
-            let a: [[I::A; 8]; T] = core::array::from_fn(|t| {
-                let p = x[t].as_ptr().add(b0 * F::AB + F::AOFF);
-                core::array::from_fn(|j| I::prep_a::<F>(p.add(j * F::AB)))
-            });
-            let dx: [__m256; T] =
-                core::array::from_fn(|t| scales8(x[t].as_ptr().add(b0 * F::AB), F::AB));
-            let sx: [__m256; T] = core::array::from_fn(|t| {
-                if F::HAS_M {
-                    scales8(x[t].as_ptr().add(b0 * F::AB + 2), F::AB)
-                } else {
-                    _mm256_setzero_ps()
+            for t in 0..T {
+                let p = x[t].as_ptr().add(b0 * F::AB);
+                for j in 0..8 {
+                    a[t][j] = I::prep_a::<F>(p.add(j * F::AB + F::AOFF));
                 }
-            });
+                dx[t] = scales8(p, F::AB);
+                if F::HAS_M {
+                    sx[t] = scales8(p.add(2), F::AB);
+                }
+            }
             for r in 0..R {
                 let wp = w[r].as_ptr().add(b0 * F::WB);
-                let wq: [I::W; 8] =
-                    core::array::from_fn(|j| I::prep_w::<F>(wp.add(j * F::WB + F::QOFF)));
+                for j in 0..8 {
+                    wq[j] = I::prep_w::<F>(wp.add(j * F::WB + F::QOFF));
+                }
                 let dw = scales8(wp, F::WB);
                 let mw = if F::HAS_M {
                     scales8(wp.add(2), F::WB)
                 } else {
-                    _mm256_setzero_ps()
+                    zf
                 };
                 for t in 0..T {
-                    let v: [__m256i; 8] = core::array::from_fn(|j| I::block(wq[j], a[t][j]));
+                    for j in 0..8 {
+                        v[j] = I::block(wq[j], a[t][j]);
+                    }
                     let s = _mm256_cvtepi32_ps(reduce8(v));
                     let d = _mm256_mul_ps(dw, dx[t]);
                     let mut term = _mm256_mul_ps(s, d);
@@ -482,21 +500,22 @@ impl FloatDot for Float256 {
     unsafe fn run<const F16: bool>(w: *const u8, x: *const f32, n16: usize) -> [f32; 16] {
         // SAFETY: reads stay below n16 elements (the contract); AVX + F16C present.
         unsafe {
-            let load_w = |i: usize| {
-                if F16 {
-                    _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i) as *const __m128i))
-                } else {
-                    _mm256_loadu_ps(w.add(4 * i) as *const f32)
-                }
-            };
             let (mut a0, mut a1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             let mut i = 0;
             while i < n16 {
-                a0 = _mm256_add_ps(a0, _mm256_mul_ps(load_w(i), _mm256_loadu_ps(x.add(i))));
-                a1 = _mm256_add_ps(
-                    a1,
-                    _mm256_mul_ps(load_w(i + 8), _mm256_loadu_ps(x.add(i + 8))),
-                );
+                let (w0, w1) = if F16 {
+                    (
+                        _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i) as *const __m128i)),
+                        _mm256_cvtph_ps(_mm_loadu_si128(w.add(2 * i + 16) as *const __m128i)),
+                    )
+                } else {
+                    (
+                        _mm256_loadu_ps(w.add(4 * i) as *const f32),
+                        _mm256_loadu_ps(w.add(4 * i + 32) as *const f32),
+                    )
+                };
+                a0 = _mm256_add_ps(a0, _mm256_mul_ps(w0, _mm256_loadu_ps(x.add(i))));
+                a1 = _mm256_add_ps(a1, _mm256_mul_ps(w1, _mm256_loadu_ps(x.add(i + 8))));
                 i += 16;
             }
             let mut lanes = [0.0f32; 16];
@@ -562,7 +581,10 @@ pub(crate) unsafe fn dot_float<D: FloatDot, const F16: bool>(w: &[u8], x: &[f32]
 unsafe fn quantize_block(x: *const f32) -> (f32, [__m256i; 4]) {
     // SAFETY: the caller guarantees 32 readable f32 at `x` and AVX2.
     unsafe {
-        let v: [__m256; 4] = core::array::from_fn(|k| _mm256_loadu_ps(x.add(8 * k)));
+        let mut v = [_mm256_setzero_ps(); 4];
+        for (k, vk) in v.iter_mut().enumerate() {
+            *vk = _mm256_loadu_ps(x.add(8 * k));
+        }
         let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
         // max_ps(a, m) returns m when a is NaN: NaNs are skipped, like f32::max.
         let mut m = _mm256_setzero_ps();
@@ -576,9 +598,10 @@ unsafe fn quantize_block(x: *const f32) -> (f32, [__m256i; 4]) {
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         let idv = _mm256_set1_ps(id);
-        let q: [__m256i; 4] = core::array::from_fn(|k| {
+        let mut q = [_mm256_setzero_si256(); 4];
+        for (qk, vk) in q.iter_mut().zip(v) {
             let r = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                _mm256_mul_ps(v[k], idv),
+                _mm256_mul_ps(vk, idv),
             );
             // `as i8` semantics: NaN -> 0, saturate to [-128, 127].
             let r = _mm256_and_ps(r, _mm256_cmp_ps::<_CMP_ORD_Q>(r, r));
@@ -586,8 +609,8 @@ unsafe fn quantize_block(x: *const f32) -> (f32, [__m256i; 4]) {
                 _mm256_max_ps(r, _mm256_set1_ps(-128.0)),
                 _mm256_set1_ps(127.0),
             );
-            _mm256_cvtps_epi32(r)
-        });
+            *qk = _mm256_cvtps_epi32(r);
+        }
         (d, q)
     }
 }

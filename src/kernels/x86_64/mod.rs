@@ -97,10 +97,33 @@ fn features() -> u32 {
     f
 }
 
-/// Miri cannot execute CPUID: report no SIMD, so only the scalar table is used.
+/// Miri cannot execute CPUID: report only what the build enables statically
+/// (nothing by default, so only the scalar table is used). Building with e.g.
+/// `-C target-feature=+avx2,+fma,+f16c,+avx512f,+avx512bw,+avx512vl,+avx512vnni`
+/// lets Miri check those kernels (the build already assumes the features).
 #[cfg(miri)]
 fn features() -> u32 {
-    F_PROBED
+    let mut f = F_PROBED;
+    if cfg!(all(
+        target_feature = "avx",
+        target_feature = "avx2",
+        target_feature = "fma",
+        target_feature = "f16c"
+    )) {
+        f |= F_AVX2;
+    }
+    if cfg!(target_feature = "avxvnni") {
+        f |= F_AVXVNNI;
+    }
+    if cfg!(all(
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vl",
+        target_feature = "avx512vnni"
+    )) {
+        f |= F_AVX512;
+    }
+    f
 }
 
 /// Whether the CPU and OS run `b` (false for non-x86 backends).
