@@ -154,6 +154,22 @@ impl Kernels {
     }
 }
 
+/// Test support, not API: the x86 VNNI kernel bodies with `vpdpbusd` emulated
+/// by exact AVX2 instructions, so that their logic (unsigned weights, the
+/// per-token correction, nibble unpacking) is checked against the scalar
+/// reference on CPUs without VNNI. `None` without AVX2 or off x86_64.
+#[doc(hidden)]
+pub fn __x86_emulated_vnni() -> Option<Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::emulated_vnni_table()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The scalar table as a constant (used as the last fallback).
 const SCALAR: Kernels = Kernels {
     backend: Backend::Scalar,

@@ -223,6 +223,32 @@ impl Dp for EvexDp {
     }
 }
 
+/// `vpdpbusd` computed with AVX2 instructions (exact: u8 and i8 widened to i16,
+/// `vpmaddwd`, adjacent pairs added). Used only to test the VNNI kernels' logic
+/// on CPUs without VNNI (see `kernels::__x86_emulated_vnni`).
+pub(crate) struct EmuDp;
+
+impl Dp for EmuDp {
+    #[inline(always)]
+    unsafe fn dp(src: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe {
+            let ua = |v: __m128i| _mm256_cvtepu8_epi16(v);
+            let lo = _mm256_madd_epi16(
+                ua(_mm256_castsi256_si128(a)),
+                _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b)),
+            );
+            let hi = _mm256_madd_epi16(
+                ua(_mm256_extracti128_si256::<1>(a)),
+                _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(b)),
+            );
+            // [p01 p23 q01 q23 | p45 p67 q45 q67] -> [p01 p23 p45 p67 | q01 q23 q45 q67]
+            let h = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo, hi));
+            _mm256_add_epi32(src, h)
+        }
+    }
+}
+
 /// VNNI: weights made unsigned (`u = w + 128` for Q8_0, the raw nibble for Q4),
 /// activations signed; `sum(w * a) = sum(u * a) - K * sum(a)`, with `-K * sum(a)`
 /// computed once per activation block and used as the accumulator's start.

@@ -172,6 +172,22 @@ mod avxvnni {
     );
 }
 
+/// The VNNI kernels with `vpdpbusd` emulated by AVX2 (test support only).
+mod vnni_emulated {
+    use super::common::{EmuDp, Float256, VnniGen};
+    x86_kernels!(
+        "avx2,fma,f16c",
+        VnniGen<EmuDp>,
+        Float256,
+        crate::kernels::Backend::AvxVnni
+    );
+}
+
+/// The emulated-VNNI table when AVX2 is available (test support only).
+pub(crate) fn emulated_vnni_table() -> Option<Kernels> {
+    available(Backend::Avx2).then_some(vnni_emulated::TABLE)
+}
+
 /// AVX-512 F/BW/VL + VNNI: EVEX `vpdpbusd` (32 vector registers), 512-bit float dots.
 mod avx512 {
     use super::common::{Float512, Vnni512Int};
