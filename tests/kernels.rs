@@ -585,8 +585,11 @@ fn logits_with(
 fn golden_models_bit_identical_on_every_backend_and_thread_count() {
     let m = manifest();
     // Forced through ContextParams, so only the backends this CPU really runs.
-    let backends: Vec<Backend> =
-        simd_backends().iter().map(|k| k.backend).filter(|b| b.is_available()).collect();
+    let backends: Vec<Backend> = simd_backends()
+        .iter()
+        .map(|k| k.backend)
+        .filter(|b| b.is_available())
+        .collect();
     for model in m["models"].as_array().unwrap() {
         let name = model["name"].as_str().unwrap();
         let tokens: Vec<u32> = model["tokens"]

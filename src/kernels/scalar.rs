@@ -152,7 +152,7 @@ fn gemm_with<B>(
     block_bytes: usize,
     dot: fn(&[u8], &[B]) -> f32,
 ) {
-    if rows == 0 || n == 0 || x.len() % n != 0 {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
         return;
     }
     let nb = x.len() / n;

@@ -343,6 +343,7 @@ unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
 /// Every `w[r]` holds `nb * F::WB` bytes and every `x[t]` `nb * F::AB` bytes;
 /// the ISA's features are present.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // j, r, t index several arrays at once
 unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
     w: [&[u8]; R],
     x: [&[u8]; T],
@@ -440,7 +441,7 @@ pub(crate) unsafe fn gemm_q<I: IntDot, F: WFmt>(
     n: usize,
     out: &mut [f32],
 ) {
-    if rows == 0 || n == 0 || x.len() % (n * F::AB) != 0 {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n * F::AB) {
         return;
     }
     let nb = x.len() / (n * F::AB);
