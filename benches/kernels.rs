@@ -9,14 +9,16 @@
 //! - `gemm/<kernel>/<backend>/<cols>`: the batched kernels, 16 rows x 16 tokens;
 //! - `matmul/<type>/<backend>/t<threads>/n<tokens>`: a 3072x768 matmul
 //!   through the parallel-for hook (std thread pool);
-//! - `forward/<type>/<backend>/t<threads>/{prefill64,decode}`: a GPT-2 124M-shaped
+//! - `forward/<type>/<backend>/t<threads>/{prefill32,decode}`: a GPT-2 124M-shaped
 //!   random model made by `tests/scripts/make_bench_gpt2.py` in
 //!   `$EMBERGPT_BENCH_DIR` (default `/tmp/embergpt-bench`); skipped (with a
 //!   message) when the files are absent. Throughput there is tokens/s.
 //!
 //! Run: `cargo bench --bench kernels --features std [-- FILTER]`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
 use embergpt::kernels::{matmul, Kernels, Matrix, QuantScratch};
 use embergpt::quant::{BlockQ8_0, BlockQ8_1};
 use embergpt::{Backend, Context, ContextParams, GgmlType, Model};
@@ -211,17 +213,22 @@ fn bench_forward(c: &mut Criterion) {
             println!("SKIPPED: {path} missing (run tests/scripts/make_bench_gpt2.py {dir})");
             continue;
         };
-        let prompt: Vec<u32> = (0..64).map(|i| (i * 7919 % 50257) as u32).collect();
+        let prompt: Vec<u32> = (0..32).map(|i| (i * 7919 % 50257) as u32).collect();
         let mut g = c.benchmark_group(format!("forward/{ty}"));
         g.sample_size(10)
+            .sampling_mode(SamplingMode::Flat)
             .measurement_time(Duration::from_secs(4))
             .warm_up_time(Duration::from_millis(500));
         for k in backends() {
             for (t, p) in &pools {
+                // The scalar "before" baseline once (single thread, Q8_0): it is slow.
+                if k.backend == Backend::Scalar && (*t > 1 || ty != "q8_0") {
+                    continue;
+                }
                 let model = Model::load(&bytes).unwrap();
                 let params = ContextParams {
                     n_ctx: 256,
-                    n_batch: 64,
+                    n_batch: 32,
                     backend: Some(k.backend),
                     parallel: *p,
                     ..Default::default()
@@ -229,14 +236,14 @@ fn bench_forward(c: &mut Criterion) {
                 let mut arena = vec![0u8; Context::arena_size(&model, &params).unwrap()];
                 let mut ctx = Context::new(model, &params, &mut arena).unwrap();
                 g.throughput(Throughput::Elements(prompt.len() as u64));
-                g.bench_function(format!("{}/t{t}/prefill64", k.backend.name()), |b| {
+                g.bench_function(format!("{}/t{t}/prefill32", k.backend.name()), |b| {
                     b.iter(|| {
                         ctx.reset();
                         ctx.eval(&prompt).unwrap();
                     })
                 });
-                // decode: 16 single-token steps after a 64-token prompt
-                g.throughput(Throughput::Elements(16));
+                // decode: 8 single-token steps after the 32-token prompt
+                g.throughput(Throughput::Elements(8));
                 g.bench_function(format!("{}/t{t}/decode", k.backend.name()), |b| {
                     b.iter_custom(|iters| {
                         let mut total = Duration::ZERO;
@@ -244,7 +251,7 @@ fn bench_forward(c: &mut Criterion) {
                             ctx.reset();
                             ctx.eval(&prompt).unwrap();
                             let t0 = std::time::Instant::now();
-                            for i in 0..16u32 {
+                            for i in 0..8u32 {
                                 ctx.eval(&[i * 31]).unwrap();
                             }
                             total += t0.elapsed();
