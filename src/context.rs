@@ -7,7 +7,7 @@
 use crate::arena::{Arena, Plan, Pod};
 use crate::error::{Error, Result};
 use crate::kernels::{Backend, Kernels, ParallelFor};
-use crate::model::{Arch, LayerRefs, Model};
+use crate::model::{Arch, Hparams, LayerRefs, Model};
 use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
 /// What a context is created for.
@@ -53,8 +53,7 @@ struct Sizes {
     q8: usize,
 }
 
-fn sizes(model: &Model<'_>, p: &ContextParams) -> Result<Sizes> {
-    let hp = model.hparams();
+fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
     let n_ctx = if p.n_ctx == 0 { hp.n_ctx } else { p.n_ctx };
     if n_ctx > hp.n_ctx {
         return Err(Error::BadContextLength);
@@ -149,13 +148,19 @@ fn carve<'a, T: Pod>(a: &mut Arena<'a>, n: usize) -> Result<&'a mut [T]> {
 impl<'m, 'a> Context<'m, 'a> {
     /// Exact arena bytes a context for `model` with `params` needs. Pure: touches no memory.
     pub fn arena_size(model: &Model<'_>, params: &ContextParams) -> Result<usize> {
-        plan(&sizes(model, params)?).total()
+        Self::arena_size_for(model.hparams(), params)
+    }
+
+    /// Same as [`Context::arena_size`] from hyperparameters alone (e.g. before the
+    /// model bytes are at hand, to size a static arena).
+    pub fn arena_size_for(hp: &Hparams, params: &ContextParams) -> Result<usize> {
+        plan(&sizes(hp, params)?).total()
     }
 
     /// Create a context inside `arena`. Fails with `ArenaTooSmall { needed, .. }`
     /// when the arena is smaller than [`Context::arena_size`].
     pub fn new(model: Model<'m>, params: &ContextParams, arena: &'a mut [u8]) -> Result<Self> {
-        let s = sizes(&model, params)?;
+        let s = sizes(model.hparams(), params)?;
         let needed = plan(&s).total()?;
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall {

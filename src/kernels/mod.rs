@@ -11,6 +11,15 @@ mod x86_64;
 
 pub use parallel::ParallelFor;
 
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_endian = "little"
+))]
+mod aarch64;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm32;
+
 use crate::error::{Error, Result};
 use crate::quant::{BlockQ8_0, BlockQ8_1, GgmlType, QK};
 
@@ -70,6 +79,18 @@ impl Backend {
             Backend::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 | Backend::AvxVnni | Backend::Avx512Vnni => x86_64::available(self),
+            Backend::Neon => cfg!(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            )),
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::has_dotprod(),
+            Backend::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             // Filled in by the SIMD modules (x86_64: CPUID + XGETBV; others: compile time).
             _ => false,
         }
@@ -110,9 +131,11 @@ pub struct Kernels {
     pub vec_dot_q4_1_q8_1: VecDotQ8_1,
     pub quantize_row_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_row_q8_1: fn(&[f32], &mut [BlockQ8_1]),
-    pub gemm_q8_0_q8_0: GemmQ8_0,
-    pub gemm_q4_0_q8_0: GemmQ8_0,
-    pub gemm_q4_1_q8_1: GemmQ8_1,
+    /// Batched kernels; `None` makes [`matmul`] call the single-row dot per element
+    /// (same results: the batched forms are bit-identical to the dots).
+    pub gemm_q8_0_q8_0: Option<GemmQ8_0>,
+    pub gemm_q4_0_q8_0: Option<GemmQ8_0>,
+    pub gemm_q4_1_q8_1: Option<GemmQ8_1>,
     /// The host's parallel-for (set by the context from
     /// [`crate::ContextParams::parallel`]); `None` runs on the calling thread.
     pub parallel: Option<ParallelFor>,
@@ -137,13 +160,27 @@ impl Kernels {
             Backend::Avx2 | Backend::AvxVnni | Backend::Avx512Vnni => {
                 x86_64::table(backend).ok_or(Error::BackendUnavailable)?
             }
-            #[cfg(not(target_arch = "x86_64"))]
-            Backend::Avx2 | Backend::AvxVnni | Backend::Avx512Vnni => {
-                return Err(Error::BackendUnavailable)
-            }
-            Backend::Neon | Backend::NeonDotprod | Backend::Simd128 => {
-                return Err(Error::BackendUnavailable)
-            }
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::Neon => aarch64::NEON,
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::DOTPROD,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Backend::Simd128 => wasm32::SIMD128,
+            #[allow(unreachable_patterns)]
+            Backend::Avx2
+            | Backend::AvxVnni
+            | Backend::Avx512Vnni
+            | Backend::Neon
+            | Backend::NeonDotprod
+            | Backend::Simd128 => return Err(Error::BackendUnavailable),
             Backend::Scalar => SCALAR,
         })
     }
@@ -180,9 +217,9 @@ const SCALAR: Kernels = Kernels {
     vec_dot_q4_1_q8_1: scalar::vec_dot_q4_1_q8_1,
     quantize_row_q8_0: scalar::quantize_row_q8_0,
     quantize_row_q8_1: scalar::quantize_row_q8_1,
-    gemm_q8_0_q8_0: scalar::gemm_q8_0_q8_0,
-    gemm_q4_0_q8_0: scalar::gemm_q4_0_q8_0,
-    gemm_q4_1_q8_1: scalar::gemm_q4_1_q8_1,
+    gemm_q8_0_q8_0: Some(scalar::gemm_q8_0_q8_0),
+    gemm_q4_0_q8_0: Some(scalar::gemm_q4_0_q8_0),
+    gemm_q4_1_q8_1: Some(scalar::gemm_q4_1_q8_1),
     parallel: None,
 };
 
@@ -347,16 +384,24 @@ fn rows_range(
                     match x {
                         Act::Q8_0(xq) => {
                             let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
-                            let g = if w.ty == GgmlType::Q8_0 {
-                                k.gemm_q8_0_q8_0
+                            let (g, dot, bb) = if w.ty == GgmlType::Q8_0 {
+                                (k.gemm_q8_0_q8_0, k.vec_dot_q8_0_q8_0, 34)
                             } else {
-                                k.gemm_q4_0_q8_0
+                                (k.gemm_q4_0_q8_0, k.vec_dot_q4_0_q8_0, 18)
                             };
-                            g(wt, nr, xs, nt, o);
+                            match g {
+                                Some(g) => g(wt, nr, xs, nt, o),
+                                None => scalar::gemm_with(wt, nr, xs, nt, o, bb, dot),
+                            }
                         }
                         Act::Q8_1(xq) => {
                             let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
-                            (k.gemm_q4_1_q8_1)(wt, nr, xs, nt, o);
+                            match k.gemm_q4_1_q8_1 {
+                                Some(g) => g(wt, nr, xs, nt, o),
+                                None => {
+                                    scalar::gemm_with(wt, nr, xs, nt, o, 20, k.vec_dot_q4_1_q8_1)
+                                }
+                            }
                         }
                         Act::F32(_) => {}
                     }

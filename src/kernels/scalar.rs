@@ -143,7 +143,7 @@ pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
 /// Does nothing unless the shapes agree (`w` exactly `rows` rows, `x` exactly
 /// `n` rows, `out` at least `rows * n` values).
 #[inline(always)]
-fn gemm_with<B>(
+pub(crate) fn gemm_with<B>(
     w: &[u8],
     rows: usize,
     x: &[B],

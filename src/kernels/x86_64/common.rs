@@ -829,9 +829,9 @@ macro_rules! x86_kernels {
             vec_dot_q4_1_q8_1,
             quantize_row_q8_0,
             quantize_row_q8_1,
-            gemm_q8_0_q8_0,
-            gemm_q4_0_q8_0,
-            gemm_q4_1_q8_1,
+            gemm_q8_0_q8_0: Some(gemm_q8_0_q8_0),
+            gemm_q4_0_q8_0: Some(gemm_q4_0_q8_0),
+            gemm_q4_1_q8_1: Some(gemm_q4_1_q8_1),
             parallel: None,
         };
     };

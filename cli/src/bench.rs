@@ -1,0 +1,117 @@
+//! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--json]`
+
+use crate::common::{backend, err, load, read_model, CliResult};
+use embergpt::{Context, ContextParams};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model file (GGUF).
+    #[arg(short = 'm', long = "model")]
+    model: PathBuf,
+    /// Prompt tokens processed in one prefill.
+    #[arg(short = 'p', default_value_t = 128)]
+    prompt: usize,
+    /// Decode steps after the prompt.
+    #[arg(short = 'n', default_value_t = 64)]
+    gen: usize,
+    /// Threads.
+    #[arg(short = 't', long = "threads", default_value_t = 1)]
+    threads: usize,
+    /// Repetitions (the best run is reported).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Prefill batch size (default: the prompt length).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Kernel backend (auto, scalar, ...).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Print a JSON summary as the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> CliResult<()> {
+    if a.prompt == 0 || a.reps == 0 || a.threads == 0 {
+        return Err("-p, --reps and -t must be at least 1".into());
+    }
+    let bytes = read_model(&a.model)?;
+    let model = load(&bytes, &a.model)?;
+    let hp = *model.hparams();
+    if a.prompt + a.gen > hp.n_ctx {
+        return Err(format!(
+            "-p {} + -n {} exceeds the model's context {}",
+            a.prompt, a.gen, hp.n_ctx
+        ));
+    }
+    let params = ContextParams {
+        n_ctx: a.prompt + a.gen,
+        n_batch: a.batch.unwrap_or(a.prompt).clamp(1, a.prompt),
+        logits_all: false,
+        backend: backend(a.backend.as_deref())?,
+        parallel: (a.threads > 1)
+            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
+    };
+    let arena_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
+    let mut arena = vec![0u8; arena_bytes];
+    let mut ctx = Context::new(model, &params, &mut arena).map_err(err("context"))?;
+    let prompt: Vec<u32> = (0..a.prompt)
+        .map(|i| ((i as u64 * 2654435761 + 17) % hp.n_vocab as u64) as u32)
+        .collect();
+    let (mut best_pp, mut best_tg) = (0.0f64, 0.0f64);
+    for rep in 0..a.reps {
+        ctx.reset();
+        let t0 = Instant::now();
+        ctx.eval(&prompt).map_err(err("prefill"))?;
+        let pp = a.prompt as f64 / t0.elapsed().as_secs_f64();
+        let mut tok = argmax(ctx.logits().map_err(err("logits"))?);
+        let t1 = Instant::now();
+        for _ in 0..a.gen {
+            ctx.eval(&[tok]).map_err(err("decode"))?;
+            tok = argmax(ctx.logits().map_err(err("logits"))?);
+        }
+        let tg = if a.gen > 0 {
+            a.gen as f64 / t1.elapsed().as_secs_f64()
+        } else {
+            0.0
+        };
+        eprintln!("rep {}: pp {:.2} tok/s, tg {:.2} tok/s", rep + 1, pp, tg);
+        best_pp = best_pp.max(pp);
+        best_tg = best_tg.max(tg);
+    }
+    println!(
+        "model: {} | backend {} | threads {} | arena {} bytes",
+        a.model.display(),
+        ctx.backend().name(),
+        a.threads,
+        arena_bytes
+    );
+    println!("pp{}: {:.2} tok/s", a.prompt, best_pp);
+    println!("tg{}: {:.2} tok/s", a.gen, best_tg);
+    if a.json {
+        println!(
+            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"backend\": \"{}\", \"arena_bytes\": {}}}",
+            best_pp,
+            best_tg,
+            a.prompt,
+            a.gen,
+            a.threads,
+            ctx.backend().name(),
+            arena_bytes
+        );
+    }
+    Ok(())
+}
+
+/// Index of the largest logit (lowest index on ties).
+pub fn argmax(l: &[f32]) -> u32 {
+    let mut best = 0usize;
+    for (i, &v) in l.iter().enumerate() {
+        if v > l[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

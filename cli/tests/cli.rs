@@ -1,0 +1,151 @@
+//! The CLI's command forms are a contract: these tests run the real binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_embergpt"))
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(rel)
+}
+
+fn read_f32(p: &PathBuf) -> Vec<f32> {
+    std::fs::read(p)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+#[test]
+fn inspect_prints_hparams_tensors_and_arena() {
+    let out = bin()
+        .args(["inspect", "-m"])
+        .arg(fixture("gpt2/b.q4_0.gguf"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("architecture: gpt2"));
+    assert!(s.contains("n_vocab=160 n_ctx=48 n_embd=96 n_ff=384 n_layer=2 n_head=3"));
+    assert!(s.contains("blk.1.ffn_down.weight"));
+    assert!(s.contains("q4_0"));
+    assert!(s.contains("arena for the full context"));
+}
+
+#[test]
+fn logits_writes_all_positions_and_is_chunk_invariant() {
+    let dir = std::env::temp_dir().join(format!("egpt-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tokens = "91,42,123,208,141,55,23,251,65";
+    let mut outs = Vec::new();
+    for chunk in ["0", "1", "4"] {
+        let out = dir.join(format!("l{chunk}.bin"));
+        let st = bin()
+            .args(["logits", "-m"])
+            .arg(fixture("gpt2/a.q8_0.gguf"))
+            .args([
+                "--tokens",
+                tokens,
+                "--chunk",
+                chunk,
+                "--backend",
+                "scalar",
+                "--out",
+            ])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let v = read_f32(&out);
+        assert_eq!(v.len(), 9 * 256, "[n_tokens][n_vocab]");
+        outs.push(v);
+    }
+    for o in &outs[1..] {
+        assert!(o
+            .iter()
+            .zip(&outs[0])
+            .all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+    // The CLI's rows equal the golden reference within the F32 bound on the f32 file.
+    let out = dir.join("f32.bin");
+    let m = &serde_json::from_slice::<serde_json::Value>(
+        &std::fs::read(fixture("gpt2/manifest.json")).unwrap(),
+    )
+    .unwrap()["models"][0];
+    let toks: Vec<String> = m["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    assert!(bin()
+        .args(["logits", "-m"])
+        .arg(fixture("gpt2/a.f32.gguf"))
+        .args(["--tokens", &toks.join(","), "--out"])
+        .arg(&out)
+        .status()
+        .unwrap()
+        .success());
+    let ours = read_f32(&out);
+    let reference = read_f32(&fixture("gpt2/a.f32.logits.bin"));
+    let mean = reference.iter().sum::<f32>() / reference.len() as f32;
+    let std =
+        (reference.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / reference.len() as f32).sqrt();
+    let max = ours
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max <= 1e-4 * std, "max diff {max}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn errors_are_one_line_and_nonzero() {
+    let out = bin()
+        .args(["logits", "-m"])
+        .arg(fixture("gpt2/a.f32.gguf"))
+        .args(["--tokens", "1,2,99999", "--out", "/nonexistent-dir/x.bin"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("token id out of the vocabulary range"), "{e}");
+
+    let out = bin()
+        .args(["inspect", "-m", "/nonexistent.gguf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(String::from_utf8(out.stderr).unwrap().lines().count(), 1);
+
+    // A file that is not GGUF.
+    let out = bin()
+        .args(["inspect", "-m"])
+        .arg(fixture("gpt2/manifest.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("bad magic"));
+}
+
+#[test]
+fn bench_json_last_line() {
+    let out = bin()
+        .args(["bench", "-m"])
+        .arg(fixture("gpt2/c.q4_1.gguf"))
+        .args(["-p", "8", "-n", "4", "--reps", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
+    assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
+    assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
+}

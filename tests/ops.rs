@@ -1,0 +1,183 @@
+//! Unit tests of every scalar kernel and op against straightforward f64 references.
+
+use embergpt::kernels::scalar::*;
+use embergpt::ops::{gelu, layer_norm, softmax};
+use embergpt::quant::{dequantize_row, f16_to_f32, quantize_row, BlockQ8_0, BlockQ8_1, GgmlType};
+
+struct Rng(u64);
+impl Rng {
+    fn f(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 23) as f32) - 1.0
+    }
+    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.f() * scale).collect()
+    }
+}
+
+fn bytes_of(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn quantized(ty: GgmlType, x: &[f32]) -> Vec<u8> {
+    let mut out = vec![0u8; ty.row_bytes(x.len()).unwrap()];
+    quantize_row(ty, x, &mut out).unwrap();
+    out
+}
+
+fn dequantized(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
+    let mut y = vec![0f32; n];
+    dequantize_row(ty, b, &mut y).unwrap();
+    y
+}
+
+fn dot64(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum()
+}
+
+#[test]
+fn float_dots_match_f64() {
+    let mut r = Rng(7);
+    for n in [1, 15, 16, 17, 64, 100, 768] {
+        let (w, x) = (r.vec(n, 1.0), r.vec(n, 1.0));
+        let want = dot64(&w, &x);
+        let got = vec_dot_f32_f32(&bytes_of(&w), &x) as f64;
+        assert!((got - want).abs() <= 1e-5 * (n as f64).sqrt(), "f32 n={n}");
+        // F16 weights: the reference uses the f16-rounded weights.
+        let wb = quantized(GgmlType::F16, &w);
+        let w16 = dequantized(GgmlType::F16, &wb, n);
+        let got = vec_dot_f16_f32(&wb, &x) as f64;
+        assert!(
+            (got - dot64(&w16, &x)).abs() <= 1e-5 * (n as f64).sqrt(),
+            "f16 n={n}"
+        );
+    }
+}
+
+/// Quantized dot products equal the f64 dot of the dequantized operands (up to f32 rounding).
+#[test]
+fn quantized_dots_match_dequantized_f64() {
+    let mut r = Rng(11);
+    for nb in [1usize, 3, 8, 9, 24, 96] {
+        let n = nb * 32;
+        let (w, x) = (r.vec(n, 2.0), r.vec(n, 3.0));
+        let mut q8 = vec![BlockQ8_0::default(); nb];
+        quantize_row_q8_0(&x, &mut q8);
+        let mut q81 = vec![BlockQ8_1::default(); nb];
+        quantize_row_q8_1(&x, &mut q81);
+        let xd: Vec<f32> = q8
+            .iter()
+            .flat_map(|b| {
+                let d = f16_to_f32(b.d);
+                b.qs.iter().map(move |&q| d * q as f32)
+            })
+            .collect();
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+            let wb = quantized(ty, &w);
+            let wd = dequantized(ty, &wb, n);
+            let want = dot64(&wd, &xd);
+            let got = match ty {
+                GgmlType::Q8_0 => vec_dot_q8_0_q8_0(&wb, &q8),
+                GgmlType::Q4_0 => vec_dot_q4_0_q8_0(&wb, &q8),
+                _ => vec_dot_q4_1_q8_1(&wb, &q81),
+            } as f64;
+            // Q4_1 uses s = f16(d * sum q) (ggml's Q8_1 layout): the min term carries
+            // that f16 rounding, at most |m| * |s| * 2^-11 per block.
+            let s_round: f64 = if ty == GgmlType::Q4_1 {
+                wb.chunks(20)
+                    .zip(&q81)
+                    .map(|(b, a)| {
+                        let m = f16_to_f32(u16::from_le_bytes([b[2], b[3]])) as f64;
+                        (m * f16_to_f32(a.s) as f64).abs() * 2f64.powi(-11)
+                    })
+                    .sum()
+            } else {
+                0.0
+            };
+            let tol = 1e-4 * (1.0 + want.abs()) + s_round;
+            assert!((got - want).abs() <= tol, "{ty:?} nb={nb}: {got} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn activation_quantization_error_is_bounded() {
+    let mut r = Rng(3);
+    let x = r.vec(32 * 16, 5.0);
+    let mut q = vec![BlockQ8_0::default(); 16];
+    quantize_row_q8_0(&x, &mut q);
+    for (xb, b) in x.chunks(32).zip(&q) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = f16_to_f32(b.d);
+        for (&v, &qv) in xb.iter().zip(&b.qs) {
+            // half a step of rounding plus the f16 rounding of the scale
+            assert!((v - d * qv as f32).abs() <= amax / 127.0 * 0.5 + amax * 1e-3);
+        }
+    }
+    // all-zero block: zero scale, zero quants
+    let mut z = [BlockQ8_0::default()];
+    quantize_row_q8_0(&[0.0; 32], &mut z);
+    assert_eq!((z[0].d, z[0].qs), (0, [0i8; 32]));
+}
+
+#[test]
+fn weight_quantization_round_trips_within_one_step() {
+    let mut r = Rng(5);
+    let x = r.vec(32 * 8, 1.0);
+    for (ty, steps) in [
+        (GgmlType::Q8_0, 127.0f32),
+        (GgmlType::Q4_0, 8.0),
+        (GgmlType::Q4_1, 15.0),
+    ] {
+        let y = dequantized(ty, &quantized(ty, &x), x.len());
+        for (xb, yb) in x.chunks(32).zip(y.chunks(32)) {
+            let range = match ty {
+                GgmlType::Q4_1 => {
+                    xb.iter().fold(f32::MIN, |m, &v| m.max(v))
+                        - xb.iter().fold(f32::MAX, |m, &v| m.min(v))
+                }
+                _ => xb.iter().fold(0f32, |m, v| m.max(v.abs())),
+            };
+            for (a, b) in xb.iter().zip(yb) {
+                assert!((a - b).abs() <= range / steps * 1.01 + 1e-6, "{ty:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn layer_norm_gelu_softmax_match_f64() {
+    let mut r = Rng(9);
+    let n = 96;
+    let x = r.vec(n, 3.0);
+    let w = r.vec(n, 1.0);
+    let b = r.vec(n, 0.5);
+    let mut out = vec![0f32; n];
+    layer_norm(&x, &bytes_of(&w), &bytes_of(&b), 1e-5, &mut out);
+    let mean = x.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+    for i in 0..n {
+        let want = (x[i] as f64 - mean) / (var + 1e-5).sqrt() * w[i] as f64 + b[i] as f64;
+        assert!((out[i] as f64 - want).abs() < 1e-5, "layer_norm {i}");
+    }
+
+    let mut g = x.clone();
+    gelu(&mut g);
+    for (&v, &o) in x.iter().zip(&g) {
+        let v = v as f64;
+        let want = 0.5
+            * v
+            * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh());
+        assert!((o as f64 - want).abs() < 1e-5, "gelu({v})");
+    }
+
+    let mut s = x.clone();
+    softmax(&mut s);
+    let m = x.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+    let z: f64 = x.iter().map(|&v| (v as f64 - m).exp()).sum();
+    for (&v, &o) in x.iter().zip(&s) {
+        assert!((o as f64 - (v as f64 - m).exp() / z).abs() < 1e-6);
+    }
+}
