@@ -3,6 +3,11 @@
 //!
 //! Dispatch is chosen once ([`Kernels::new`]) and stored in the context; the
 //! forward pass calls through the stored table and never re-detects.
+//!
+//! Threads: the host may lend a [`ParallelFor`] (see [`parallel`]); [`matmul`]
+//! then splits its weight rows into contiguous ranges, one per task. Every
+//! output element is computed by the same code whichever task computes it, so
+//! results are bit-identical for any thread count.
 
 pub mod parallel;
 pub mod scalar;

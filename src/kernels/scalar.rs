@@ -14,6 +14,11 @@
 //!
 //! Weight rows are raw file bytes (any alignment); lengths are checked by the
 //! caller ([`super::matmul`]), and a mismatch here only shortens the loop.
+//!
+//! The batched forms (`gemm_*`: several weight rows x several activation rows)
+//! are defined element by element as the single-row dots, so a SIMD batched
+//! kernel must give each output element exactly the bits of the dot above; this
+//! is what keeps chunked prefill bit-identical to token-by-token decode.
 
 use crate::quant::{f16_to_f32, f32_to_f16, le_u16, BlockQ8_0, BlockQ8_1, QK};
 
