@@ -373,17 +373,21 @@ fn batched_kernels_match_single_row_dots() {
     let mut ks = simd_backends();
     ks.push(s);
     for k in ks {
-        for &(rows, n, cols) in &[
-            (1, 1, 32),
-            (3, 2, 96),
-            (4, 4, 256),
-            (5, 7, 288),
-            (9, 17, 224),
-            (8, 16, 768),
-            (6, 5, 3072),
-        ] {
+        let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+            &[(1, 1, 32), (5, 6, 288)]
+        } else {
+            &[
+                (1, 1, 32),
+                (3, 2, 96),
+                (4, 4, 256),
+                (5, 7, 288),
+                (9, 17, 224),
+                (8, 16, 768),
+                (6, 5, 3072),
+            ]
+        };
+        for (&(rows, n, cols), extreme) in shapes.iter().flat_map(|s| [(s, false), (s, true)]) {
             let nb = cols / 32;
-            let extreme = rng.below(2) == 0;
             let x = activations(&mut rng, n * cols, extreme);
             let (mut a0, mut a1) = (
                 vec![BlockQ8_0::default(); n * nb],
