@@ -640,3 +640,64 @@ fn detected_backend_is_the_expected_one() {
         Err(_) => println!("EMBERGPT_EXPECT_BEST not set: detection result not asserted"),
     }
 }
+
+/// Small enough for Miri: the parallel-for path (raw-pointer output shared by
+/// tasks) with real threads, every type, against the single-threaded result.
+#[test]
+fn small_matmul_with_threads() {
+    let mut rng = Rng(6);
+    // 37 x 288 x 4 = 42,624 multiply-adds: above matmul's split threshold (32,768).
+    let (rows, cols, n) = (37usize, 288usize, 4usize);
+    let mut ks = simd_backends();
+    ks.push(scalar_k());
+    for ty in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::F16,
+        GgmlType::F32,
+    ] {
+        let w: Vec<u8> = (0..rows)
+            .flat_map(|_| weight_row(&mut rng, ty, cols, false))
+            .collect();
+        let x = activations(&mut rng, n * cols, false);
+        let want = run_matmul(&scalar_k(), ty, rows, cols, &w, &x, n);
+        for k in &ks {
+            for threads in [2usize, 3] {
+                let mut kt = *k;
+                kt.parallel = Some(scoped_hook(threads));
+                let got = run_matmul(&kt, ty, rows, cols, &w, &x, n);
+                assert_same(
+                    &got,
+                    &want,
+                    &format!("{} {} threads={threads}", k.backend.name(), ty.name()),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn std_thread_pool_small() {
+    use embergpt::kernels::parallel::ThreadPool;
+    let pool = ThreadPool::new(3);
+    let hits: Vec<AtomicUsize> = (0..20).map(|_| AtomicUsize::new(0)).collect();
+    unsafe extern "C" fn bump(data: *const c_void, i: usize) {
+        // SAFETY: data is the &Vec<AtomicUsize> passed below.
+        let h = unsafe { &*(data as *const Vec<AtomicUsize>) };
+        h[i].fetch_add(1, Ordering::SeqCst);
+    }
+    for n in [1usize, 2, 7, 20, 0, 5] {
+        // SAFETY: bump is callable from any thread.
+        unsafe { pool.run(n, bump, &hits as *const Vec<AtomicUsize> as *const c_void) };
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(
+                h.swap(0, Ordering::SeqCst),
+                (i < n) as usize,
+                "n {n} task {i}"
+            );
+        }
+    }
+    drop(pool); // joins the workers
+}
