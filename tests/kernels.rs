@@ -448,10 +448,20 @@ fn batched_kernels_match_single_row_dots() {
 // matmul: big shapes, all types, thread counts
 // ---------------------------------------------------------------------------
 
+/// The task data pointer, shared with the spawned threads.
+struct Data(*const c_void);
+// SAFETY: the core's task data is meant to be used from any thread (ParallelFor's contract).
+unsafe impl Sync for Data {}
+impl Data {
+    fn get(&self) -> *const c_void {
+        self.0
+    }
+}
+
 unsafe extern "C" fn scoped_run(user: *mut c_void, n: usize, task: TaskFn, data: *const c_void) {
     let threads = user as usize;
     let next = AtomicUsize::new(0);
-    let data = data as usize;
+    let data = Data(data);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
@@ -460,7 +470,7 @@ unsafe extern "C" fn scoped_run(user: *mut c_void, n: usize, task: TaskFn, data:
                     break;
                 }
                 // SAFETY: the core's task callback with its data, each index once.
-                unsafe { task(data as *const c_void, i) };
+                unsafe { task(data.get(), i) };
             });
         }
     });
