@@ -2,8 +2,10 @@
 
 mod bench;
 mod common;
+mod generate;
 mod inspect;
 mod logits;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,12 @@ enum Cmd {
     Logits(logits::Args),
     /// Measure prompt processing and generation speed.
     Bench(bench::Args),
+    /// Generate text from a prompt (the bundled model when -m is absent).
+    Generate(generate::Args),
+    /// Print the token ids of a text as one JSON array.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Print the text of comma-separated token ids.
+    Detokenize(tokenize::DetokenizeArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +43,9 @@ fn main() -> ExitCode {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Logits(a) => logits::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Generate(a) => generate::run(a),
+        Cmd::Tokenize(a) => tokenize::tokenize(a),
+        Cmd::Detokenize(a) => tokenize::detokenize(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
