@@ -921,6 +921,7 @@ unsafe fn read_params(p: *const egpt_context_params) -> Result<ContextParams, Er
         n_batch: c.n_batch,
         logits_all: c.logits_all != 0,
         backend: backend_from_c(c.backend)?,
+        parallel: None,
     })
 }
 

@@ -6,7 +6,7 @@
 
 use crate::arena::{Arena, Plan, Pod};
 use crate::error::{Error, Result};
-use crate::kernels::{Backend, Kernels};
+use crate::kernels::{Backend, Kernels, ParallelFor};
 use crate::model::{Arch, Hparams, LayerRefs, Model};
 use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
@@ -21,6 +21,9 @@ pub struct ContextParams {
     pub logits_all: bool,
     /// Force a kernel backend; `None` picks the best this CPU runs.
     pub backend: Option<Backend>,
+    /// The host's parallel-for; `None` runs everything on the calling thread.
+    /// Results are bit-identical for any thread count.
+    pub parallel: Option<ParallelFor>,
 }
 
 impl Default for ContextParams {
@@ -30,6 +33,7 @@ impl Default for ContextParams {
             n_batch: 32,
             logits_all: false,
             backend: None,
+            parallel: None,
         }
     }
 }
@@ -174,10 +178,11 @@ impl<'m, 'a> Context<'m, 'a> {
                 available: arena.len(),
             });
         }
-        let kernels = match params.backend {
+        let mut kernels = match params.backend {
             Some(b) => Kernels::new(b)?,
             None => Kernels::detect(),
         };
+        kernels.parallel = params.parallel;
         let mut a = Arena::new(arena);
         let layers: &'a mut [LayerRefs] = carve(&mut a, s.layers)?;
         model.fill_layer_refs(layers)?;

@@ -80,6 +80,8 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: 32.min(hp.n_ctx),
         logits_all: false,
         backend: backend(a.backend.as_deref())?,
+        parallel: (a.threads > 1)
+            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
     };
     let ctx_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; ctx_bytes];

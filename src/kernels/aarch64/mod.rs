@@ -80,6 +80,10 @@ pub(crate) const NEON: Kernels = Kernels {
     vec_dot_q4_1_q8_1: neon::vec_dot_q4_1_q8_1,
     quantize_row_q8_0,
     quantize_row_q8_1,
+    gemm_q8_0_q8_0: None,
+    gemm_q4_0_q8_0: None,
+    gemm_q4_1_q8_1: None,
+    parallel: None,
 };
 
 /// The NEON + dotprod table. Only handed out after [`has_dotprod`] said yes.
@@ -94,6 +98,10 @@ pub(crate) const DOTPROD: Kernels = Kernels {
     vec_dot_q4_1_q8_1: dotprod::vec_dot_q4_1_q8_1,
     quantize_row_q8_0,
     quantize_row_q8_1,
+    gemm_q8_0_q8_0: None,
+    gemm_q4_0_q8_0: None,
+    gemm_q4_1_q8_1: None,
+    parallel: None,
 };
 
 // ---------------------------------------------------------------------------

@@ -29,6 +29,10 @@ pub(crate) const SIMD128: Kernels = Kernels {
     vec_dot_q4_1_q8_1,
     quantize_row_q8_0,
     quantize_row_q8_1,
+    gemm_q8_0_q8_0: None,
+    gemm_q4_0_q8_0: None,
+    gemm_q4_1_q8_1: None,
+    parallel: None,
 };
 
 // ---------------------------------------------------------------------------
