@@ -21,12 +21,22 @@ fn bits(v: &[f32]) -> Vec<u32> {
 // gguf_parse
 // ---------------------------------------------------------------------------
 
+/// Equality that treats floats by their bits (a NaN equals itself).
+fn same(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
+        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
 fn walk_array(a: &ArrayView<'_>, depth: u32) {
     assert!(depth <= embergpt::gguf::MAX_ARRAY_DEPTH);
     let mut n = 0usize;
     for (i, v) in a.iter().enumerate() {
         if i < 64 {
-            assert_eq!(a.get(i), Some(v), "ArrayView::get({i}) disagrees with iter");
+            let got = a.get(i).expect("ArrayView::get of an index below len");
+            assert!(same(&got, &v), "ArrayView::get({i}) disagrees with iter");
         }
         if let Value::Array(inner) = v {
             walk_array(&inner, depth + 1);
