@@ -287,7 +287,7 @@ pub fn arena_context(data: &[u8]) {
     let hp = *model.hparams();
     let flags = byte(data, 5);
     let backend = match (flags >> 1) & 7 {
-        0 | 1 | 2 | 3 => None,
+        0..=3 => None,
         k => Some(Backend::ALL[(k as usize + flags as usize) % Backend::ALL.len()]),
     };
     let params = ContextParams {
@@ -333,7 +333,6 @@ pub fn arena_context(data: &[u8]) {
             ctx.eval(&[tok]).expect("eval in a fresh context");
             assert_eq!(ctx.logits().unwrap().len(), hp.n_vocab);
             assert_eq!(ctx.n_past(), 1);
-            drop(ctx);
             assert!(after.iter().all(|&b| b == 0xA5), "wrote past the arena");
         }
         (Ok(n), Err(Error::ArenaTooSmall { needed, available })) => {
