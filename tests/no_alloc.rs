@@ -74,14 +74,11 @@ fn counter_sees_allocations() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "forward passes: minutes under Miri")]
 fn load_new_eval_rewind_allocate_nothing() {
-    let names: &[&str] = if cfg!(miri) {
-        &["a.q8_0"]
-    } else {
-        // One fixture per weight type (every kernel), plus an untied model.
-        &["a.f32", "a.f16", "a.q8_0", "a.q4_0", "b.q4_1"]
-    };
-    let rounds = if cfg!(miri) { 1 } else { 6 };
+    // One fixture per weight type (every kernel), plus an untied model.
+    let names = ["a.f32", "a.f16", "a.q8_0", "a.q4_0", "b.q4_1"];
+    let rounds = 6;
     for name in names {
         let bytes = read_fixture(&format!("gpt2/{name}.gguf"));
         let p = ContextParams {
