@@ -142,7 +142,7 @@ const EVAL_FIXTURES: &[&[u8]] = &[
 ///
 /// Input layout (every field optional; missing bytes read as 0):
 /// - byte 0: which fixture;
-/// - byte 1: context parameters (`n_ctx = 1 + (b & 7)`, `n_batch`, `logits_all`);
+/// - byte 1: context parameters (`n_ctx = 1 + (b & 3)`, `n_batch`, `logits_all`);
 /// - byte 2: number of patches (`& 15`);
 /// - 8 bytes per patch: `kind, off[3], val[4]`. `kind & 3`: 0 write a byte,
 ///   1 write a u32, 2 write a u64 (zero-extended), 3 truncate. `kind & 0x80`
@@ -203,7 +203,9 @@ pub fn model_eval(data: &[u8]) {
     };
     let hp = *model.hparams();
     let cb = byte(data, 1);
-    let n_ctx = (1 + (cb & 7) as usize).min(hp.n_ctx);
+    // Few tokens: every eval path (chunking, batches, rewinds) is reached with 4,
+    // and the forward pass dominates the time of an execution.
+    let n_ctx = (1 + (cb & 3) as usize).min(hp.n_ctx);
     let n_batch = 1 + ((cb >> 3) & 3) as usize % n_ctx;
     let params = ContextParams {
         n_ctx,
@@ -227,15 +229,9 @@ pub fn model_eval(data: &[u8]) {
     ctx.eval(&tokens)
         .expect("eval of valid tokens on a loaded model");
     let first = bits(ctx.logits().expect("logits after eval"));
-    ctx.reset();
-    ctx.eval(&tokens).expect("eval after reset");
-    assert_eq!(
-        first,
-        bits(ctx.logits().unwrap()),
-        "eval is not deterministic"
-    );
 
-    // Rewind to the middle and evaluate the rest again: same last logits.
+    // Rewind to the middle and evaluate the rest again: same last logits
+    // (deterministic, and nothing stale survives the rewind).
     let mid = tokens.len() / 2;
     ctx.rewind(mid).expect("rewind inside n_past");
     ctx.eval(&tokens[mid..]).expect("eval after rewind");
