@@ -196,19 +196,25 @@ impl G {
             fields.push(b.len());
             b.extend_from_slice(&off.to_le_bytes());
         }
+        // One zeroed allocation for the whole file, then copies: Miri runs
+        // `alloc_zeroed` and `copy_from_slice` as single operations, while a
+        // growing `resize` is a byte loop there.
         let align = self.align.max(1) as usize;
-        b.resize(b.len().next_multiple_of(align), 0);
-        let data_start = b.len();
+        let data_start = b.len().next_multiple_of(align);
+        let data_end = self
+            .tensors
+            .iter()
+            .zip(&offs)
+            .map(|(t, &off)| off as usize + t.data.len())
+            .max()
+            .map_or(0, |end| end.next_multiple_of(align));
+        let mut file = vec![0u8; data_start + data_end];
+        file[..b.len()].copy_from_slice(&b);
         for (t, &off) in self.tensors.iter().zip(&offs) {
             let at = data_start + off as usize;
-            if b.len() < at + t.data.len() {
-                b.resize(at + t.data.len(), 0);
-            }
-            b[at..at + t.data.len()].copy_from_slice(&t.data);
+            file[at..at + t.data.len()].copy_from_slice(&t.data);
         }
-        if !self.tensors.is_empty() {
-            b.resize(b.len().next_multiple_of(align), 0);
-        }
+        let b = file;
         (b, fields)
     }
 }
