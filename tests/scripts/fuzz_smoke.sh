@@ -50,7 +50,7 @@ for t in "${TARGETS[@]}"; do
         echo "fuzz_smoke: $t FAILED; crashing input(s):"
         ls -l "artifacts/$t/" || true
     else
-        grep -E "^(stat::|#[0-9]+ +DONE)" "$log" || tail -n 5 "$log"
+        grep -E "^(stat::|#[0-9]+[[:space:]]+DONE)" "$log" || tail -n 5 "$log"
     fi
     rm -f "$log"
 done
