@@ -33,7 +33,7 @@ start=$(date +%s)
 # the parser and model checks on hostile files, Context::new carving the arena
 # at two start alignments, parameter and token errors, the scalar kernels on
 # unaligned rows and with short operands, and one forward pass (two tokens of
-# the f32 model `a`: about a minute of Miri per token). Tests that evaluate
+# the Q4_0 model `a`: about a minute of Miri CPU per token). Tests that evaluate
 # more are #[cfg_attr(miri, ignore)].
 cargo +nightly miri test -p embergpt "${FEAT[@]}" --lib
 cargo +nightly miri test -p embergpt "${FEAT[@]}" --test bad_input
