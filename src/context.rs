@@ -4,6 +4,12 @@
 //! context needs; [`Context::new`] carves them from the caller's buffer in the same
 //! order. Nothing allocates afterwards: `eval` only writes into these slices.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use crate::arena::{Arena, Plan, Pod};
 use crate::error::{Error, Result};
 use crate::kernels::{Backend, Kernels, ParallelFor};
@@ -294,7 +300,10 @@ impl<'m, 'a> Context<'m, 'a> {
         if self.n_logits == 0 {
             return Err(Error::NoLogits);
         }
-        Ok(&self.logits[(self.n_logits - 1) * v..self.n_logits * v])
+        // n_logits <= logit_rows, so the row is inside `logits`.
+        self.logits
+            .get((self.n_logits - 1) * v..self.n_logits * v)
+            .ok_or(Error::NoLogits)
     }
 
     /// Logits of every token of the last `eval_all`, `[n][n_vocab]` (one row after `eval`).
@@ -302,7 +311,9 @@ impl<'m, 'a> Context<'m, 'a> {
         if self.n_logits == 0 {
             return Err(Error::NoLogits);
         }
-        Ok(&self.logits[..self.n_logits * self.model.hparams().n_vocab])
+        self.logits
+            .get(..self.n_logits * self.model.hparams().n_vocab)
+            .ok_or(Error::NoLogits)
     }
 
     /// Forget every token from position `pos` on (`pos <= n_past`). Logits are invalidated.
