@@ -212,6 +212,7 @@ pub fn model_eval(data: &[u8]) {
         n_batch,
         logits_all: cb & 0x40 != 0,
         backend: None,
+        parallel: None,
     };
     let size = Context::arena_size(&model, &params).expect("arena_size of valid params");
     let mut arena = vec![0u8; size];
@@ -291,6 +292,7 @@ pub fn arena_context(data: &[u8]) {
         n_batch: u16::from_le_bytes([byte(data, 3), byte(data, 4)]) as usize,
         logits_all: flags & 1 != 0,
         backend,
+        parallel: None,
     };
     let shift = u16::from_le_bytes([byte(data, 6), byte(data, 7)]) as usize % 128;
     let raw = i32::from_le_bytes([byte(data, 8), byte(data, 9), byte(data, 10), byte(data, 11)]);

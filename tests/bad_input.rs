@@ -848,6 +848,7 @@ fn params(n_ctx: usize, n_batch: usize, logits_all: bool) -> ContextParams {
         n_batch,
         logits_all,
         backend: None,
+        parallel: None,
     }
 }
 

@@ -86,6 +86,7 @@ fn load_new_eval_rewind_allocate_nothing() {
             n_batch: 4,
             logits_all: true,
             backend: None,
+            parallel: None,
         };
         let size = Model::load(&bytes)
             .and_then(|m| Context::arena_size(&m, &p))

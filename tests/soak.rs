@@ -47,6 +47,7 @@ fn soak(name: &str, steps: usize, seed: u64) {
         n_batch: 4,
         logits_all: true,
         backend: None,
+        parallel: None,
     };
     let mut buf = arena(Context::arena_size(&model, &p).unwrap());
     let mut ctx = Context::new(model, &p, &mut buf).unwrap();
