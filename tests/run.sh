@@ -6,6 +6,7 @@
 #   bash tests/run.sh            everything (CI runs exactly this via .ci/run)
 #
 # Environment: FUZZ_SECONDS (per fuzz target, default 45).
+# Needs only rustup (and apt for the system packages); about 35-45 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -55,8 +56,16 @@ c-examples/check-header.sh
 step "cargo test (workspace, host: golden, kernels, tokenizer, sampler, C examples, CLI)"
 cargo test --workspace --features std,capi
 
-# ------------------------------------------------------------------ other targets
+# ------------------------------------------------------------------ other CPUs and targets
+step "x86_64 detection and fallback under qemu (-cpu Haswell = avx2, -cpu Nehalem = scalar)"
+tests/scripts/qemu_x86.sh
 step "cross targets: aarch64 (qemu -cpu max / cortex-a53), wasm32-wasip1 (node)"
 tests/scripts/cross_test.sh
+
+# ------------------------------------------------------------------ hardening
+step "fuzz smoke (cargo-fuzz, nightly): ${FUZZ_SECONDS:-45} s per target"
+FUZZ_SECONDS="${FUZZ_SECONDS:-45}" bash tests/scripts/fuzz_smoke.sh
+step "Miri (nightly): parser, arena, context, scalar kernels"
+bash tests/scripts/miri.sh
 
 step "all checks passed in $(( $(date +%s) - T0 )) s"
