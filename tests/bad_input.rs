@@ -716,7 +716,7 @@ fn unexpected_tensor() {
 
 #[test]
 fn unsupported_architecture() {
-    for arch in ["llama", "", "gpt2 ", "GPT2"] {
+    for arch in ["mamba", "", "gpt2 ", "GPT2"] {
         let mut g = model_a();
         g.kv_mut("general.architecture").payload = str_bytes(arch.as_bytes());
         assert_eq!(
