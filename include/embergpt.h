@@ -152,12 +152,18 @@ typedef struct egpt_context_params {
   int32_t logits_all;
   // An `EGPT_BACKEND_*` value; [`EGPT_BACKEND_AUTO`] picks the best.
   egpt_backend backend;
-  // Optional parallel-for hook (NULL: single-threaded). Reserved: this
-  // version of the library accepts and ignores it; evaluation runs on the
-  // calling thread. Multi-threaded evaluation will call it, unchanged ABI.
+  // Optional parallel-for hook (NULL: everything runs on the calling thread).
+  // Each matrix multiply is split into `parallel_n_tasks` independent row
+  // ranges and handed to it; it must call `task(task_ctx, i)` exactly once for
+  // every `i < n_tasks` (on any threads, possibly concurrently), return only
+  // when all calls have returned, and not unwind. Logits are bit-identical
+  // whatever the hook and the task count.
   egpt_parallel_for_fn parallel_for;
   // Passed to `parallel_for` as `user`.
   void *parallel_user;
+  // Tasks per matrix multiply when `parallel_for` is set (typically the
+  // host's thread count; 0 and 1 mean one task).
+  size_t parallel_n_tasks;
 } egpt_context_params;
 
 // What a tokenizer is. Set `struct_size = sizeof(egpt_tokenizer_info)` first.

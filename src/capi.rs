@@ -882,12 +882,18 @@ pub struct egpt_context_params {
     pub logits_all: i32,
     /// An `EGPT_BACKEND_*` value; [`EGPT_BACKEND_AUTO`] picks the best.
     pub backend: egpt_backend,
-    /// Optional parallel-for hook (NULL: single-threaded). Reserved: this
-    /// version of the library accepts and ignores it; evaluation runs on the
-    /// calling thread. Multi-threaded evaluation will call it, unchanged ABI.
+    /// Optional parallel-for hook (NULL: everything runs on the calling thread).
+    /// Each matrix multiply is split into `parallel_n_tasks` independent row
+    /// ranges and handed to it; it must call `task(task_ctx, i)` exactly once for
+    /// every `i < n_tasks` (on any threads, possibly concurrently), return only
+    /// when all calls have returned, and not unwind. Logits are bit-identical
+    /// whatever the hook and the task count.
     pub parallel_for: egpt_parallel_for_fn,
     /// Passed to `parallel_for` as `user`.
     pub parallel_user: *mut c_void,
+    /// Tasks per matrix multiply when `parallel_for` is set (typically the
+    /// host's thread count; 0 and 1 mean one task).
+    pub parallel_n_tasks: usize,
 }
 
 /// The default parameters (model's context length, batch of 32, last-token
@@ -903,6 +909,7 @@ pub extern "C" fn egpt_context_default_params() -> egpt_context_params {
         backend: d.backend.map_or(EGPT_BACKEND_AUTO, backend_to_c),
         parallel_for: None,
         parallel_user: ptr::null_mut(),
+        parallel_n_tasks: 0,
     }
 }
 
@@ -916,12 +923,28 @@ unsafe fn read_params(p: *const egpt_context_params) -> Result<ContextParams, Er
     // SAFETY: the caller's struct has our size; unaligned read copes with any address.
     // Every field type accepts every bit pattern (integers, raw and Option<fn> pointers).
     let c = unsafe { ptr::read_unaligned(p) };
+    let parallel = match c.parallel_for {
+        None => None,
+        Some(f) => {
+            // SAFETY: the two function pointer types differ only in `*mut` versus
+            // `*const c_void` arguments and `Option<fn>` versus `fn` for the task,
+            // which Rust documents as ABI-compatible (thin pointers; an Option of a
+            // fn pointer has the null-pointer layout), so calling `f` through
+            // `RunFn` is calling it with its own ABI. The core never passes a null task.
+            let run: crate::kernels::parallel::RunFn = unsafe { core::mem::transmute(f) };
+            // SAFETY: the hook's contract (documented on `parallel_for` in the header)
+            // is exactly `ParallelFor::new`'s; the caller promised it by setting it.
+            Some(unsafe {
+                crate::kernels::parallel::ParallelFor::new(run, c.parallel_user, c.parallel_n_tasks)
+            })
+        }
+    };
     Ok(ContextParams {
         n_ctx: c.n_ctx,
         n_batch: c.n_batch,
         logits_all: c.logits_all != 0,
         backend: backend_from_c(c.backend)?,
-        parallel: None,
+        parallel,
     })
 }
 
@@ -2588,6 +2611,105 @@ mod tests {
             if let Ok(t) = GgmlType::from_u32(id) {
                 assert_eq!(type_c_name(t).to_str().unwrap(), t.name());
             }
+        }
+    }
+
+    /// A host hook that runs the tasks in reverse order on the calling thread, and
+    /// one that runs them on scoped std threads: logits must not change at all.
+    unsafe extern "C" fn reverse_hook(
+        user: *mut c_void,
+        n: usize,
+        task: egpt_task_fn,
+        task_ctx: *mut c_void,
+    ) {
+        // SAFETY: `user` is the counter the test passed.
+        unsafe { *(user as *mut usize) += n };
+        if let Some(t) = task {
+            for i in (0..n).rev() {
+                // SAFETY: the library's task with its own context, each index once.
+                unsafe { t(task_ctx, i) };
+            }
+        }
+    }
+
+    unsafe extern "C" fn thread_hook(
+        _user: *mut c_void,
+        n: usize,
+        task: egpt_task_fn,
+        task_ctx: *mut c_void,
+    ) {
+        let ctx = task_ctx as usize;
+        std::thread::scope(|s| {
+            for i in 0..n {
+                s.spawn(move || {
+                    if let Some(t) = task {
+                        // SAFETY: the library's task, each index once; the scope
+                        // joins every thread before the hook returns.
+                        unsafe { t(ctx as *mut c_void, i) };
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn parallel_hook_is_called_and_changes_no_bit() {
+        static FILE: &[u8] = include_bytes!("../tests/fixtures/gpt2/b.q8_0.gguf");
+        let run = |hook: egpt_parallel_for_fn, user: *mut c_void, tasks: usize| {
+            let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE];
+            let mut model: *mut egpt_model = ptr::null_mut();
+            // SAFETY: valid buffers with their true lengths; FILE is 'static.
+            let s = unsafe {
+                egpt_model_open(
+                    FILE.as_ptr(),
+                    FILE.len(),
+                    model_mem.as_mut_ptr().cast(),
+                    model_mem.len(),
+                    &mut model,
+                )
+            };
+            assert_eq!(s, EGPT_OK);
+            let mut p = egpt_context_default_params();
+            p.backend = EGPT_BACKEND_SCALAR;
+            p.parallel_for = hook;
+            p.parallel_user = user;
+            p.parallel_n_tasks = tasks;
+            let mut need = 0usize;
+            // SAFETY: valid handle and out-pointer.
+            assert_eq!(
+                unsafe { egpt_context_arena_size(model, &p, &mut need) },
+                EGPT_OK
+            );
+            let mut arena = std::vec![0u8; need];
+            let mut ctx: *mut egpt_context = ptr::null_mut();
+            // SAFETY: the arena outlives the context (same closure).
+            let s = unsafe {
+                egpt_context_create(model, &p, arena.as_mut_ptr().cast(), need, &mut ctx)
+            };
+            assert_eq!(s, EGPT_OK);
+            let toks = [1u32, 50, 7, 99, 3, 150, 42];
+            // SAFETY: valid context and token buffer.
+            assert_eq!(
+                unsafe { egpt_context_eval(ctx, toks.as_ptr(), toks.len()) },
+                EGPT_OK
+            );
+            let mut out = std::vec![0f32; 160];
+            let mut n = 0usize;
+            // SAFETY: valid buffer with its length.
+            let s = unsafe { egpt_context_copy_logits(ctx, out.as_mut_ptr(), out.len(), &mut n) };
+            assert_eq!((s, n), (EGPT_OK, 160));
+            out
+        };
+        let base = run(None, ptr::null_mut(), 0);
+        let mut calls = 0usize;
+        let rev = run(Some(reverse_hook), (&mut calls as *mut usize).cast(), 3);
+        assert!(calls > 0, "the hook was never called");
+        let thr = run(Some(thread_hook), ptr::null_mut(), 4);
+        for v in [&rev, &thr] {
+            assert!(base
+                .iter()
+                .zip(v.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 

@@ -69,6 +69,7 @@ class ContextParams(Structure):
         ("backend", egpt_backend),
         ("parallel_for", _parallel_for_fn),
         ("parallel_user", c_void_p),
+        ("parallel_n_tasks", c_size_t),
     ]
 
 
