@@ -2676,10 +2676,8 @@ mod tests {
             p.parallel_n_tasks = tasks;
             let mut need = 0usize;
             // SAFETY: valid handle and out-pointer.
-            assert_eq!(
-                unsafe { egpt_context_arena_size(model, &p, &mut need) },
-                EGPT_OK
-            );
+            let s = unsafe { egpt_context_arena_size(model, &p, &mut need) };
+            assert_eq!(s, EGPT_OK);
             let mut arena = std::vec![0u8; need];
             let mut ctx: *mut egpt_context = ptr::null_mut();
             // SAFETY: the arena outlives the context (same closure).
@@ -2689,10 +2687,8 @@ mod tests {
             assert_eq!(s, EGPT_OK);
             let toks = [1u32, 50, 7, 99, 3, 150, 42];
             // SAFETY: valid context and token buffer.
-            assert_eq!(
-                unsafe { egpt_context_eval(ctx, toks.as_ptr(), toks.len()) },
-                EGPT_OK
-            );
+            let s = unsafe { egpt_context_eval(ctx, toks.as_ptr(), toks.len()) };
+            assert_eq!(s, EGPT_OK);
             let mut out = std::vec![0f32; 160];
             let mut n = 0usize;
             // SAFETY: valid buffer with its length.
