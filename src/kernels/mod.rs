@@ -4,6 +4,8 @@
 //! Dispatch is chosen once ([`Kernels::new`]) and stored in the context; the
 //! forward pass calls through the stored table and never re-detects.
 
+#[cfg(target_arch = "arm")]
+pub mod arm;
 pub mod scalar;
 
 use crate::error::{Error, Result};
@@ -27,6 +29,10 @@ pub enum Backend {
     NeonDotprod,
     /// wasm32 simd128.
     Simd128,
+    /// Cortex-M4/M7/M33 DSP extension (`SXTB16`/`SMLAD`); Cargo feature `dsp`.
+    CortexMDsp,
+    /// Cortex-M55 Helium/MVE (`VMLADAVA`); Cargo feature `helium`.
+    Helium,
 }
 
 impl Backend {
@@ -38,6 +44,8 @@ impl Backend {
         Backend::NeonDotprod,
         Backend::Neon,
         Backend::Simd128,
+        Backend::Helium,
+        Backend::CortexMDsp,
         Backend::Scalar,
     ];
 
@@ -51,6 +59,8 @@ impl Backend {
             Backend::Neon => "neon",
             Backend::NeonDotprod => "dotprod",
             Backend::Simd128 => "simd128",
+            Backend::CortexMDsp => "dsp",
+            Backend::Helium => "helium",
         }
     }
 
@@ -63,6 +73,9 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Scalar => true,
+            // Chosen at build time (no run-time detection on bare-metal Cortex-M).
+            Backend::CortexMDsp => cfg!(all(target_arch = "arm", feature = "dsp")),
+            Backend::Helium => cfg!(all(target_arch = "arm", feature = "helium")),
             // Filled in by the SIMD modules (x86_64: CPUID + XGETBV; others: compile time).
             _ => false,
         }
@@ -120,6 +133,20 @@ impl Kernels {
             | Backend::Neon
             | Backend::NeonDotprod
             | Backend::Simd128 => return Err(Error::BackendUnavailable),
+            #[cfg(all(target_arch = "arm", feature = "dsp"))]
+            Backend::CortexMDsp => Kernels {
+                vec_dot_q8_0_q8_0: arm::dsp::vec_dot_q8_0_q8_0,
+                vec_dot_q4_0_q8_0: arm::dsp::vec_dot_q4_0_q8_0,
+                ..SCALAR.with_backend(backend)
+            },
+            #[cfg(all(target_arch = "arm", feature = "helium"))]
+            Backend::Helium => Kernels {
+                vec_dot_q8_0_q8_0: arm::helium::vec_dot_q8_0_q8_0,
+                vec_dot_q4_0_q8_0: arm::helium::vec_dot_q4_0_q8_0,
+                ..SCALAR.with_backend(backend)
+            },
+            #[allow(unreachable_patterns)]
+            Backend::CortexMDsp | Backend::Helium => return Err(Error::BackendUnavailable),
             Backend::Scalar => Kernels {
                 backend,
                 vec_dot_f32_f32: scalar::vec_dot_f32_f32,
@@ -136,6 +163,14 @@ impl Kernels {
     /// The best table for this CPU.
     pub fn detect() -> Kernels {
         Kernels::new(Backend::detect()).unwrap_or(Kernels::new(Backend::Scalar).unwrap_or(SCALAR))
+    }
+}
+
+impl Kernels {
+    /// This table relabelled as `backend` (for tables that override a few entries).
+    #[allow(dead_code)]
+    const fn with_backend(self, backend: Backend) -> Kernels {
+        Kernels { backend, ..self }
     }
 }
 
@@ -221,6 +256,20 @@ pub fn matmul(
             let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
             for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
                 (k.quantize_row_q8_0)(xr, qr);
+            }
+            // Cortex-M: several rows at a time, sharing the widened activations.
+            #[cfg(target_arch = "arm")]
+            if nb > 0 && w.rows > 0 {
+                let mut done = false;
+                for (qr, o) in xq.chunks_exact(nb).zip(out.chunks_exact_mut(w.rows)) {
+                    done = arm::matvec(k.backend, w.ty, w.data, rb, qr, o);
+                    if !done {
+                        break;
+                    }
+                }
+                if done {
+                    return Ok(());
+                }
             }
             let dot = if w.ty == GgmlType::Q8_0 {
                 k.vec_dot_q8_0_q8_0

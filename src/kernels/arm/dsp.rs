@@ -1,0 +1,150 @@
+//! Armv7E-M DSP kernels (Cortex-M4/M7/M33/M55): `SXTB16` widens two signed bytes
+//! to two halfwords, `SMLAD` multiplies two halfword pairs and adds both
+//! products to an accumulator. Stable `asm!`, one instruction per wrapper, so
+//! LLVM keeps register allocation and scheduling.
+//!
+//! Block sums are exact in i32: `|sum| <= 32 * 128 * 128 = 2^19`, so `SMLAD`
+//! never overflows (it would only set the sticky Q flag).
+
+use core::arch::asm;
+use core::ptr::read_unaligned;
+
+use super::rows_dot;
+use crate::quant::BlockQ8_0;
+
+/// `(sext(x.b0), sext(x.b2))` as two halfwords.
+#[inline(always)]
+fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register-only instruction with no memory or flag effects.
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `(sext(x.b1), sext(x.b3))` as two halfwords.
+#[inline(always)]
+fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register-only instruction with no memory or flag effects.
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x,
+             options(pure, nomem, nostack, preserves_flags));
+    }
+    r
+}
+
+/// `acc + a.lo * b.lo + a.hi * b.hi` (signed halfwords).
+#[inline(always)]
+fn smlad(a: u32, b: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: a register-only instruction; it may set the sticky Q flag, which
+    // nothing reads (no `preserves_flags`).
+    unsafe {
+        asm!("smlad {r}, {a}, {b}, {acc}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+             acc = in(reg) acc, options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Bytewise `x - 0x08` on four bytes (nibbles 0..=15 become -8..=7).
+#[inline(always)]
+fn sub8_each(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: a register-only instruction; it sets the GE flags (no `preserves_flags`).
+    unsafe {
+        asm!("usub8 {r}, {x}, {e}", r = lateout(reg) r, x = in(reg) x, e = in(reg) 0x0808_0808u32,
+             options(pure, nomem, nostack));
+    }
+    r
+}
+
+/// Four bytes at `p` (any alignment; Armv7E-M loads words unaligned).
+///
+/// # Safety
+/// `p..p + 4` must be readable.
+#[inline(always)]
+unsafe fn word(p: *const u8) -> u32 {
+    // SAFETY: the caller guarantees 4 readable bytes; `read_unaligned` needs no alignment.
+    unsafe { read_unaligned(p as *const u32) }
+}
+
+/// Exact `sum(w[r][i] * a[i])` over 32 signed bytes for each of `R` rows, the
+/// widened activations shared by all rows.
+///
+/// # Safety
+/// `a` and every `w[r]` must point to 32 readable bytes.
+#[inline(always)]
+unsafe fn sums_q8<const R: usize>(w: [*const u8; R], a: *const u8) -> [i32; R] {
+    let mut s = [0i32; R];
+    for k in (0..32).step_by(4) {
+        // SAFETY: `k + 4 <= 32` and the caller guarantees 32 bytes at `a`.
+        let av = unsafe { word(a.add(k)) };
+        let (ae, ao) = (sxtb16(av), sxtb16_ror8(av));
+        for r in 0..R {
+            // SAFETY: as above, for `w[r]`.
+            let wv = unsafe { word(w[r].add(k)) };
+            s[r] = smlad(sxtb16(wv), ae, s[r]);
+            s[r] = smlad(sxtb16_ror8(wv), ao, s[r]);
+        }
+    }
+    s
+}
+
+/// Exact `sum((q - 8) * a)` over one Q4_0 block (16 bytes of nibbles: byte `k`
+/// holds elements `k` and `k + 16`) for each of `R` rows.
+///
+/// # Safety
+/// `a` must point to 32 readable bytes and every `w[r]` to 16.
+#[inline(always)]
+unsafe fn sums_q4<const R: usize>(w: [*const u8; R], a: *const u8) -> [i32; R] {
+    let mut s = [0i32; R];
+    for k in (0..16).step_by(4) {
+        // SAFETY: `k + 20 <= 32` and the caller guarantees 32 bytes at `a`.
+        let (al, ah) = unsafe { (word(a.add(k)), word(a.add(k + 16))) };
+        let (ale, alo, ahe, aho) = (sxtb16(al), sxtb16_ror8(al), sxtb16(ah), sxtb16_ror8(ah));
+        for r in 0..R {
+            // SAFETY: `k + 4 <= 16` and the caller guarantees 16 bytes at `w[r]`.
+            let wv = unsafe { word(w[r].add(k)) };
+            let lo = sub8_each(wv & 0x0f0f_0f0f);
+            let hi = sub8_each((wv >> 4) & 0x0f0f_0f0f);
+            s[r] = smlad(sxtb16(lo), ale, s[r]);
+            s[r] = smlad(sxtb16_ror8(lo), alo, s[r]);
+            s[r] = smlad(sxtb16(hi), ahe, s[r]);
+            s[r] = smlad(sxtb16_ror8(hi), aho, s[r]);
+        }
+    }
+    s
+}
+
+/// `R` Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0` per row.
+pub fn rows_q8_0_q8_0<const R: usize>(w: &[&[u8]; R], x: &[BlockQ8_0]) -> [f32; R] {
+    rows_dot(w, x, 34, |j, xb| {
+        let p = core::array::from_fn(|r| w[r][j * 34 + 2..].as_ptr());
+        // SAFETY: `rows_dot` calls with `j * 34 + 34 <= w[r].len()`, so 32 bytes
+        // follow each `p[r]`; `xb.qs` is 32 bytes.
+        unsafe { sums_q8(p, xb.qs.as_ptr() as *const u8) }
+    })
+}
+
+/// `R` Q4_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q4_0_q8_0` per row.
+pub fn rows_q4_0_q8_0<const R: usize>(w: &[&[u8]; R], x: &[BlockQ8_0]) -> [f32; R] {
+    rows_dot(w, x, 18, |j, xb| {
+        let p = core::array::from_fn(|r| w[r][j * 18 + 2..].as_ptr());
+        // SAFETY: `rows_dot` calls with `j * 18 + 18 <= w[r].len()`, so 16 bytes
+        // follow each `p[r]`; `xb.qs` is 32 bytes.
+        unsafe { sums_q4(p, xb.qs.as_ptr() as *const u8) }
+    })
+}
+
+/// Q8_0 weights x Q8_0 activations (the table entry).
+pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    rows_q8_0_q8_0::<1>(&[w], x)[0]
+}
+
+/// Q4_0 weights x Q8_0 activations (the table entry).
+pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
+    rows_q4_0_q8_0::<1>(&[w], x)[0]
+}
