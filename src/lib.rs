@@ -16,14 +16,17 @@
 //! - [`tokenizer`]: byte-level BPE (GPT-2), pre-tokenizers, streaming decoder
 //! - [`sampler`]: logits to tokens (penalties, top-k/p, min-p, temperature, PCG32)
 //! - [`mod@generate`]: the generation loop (stop strings, EOS, budget, context full)
+//! - `capi`: the C ABI (`include/embergpt.h`), feature `capi`
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", all(feature = "capi", not(target_os = "none"))))]
 extern crate std;
 
 pub mod arena;
+#[cfg(feature = "capi")]
+pub mod capi;
 pub mod context;
 pub mod error;
 pub mod generate;
