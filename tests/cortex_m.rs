@@ -34,7 +34,11 @@ mod target {
 
     /// Where `make macs` preloads the probe mode (`-device loader,...,data=N`):
     /// PSRAM on mps2-an386, DDR on mps3-an547, both outside the linked image.
-    const MODE_ADDR: usize = if cfg!(feature = "helium") { 0x6000_0000 } else { 0x2100_0000 };
+    const MODE_ADDR: usize = if cfg!(feature = "helium") {
+        0x6000_0000
+    } else {
+        0x2100_0000
+    };
 
     struct Out(Option<hio::HostStream>);
     impl Write for Out {
@@ -78,8 +82,11 @@ mod target {
         }
     }
 
-    /// Special f16 scales: 0, -0, smallest subnormal, largest finite, inf, -inf, NaN.
-    const SPECIAL: [u16; 7] = [0x0000, 0x8000, 0x0001, 0x7bff, 0x7c00, 0xfc00, 0x7e00];
+    /// Special f16 scales: 0, -0, smallest and largest subnormal, largest finite,
+    /// inf, -inf, quiet NaN, signalling NaN, negative NaN with payload.
+    const SPECIAL: [u16; 10] = [
+        0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x7d00, 0xfe01,
+    ];
 
     const MAX_ROWS: usize = 9;
     const MAX_NB: usize = 33;
@@ -126,7 +133,15 @@ mod target {
             blk[..2].copy_from_slice(&d.to_le_bytes());
             for q in &mut blk[2..] {
                 // Q8_0 extremes: -128 (not produced by quantizing, but legal in files).
-                *q = if extreme { if ty == GgmlType::Q8_0 { 0x80 } else { 0x00 } } else { rng.byte() };
+                *q = if extreme {
+                    if ty == GgmlType::Q8_0 {
+                        0x80
+                    } else {
+                        0x00
+                    }
+                } else {
+                    rng.byte()
+                };
             }
         }
         data
@@ -164,7 +179,8 @@ mod target {
                         let off = case % 4;
                         let extreme = variant == 1;
                         let special = variant.checked_sub(3).map(|i| SPECIAL[i]);
-                        let w = fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
+                        let w =
+                            fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
                         let w: &[u8] = &*w;
                         // Activations: specials on the activation side for odd cases.
                         let sx = if case % 2 == 1 { special } else { None };
@@ -195,7 +211,8 @@ mod target {
                             for (r, wr) in w.chunks_exact(nb * bs).enumerate() {
                                 st.check("vec_dot", b, case * 16 + r, kd(wr, x), sref(wr, x));
                             }
-                            let handled = kernels::arm::matvec(b, ty, w, nb * bs, x, &mut outv[..rows]);
+                            let handled =
+                                kernels::arm::matvec(b, ty, w, nb * bs, x, &mut outv[..rows]);
                             if !handled {
                                 st.check("matvec handled", b, case, 0.0, 1.0);
                                 continue;
@@ -214,7 +231,13 @@ mod target {
         fill_act(&mut rng, &mut x[..5], false, None);
         for b in arm_backends() {
             if let Ok(k) = Kernels::new(b) {
-                st.check("short x", b, 0, (k.vec_dot_q8_0_q8_0)(w, &x[..5]), scalar::vec_dot_q8_0_q8_0(w, &x[..5]));
+                st.check(
+                    "short x",
+                    b,
+                    0,
+                    (k.vec_dot_q8_0_q8_0)(w, &x[..5]),
+                    scalar::vec_dot_q8_0_q8_0(w, &x[..5]),
+                );
             }
         }
     }
@@ -240,13 +263,22 @@ mod target {
                     for n in 1..=3usize {
                         case += 1;
                         let cols = nb * 32;
-                        let data = fill_weights(&mut rng, &mut wbuf, case % 3, ty, rows, nb, false, None);
-                        let m = Matrix { ty, rows, cols, data: &*data };
+                        let data =
+                            fill_weights(&mut rng, &mut wbuf, case % 3, ty, rows, nb, false, None);
+                        let m = Matrix {
+                            ty,
+                            rows,
+                            cols,
+                            data: &*data,
+                        };
                         for v in &mut xf[..n * cols] {
                             *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0;
                         }
                         let x = &xf[..n * cols];
-                        let mut s = QuantScratch { q8_0: &mut q8_0, q8_1: &mut q8_1 };
+                        let mut s = QuantScratch {
+                            q8_0: &mut q8_0,
+                            q8_1: &mut q8_1,
+                        };
                         let r = kernels::matmul(&sk, &m, x, n, &mut o_ref[..n * rows], &mut s);
                         if r.is_err() {
                             st.check("matmul ref ok", Backend::Scalar, case, 0.0, 1.0);
@@ -254,7 +286,10 @@ mod target {
                         }
                         for b in arm_backends() {
                             let Ok(k) = Kernels::new(b) else { continue };
-                            let mut s = QuantScratch { q8_0: &mut q8_0, q8_1: &mut q8_1 };
+                            let mut s = QuantScratch {
+                                q8_0: &mut q8_0,
+                                q8_1: &mut q8_1,
+                            };
                             o_got[..n * rows].fill(f32::NAN);
                             match kernels::matmul(&k, &m, x, n, &mut o_got[..n * rows], &mut s) {
                                 Ok(()) => {
@@ -291,8 +326,19 @@ mod target {
                 }
             }
             2 | 3 => {
-                let b = if mode == 2 { Backend::CortexMDsp } else { Backend::Helium };
-                if !kernels::arm::matvec(b, GgmlType::Q8_0, core::hint::black_box(w), NB * 34, &x, &mut o) {
+                let b = if mode == 2 {
+                    Backend::CortexMDsp
+                } else {
+                    Backend::Helium
+                };
+                if !kernels::arm::matvec(
+                    b,
+                    GgmlType::Q8_0,
+                    core::hint::black_box(w),
+                    NB * 34,
+                    &x,
+                    &mut o,
+                ) {
                     let _ = writeln!(out(), "probe: backend {} not built in", b.name());
                     debug::exit(debug::EXIT_FAILURE);
                 }
@@ -311,9 +357,15 @@ mod target {
         if mode != 0 {
             probe(mode);
         }
-        let mut st = Stats { passed: 0, failed: 0 };
+        let mut st = Stats {
+            passed: 0,
+            failed: 0,
+        };
         if arm_backends().next().is_none() {
-            let _ = writeln!(out(), "no Cortex-M backend built in: pass --features dsp (and helium on M55)");
+            let _ = writeln!(
+                out(),
+                "no Cortex-M backend built in: pass --features dsp (and helium on M55)"
+            );
             st.failed += 1;
         }
         for b in arm_backends() {
@@ -321,8 +373,17 @@ mod target {
         }
         test_dots(&mut st);
         test_matmul(&mut st);
-        let _ = writeln!(out(), "cortex_m: {} passed, {} failed", st.passed, st.failed);
-        debug::exit(if st.failed == 0 { debug::EXIT_SUCCESS } else { debug::EXIT_FAILURE });
+        let _ = writeln!(
+            out(),
+            "cortex_m: {} passed, {} failed",
+            st.passed,
+            st.failed
+        );
+        debug::exit(if st.failed == 0 {
+            debug::EXIT_SUCCESS
+        } else {
+            debug::EXIT_FAILURE
+        });
         loop {}
     }
 }

@@ -21,14 +21,46 @@ pub mod helium;
 
 use super::scalar::fold_lanes;
 use super::Backend;
-use crate::quant::{f16_to_f32, le_u16, BlockQ8_0, GgmlType};
+use crate::quant::{BlockQ8_0, GgmlType};
+
+/// f16 bits to f32, exactly as [`crate::quant::f16_to_f32`] (every value, NaN
+/// payloads included): one `VCVTB.F32.F16` on hard-float targets (FPv4/FPv5 and
+/// the M55's FPU all have it; needs FPSCR.DN = 0, the reset value), the software
+/// conversion elsewhere.
+#[inline(always)]
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    #[cfg(target_abi = "eabihf")]
+    {
+        let r: u32;
+        // SAFETY: register-only FPU instructions on `s0`, declared clobbered (it
+        // may set FPSCR exception flags, hence no `preserves_flags`); the FPU is
+        // enabled on hard-float targets. (The `sreg` class would need the
+        // unstable `vfp2` target feature, so the value moves through a GPR.)
+        unsafe {
+            core::arch::asm!(
+                "vmov s0, {r}",
+                "vcvtb.f32.f16 s0, s0",
+                "vmov {r}, s0",
+                r = inout(reg) h as u32 => r,
+                out("s0") _,
+                options(pure, nomem, nostack),
+            );
+        }
+        f32::from_bits(r)
+    }
+    #[cfg(not(target_abi = "eabihf"))]
+    {
+        crate::quant::f16_to_f32(h)
+    }
+}
 
 /// Sum of the `R` rows' block terms in the fixed order of [`super::scalar`].
 ///
 /// `bs` is the weight block size in bytes; `sums(j, &x[j])` returns the exact
 /// integer sums of block `j` of every row, and is only called with
-/// `j * bs + bs <= w[r].len()` for every `r` (the kernels' `unsafe` relies on it). Blocks are counted as `scalar` counts them:
-/// `min(row_len / bs, x.len())`.
+/// `j * bs + bs <= w[r].len()` for every `r` (the kernels' `unsafe` relies on it).
+/// Blocks are counted as `scalar` counts them: `min(row_len / bs, x.len())`.
+#[cfg_attr(not(any(feature = "dsp", feature = "helium")), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn rows_dot<const R: usize>(
     w: &[&[u8]; R],
@@ -44,10 +76,13 @@ pub(crate) fn rows_dot<const R: usize>(
     for (j, xb) in x.iter().enumerate().take(nb) {
         let s = sums(j, xb);
         let dx = f16_to_f32(xb.d);
+        let lane = j % 8;
         for r in 0..R {
-            // `j < nb <= w[r].len() / bs`, so `j * bs + 2 <= w[r].len()`.
-            let d = f16_to_f32(le_u16(w[r], j * bs)) * dx;
-            acc[r][j % 8] += s[r] as f32 * d;
+            // SAFETY: `j < nb <= w[r].len() / bs`, so bytes `j * bs .. j * bs + 2`
+            // are inside row `r`; `read_unaligned` needs no alignment.
+            let dw = unsafe { w[r].as_ptr().add(j * bs).cast::<u16>().read_unaligned() };
+            let d = f16_to_f32(u16::from_le(dw)) * dx;
+            acc[r][lane] += s[r] as f32 * d;
         }
     }
     let mut out = [0.0f32; R];
@@ -79,31 +114,50 @@ pub fn matvec(
     match (backend, ty) {
         #[cfg(feature = "dsp")]
         (Backend::CortexMDsp, GgmlType::Q8_0) => {
-            rows_by::<4>(data, rb, out, |w| dsp::rows_q8_0_q8_0(w, x), |w| {
-                dsp::vec_dot_q8_0_q8_0(w, x)
-            })
+            rows_by::<4>(
+                data,
+                rb,
+                out,
+                |w| dsp::rows4_q8_0_q8_0(w, x),
+                |w| dsp::vec_dot_q8_0_q8_0(w, x),
+            );
+            true
         }
         #[cfg(feature = "dsp")]
         (Backend::CortexMDsp, GgmlType::Q4_0) => {
-            rows_by::<2>(data, rb, out, |w| dsp::rows_q4_0_q8_0(w, x), |w| {
-                dsp::vec_dot_q4_0_q8_0(w, x)
-            })
+            rows_by::<2>(
+                data,
+                rb,
+                out,
+                |w| dsp::rows_q4_0_q8_0(w, x),
+                |w| dsp::vec_dot_q4_0_q8_0(w, x),
+            );
+            true
         }
         #[cfg(feature = "helium")]
         (Backend::Helium, GgmlType::Q8_0) => {
-            rows_by::<4>(data, rb, out, |w| helium::rows_q8_0_q8_0(w, x), |w| {
-                helium::vec_dot_q8_0_q8_0(w, x)
-            })
+            rows_by::<4>(
+                data,
+                rb,
+                out,
+                |w| helium::rows_q8_0_q8_0(w, x),
+                |w| helium::vec_dot_q8_0_q8_0(w, x),
+            );
+            true
         }
         #[cfg(feature = "helium")]
         (Backend::Helium, GgmlType::Q4_0) => {
-            rows_by::<4>(data, rb, out, |w| helium::rows_q4_0_q8_0(w, x), |w| {
-                helium::vec_dot_q4_0_q8_0(w, x)
-            })
+            rows_by::<4>(
+                data,
+                rb,
+                out,
+                |w| helium::rows_q4_0_q8_0(w, x),
+                |w| helium::vec_dot_q4_0_q8_0(w, x),
+            );
+            true
         }
-        _ => return false,
+        _ => false,
     }
-    true
 }
 
 /// Walk `data` in groups of `R` rows (`many`), the remainder one row at a time (`one`).
