@@ -162,6 +162,17 @@ mod target {
             .filter(|b| b.is_available())
     }
 
+    /// The backend's 4-row Q8_0 kernel.
+    fn rows4(b: Backend, w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
+        match b {
+            #[cfg(feature = "dsp")]
+            Backend::CortexMDsp => kernels::arm::dsp::rows4_q8_0_q8_0(w, x),
+            #[cfg(feature = "helium")]
+            Backend::Helium => kernels::arm::helium::rows4_q8_0_q8_0(w, x),
+            _ => [f32::NAN; 4],
+        }
+    }
+
     /// Table entries (one row) and the multi-row matvec against scalar.
     fn test_dots(st: &mut Stats) {
         let mut rng = Rng(0x1234_5678);
@@ -219,6 +230,23 @@ mod target {
                             }
                             for (r, wr) in w.chunks_exact(nb * bs).enumerate() {
                                 st.check("matvec", b, case * 16 + r, outv[r], sref(wr, x));
+                            }
+                            // Rows not evenly spaced (the 4-row kernels' other path).
+                            if ty == GgmlType::Q8_0 && rows >= 4 {
+                                let rb = nb * bs;
+                                let pick = [2usize, 0, 3, 1];
+                                let wr: [&[u8]; 4] =
+                                    core::array::from_fn(|i| &w[pick[i] * rb..(pick[i] + 1) * rb]);
+                                let got = rows4(b, &wr, x);
+                                for i in 0..4 {
+                                    st.check(
+                                        "rows4 uneven",
+                                        b,
+                                        case * 16 + i,
+                                        got[i],
+                                        sref(wr[i], x),
+                                    );
+                                }
                             }
                         }
                     }

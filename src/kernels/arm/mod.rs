@@ -140,7 +140,7 @@ pub fn matvec(
                 data,
                 rb,
                 out,
-                |w| helium::rows_q8_0_q8_0(w, x),
+                |w| helium::rows4_q8_0_q8_0(w, x),
                 |w| helium::vec_dot_q8_0_q8_0(w, x),
             );
             true
