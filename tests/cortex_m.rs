@@ -58,7 +58,9 @@ mod target {
     fn panic(info: &core::panic::PanicInfo) -> ! {
         let _ = writeln!(out(), "PANIC: {info}");
         debug::exit(debug::EXIT_FAILURE);
-        loop {}
+        loop {
+            core::hint::spin_loop();
+        }
     }
 
     /// xorshift32: deterministic test data.
@@ -116,6 +118,7 @@ mod target {
 
     /// Fill weights of type `ty` (`rows` x `nb` blocks, starting `off` bytes into
     /// `buf` to test any alignment) and return the row bytes.
+    #[allow(clippy::too_many_arguments)]
     fn fill_weights<'a>(
         rng: &mut Rng,
         buf: &'a mut [u8],
@@ -192,7 +195,6 @@ mod target {
                         let special = variant.checked_sub(3).map(|i| SPECIAL[i]);
                         let w =
                             fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
-                        let w: &[u8] = &*w;
                         // Activations: specials on the activation side for odd cases.
                         let sx = if case % 2 == 1 { special } else { None };
                         fill_act(&mut rng, &mut x[..nb], extreme, sx);
@@ -255,7 +257,6 @@ mod target {
         }
         // Shorter activations than the row (the scalar loop stops at the shorter).
         let w = fill_weights(&mut rng, &mut wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
-        let w: &[u8] = &*w;
         fill_act(&mut rng, &mut x[..5], false, None);
         for b in arm_backends() {
             if let Ok(k) = Kernels::new(b) {
@@ -297,7 +298,7 @@ mod target {
                             ty,
                             rows,
                             cols,
-                            data: &*data,
+                            data,
                         };
                         for v in &mut xf[..n * cols] {
                             *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0;
@@ -343,7 +344,6 @@ mod target {
         // SAFETY: single-threaded bare-metal code; the only reference to W.
         let w: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(W) };
         let w = fill_weights(&mut rng, w, 0, GgmlType::Q8_0, ROWS, NB, false, None);
-        let w: &[u8] = &*w;
         let mut x = [BlockQ8_0::default(); NB];
         fill_act(&mut rng, &mut x, false, None);
         let mut o = [0.0f32; ROWS];
@@ -412,6 +412,8 @@ mod target {
         } else {
             debug::EXIT_FAILURE
         });
-        loop {}
+        loop {
+            core::hint::spin_loop();
+        }
     }
 }

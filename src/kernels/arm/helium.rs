@@ -236,7 +236,7 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     let Ok(st) = u32::try_from(stride) else {
         return rows_q8_0_q8_0(w, x);
     };
-    if !even || base % 2 != 0 || st % 2 != 0 || st > u32::MAX / 3 {
+    if !even || !base.is_multiple_of(2) || !st.is_multiple_of(2) || st > u32::MAX / 3 {
         return rows_q8_0_q8_0(w, x);
     }
     let offs = [0, st, 2 * st, 3 * st];
