@@ -10,6 +10,8 @@ use core::arch::asm;
 use core::ptr::read_unaligned;
 
 use super::rows_dot;
+#[cfg(target_abi = "eabihf")]
+use crate::kernels::scalar::fold_lanes;
 use crate::quant::BlockQ8_0;
 
 /// `(sext(x.b0), sext(x.b2))` as two halfwords.
@@ -168,9 +170,84 @@ unsafe fn sums_q8_x4(p: *const u8, stride: usize, a: *const u8) -> [i32; 4] {
     [s0, s1, s2, s3]
 }
 
+/// The float part of one block of 4 rows `stride` bytes apart, in VFP
+/// instructions: `acc[r * 8] += s[r] as f32 * (f16(dw[r]) * f16(dx))`, each
+/// operation rounded as the scalar reference rounds it, in its operand order.
+/// `p` points at row 0's block (its f16 scale), `xd` at the activation block's
+/// scale, `acc` at lane `j % 8` of row 0 in a `[[f32; 8]; 4]`.
+///
+/// # Safety
+/// `p + r * stride` (`r < 4`) and `xd` must be readable for 2 bytes, `acc + r * 8`
+/// (`r < 4`) readable and writable f32s. Needs a hard-float FPU (enabled).
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+unsafe fn float_x4(s: [i32; 4], p: *const u8, stride: usize, xd: *const u8, acc: *mut f32) {
+    // SAFETY: reads the caller-guaranteed scales, reads and writes the 4 acc
+    // entries; the S registers used are declared clobbered; VFP instructions may
+    // set FPSCR exception flags (no `preserves_flags`).
+    unsafe {
+        asm!(
+            "ldrh {t}, [{xd}]",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s4, s0",
+            // row 0
+            "ldrh {t}, [{p}]",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmul.f32 s0, s0, s4",
+            "vmov s1, {s0}",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s1, s1, s0",
+            "vldr s2, [{acc}]",
+            "vadd.f32 s2, s2, s1",
+            "vstr s2, [{acc}]",
+            // row 1
+            "ldrh {t}, [{p}, {rb}]",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmul.f32 s0, s0, s4",
+            "vmov s1, {s1}",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s1, s1, s0",
+            "vldr s2, [{acc}, #32]",
+            "vadd.f32 s2, s2, s1",
+            "vstr s2, [{acc}, #32]",
+            // row 2
+            "ldrh {t}, [{p}, {rb}, lsl #1]",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmul.f32 s0, s0, s4",
+            "vmov s1, {s2}",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s1, s1, s0",
+            "vldr s2, [{acc}, #64]",
+            "vadd.f32 s2, s2, s1",
+            "vstr s2, [{acc}, #64]",
+            // row 3
+            "add {t}, {rb}, {rb}, lsl #1",
+            "ldrh {t}, [{p}, {t}]",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmul.f32 s0, s0, s4",
+            "vmov s1, {s3}",
+            "vcvt.f32.s32 s1, s1",
+            "vmul.f32 s1, s1, s0",
+            "vldr s2, [{acc}, #96]",
+            "vadd.f32 s2, s2, s1",
+            "vstr s2, [{acc}, #96]",
+            s0 = in(reg) s[0], s1 = in(reg) s[1], s2 = in(reg) s[2], s3 = in(reg) s[3],
+            p = in(reg) p, rb = in(reg) stride, xd = in(reg) xd, acc = in(reg) acc,
+            t = out(reg) _,
+            out("s0") _, out("s1") _, out("s2") _, out("s4") _,
+            options(nostack),
+        );
+    }
+}
+
 /// 4 Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0`
 /// per row. Rows that are equally spaced in memory (as [`super::matvec`] passes
-/// them) take the one-asm-block path; others go row by row.
+/// them) take the asm path (on hard-float targets the float part too); others
+/// go row by row.
 pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     let base = w[0].as_ptr() as usize;
     let stride = (w[1].as_ptr() as usize).wrapping_sub(base);
@@ -178,6 +255,28 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     if !even {
         return rows_q8_0_q8_0(w, x);
     }
+    #[cfg(target_abi = "eabihf")]
+    {
+        let mut nb = x.len();
+        for wr in w {
+            nb = nb.min(wr.len() / 34);
+        }
+        let mut acc = [[0.0f32; 8]; 4];
+        for (j, xb) in x.iter().enumerate().take(nb) {
+            let p = w[0].as_ptr().wrapping_add(j * 34);
+            let xp = (xb as *const BlockQ8_0).cast::<u8>();
+            // SAFETY: `j < nb <= w[r].len() / 34`, so block `j` of row `r` is the
+            // 34 bytes at `p + r * stride` (rows are `stride` apart): scale, then
+            // 32 quants; `xb` is a whole block (scale at offset 0, quants at 2);
+            // `acc` is 32 contiguous floats and `j % 8 + r * 8 < 32`.
+            unsafe {
+                let s = sums_q8_x4(p.add(2), stride, xp.add(2));
+                float_x4(s, p, stride, xp, acc.as_mut_ptr().cast::<f32>().add(j % 8));
+            }
+        }
+        core::array::from_fn(|r| fold_lanes(acc[r]))
+    }
+    #[cfg(not(target_abi = "eabihf"))]
     rows_dot(w, x, 34, |j, _| {
         // SAFETY: `rows_dot` calls with `j * 34 + 34 <= w[r].len()` for every
         // row, and row `r` starts at `w[0] + r * stride`, so 32 bytes follow
