@@ -11,7 +11,7 @@
  * functions; until then the firmware works on token ids.
  *
  * Build-time parameters (-D): PROMPT_IDS (comma list), N_GEN, N_CTX (0 = model's),
- * N_BATCH, PARAM_ADDR (a word QEMU may preload: nonzero overrides N_GEN), and
+ * N_BATCH, BACKEND (an EGPT_BACKEND_* value; default AUTO), PARAM_ADDR (a word QEMU may preload: nonzero overrides N_GEN), and
  * SIZING (print the arena size as a C header and exit; no arena linked).
  */
 #include <stddef.h>
@@ -134,6 +134,9 @@ int main(void) {
     if (N_CTX != 0)
         params.n_ctx = N_CTX;
     params.n_batch = N_BATCH;
+#ifdef BACKEND
+    params.backend = BACKEND; /* e.g. -DBACKEND=EGPT_BACKEND_SCALAR to compare kernels */
+#endif
     size_t need = 0;
     s = egpt_context_arena_size(model, &params, &need);
     if (s != EGPT_OK)
