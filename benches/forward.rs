@@ -22,6 +22,7 @@ fn forward(c: &mut Criterion) {
             n_batch: PROMPT,
             logits_all: false,
             backend,
+            parallel: None,
         };
         let mut arena = vec![0u8; Context::arena_size(&model, &params).unwrap()];
         let mut ctx = Context::new(model, &params, &mut arena).unwrap();

@@ -1,7 +1,10 @@
 /*
  * bad_input.c: drive every bad input through the embergpt C API (C99).
  *
- *   bad_input [MODEL.gguf [quick]]      (default tests/fixtures/gpt2/a.q8_0.gguf)
+ *   bad_input [MODEL.gguf [quick|full [VOCAB.gguf]]]
+ *
+ * MODEL defaults to tests/fixtures/gpt2/a.q8_0.gguf, VOCAB (the tokenizer, for the
+ * text functions) to tests/fixtures/tokenizer/gpt2-vocab.gguf.
  *
  * Each call must return its documented status, leave its out-parameters
  * untouched, and leave the model and context usable: after the bad calls the
@@ -13,6 +16,7 @@
 #include "embergpt.h"
 #include "example_util.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -503,11 +507,560 @@ static void test_eval_all(const egpt_model *model) {
     free(copy);
 }
 
+/* ===================================================================================
+ * Text: tokenizer, stream decoder, sampler, generation.
+ * The fixture model has no tokenizer; the tokenizer comes from the vocabulary-only
+ * GPT-2 GGUF (50257 tokens). Generation pairs the two: the model samples ids below
+ * 256, which are GPT-2 byte tokens, so every generated token has text.
+ * =================================================================================== */
+
+static int utf8_complete(const unsigned char *s, size_t n) {
+    /* The last character of s[0..n] is complete (s is valid UTF-8 text). */
+    size_t i = n, k = 0;
+    while (i > 0 && k < 4 && (s[i - 1] & 0xC0) == 0x80) {
+        i--;
+        k++;
+    }
+    if (i == 0) return k == 0;
+    {
+        unsigned char b = s[i - 1];
+        size_t want = b < 0x80 ? 0 : b >= 0xF0 ? 3 : b >= 0xE0 ? 2 : 1;
+        return want == k;
+    }
+}
+
+static egpt_tokenizer *make_tokenizer(const unsigned char *vocab, size_t vlen, void **arena_out) {
+    size_t need = SENT_SIZE;
+    unsigned char *arena;
+    egpt_tokenizer *tok = (egpt_tokenizer *)SENT_PTR;
+    size_t i;
+
+    EXPECT(egpt_tokenizer_arena_size_gguf(NULL, vlen, &need), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_arena_size_gguf(vocab, vlen, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_arena_size_gguf(vocab, SIZE_MAX, &need), EGPT_ERR_BAD_PARAMETER);
+    EXPECT(egpt_tokenizer_arena_size_gguf(vocab, 0, &need), EGPT_ERR_BAD_MAGIC);
+    CHECK(is_known_error(egpt_tokenizer_arena_size_gguf(vocab, vlen / 2, &need)));
+    CHECK(need == SENT_SIZE);
+    EXPECT(egpt_tokenizer_arena_size_gguf(vocab, vlen, &need), EGPT_OK);
+    arena = (unsigned char *)malloc(need + 8);
+    if (arena == NULL) return NULL;
+    EXPECT(egpt_tokenizer_create_gguf(NULL, vlen, arena, need, &tok), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, NULL, need, &tok), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, arena, need, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, arena, need - 1, &tok), EGPT_ERR_ARENA_TOO_SMALL);
+    EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, arena, 0, &tok), EGPT_ERR_ARENA_TOO_SMALL);
+    CHECK(is_known_error(egpt_tokenizer_create_gguf(vocab, 100, arena, need, &tok)));
+    CHECK(tok == (egpt_tokenizer *)SENT_PTR);
+    /* Any arena alignment works with exactly the computed size. */
+    for (i = 1; i < 8; i += 3) {
+        egpt_tokenizer *t = NULL;
+        EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, arena + i, need, &t), EGPT_OK);
+        CHECK(t != NULL);
+    }
+    EXPECT(egpt_tokenizer_create_gguf(vocab, vlen, arena, need, &tok), EGPT_OK);
+    *arena_out = arena;
+    return tok;
+}
+
+static void test_tokenizer(egpt_tokenizer *tok, egpt_context *ctx, const egpt_model *model) {
+    static const char hello[] = "Hello world";
+    static const char bad_utf8[] = "\xff\xfe" "ab\xc3" "\xe2\x82" "z\xc3\xa9\xed\xa0\x80";
+    static const char special[] = "Hello<|endoftext|>";
+    uint32_t ids[64], saved[64];
+    uint32_t unaligned_store[8];
+    char buf[128], saved_buf[128];
+    size_t n = SENT_SIZE, i;
+    egpt_tokenizer_info ti;
+    egpt_tokenizer *zero_tok = (egpt_tokenizer *)(void *)zeros;
+    egpt_tokenizer *ctx_as_tok = (egpt_tokenizer *)(void *)ctx;
+    const egpt_tokenizer *model_as_tok = (const egpt_tokenizer *)(const void *)model;
+
+    /* A model without tokenizer metadata. */
+    EXPECT(egpt_tokenizer_arena_size(model, &n), EGPT_ERR_NO_TOKENIZER);
+    EXPECT(egpt_tokenizer_arena_size(NULL, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_arena_size(model, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_arena_size((const egpt_model *)(const void *)zeros, &n), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_tokenizer_create(model, buf, sizeof buf, (egpt_tokenizer **)&n), EGPT_ERR_NO_TOKENIZER);
+    EXPECT(egpt_tokenizer_create(NULL, buf, sizeof buf, (egpt_tokenizer **)&n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_create(model, NULL, sizeof buf, (egpt_tokenizer **)&n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_create(model, buf, sizeof buf, NULL), EGPT_ERR_NULL_POINTER);
+    CHECK(n == SENT_SIZE);
+
+    /* Info. */
+    memset(&ti, 0, sizeof ti);
+    ti.struct_size = sizeof ti - 1;
+    EXPECT(egpt_tokenizer_get_info(tok, &ti), EGPT_ERR_BAD_STRUCT_SIZE);
+    ti.struct_size = sizeof ti;
+    EXPECT(egpt_tokenizer_get_info(NULL, &ti), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_get_info(tok, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenizer_get_info(zero_tok, &ti), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_tokenizer_get_info(model_as_tok, &ti), EGPT_ERR_BAD_STATE);
+    CHECK(ti.n_vocab == 0);
+    EXPECT(egpt_tokenizer_get_info(tok, &ti), EGPT_OK);
+    CHECK(ti.n_vocab == 50257 && ti.n_merges == 50000 && ti.eos == 50256);
+    CHECK(ti.max_token_len >= 13 && ti.max_token_len < 256);
+
+    /* Tokenize: NULLs, non-handles, short buffers (needed count reported, buffer untouched). */
+    EXPECT(egpt_tokenize(NULL, hello, 11, 0, ids, 64, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, ids, 64, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenize(tok, NULL, 11, 0, ids, 64, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, NULL, 64, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_tokenize(zero_tok, hello, 11, 0, ids, 64, &n), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_tokenize(ctx_as_tok, hello, 11, 0, ids, 64, &n), EGPT_ERR_BAD_STATE);
+    CHECK(n == SENT_SIZE);
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, (uint32_t *)(void *)((char *)unaligned_store + 1), 7, &n),
+           EGPT_ERR_BAD_PARAMETER);
+    CHECK(n == SENT_SIZE);
+    EXPECT(egpt_tokenize(tok, NULL, 0, 0, NULL, 0, &n), EGPT_OK);
+    CHECK(n == 0);
+    n = SENT_SIZE;
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, NULL, 0, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 2);
+    for (i = 0; i < 64; i++) ids[i] = 0xABCDu;
+    memcpy(saved, ids, sizeof ids);
+    n = SENT_SIZE;
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, ids, 1, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 2 && memcmp(ids, saved, sizeof ids) == 0);
+    EXPECT(egpt_tokenize(tok, hello, 11, 0, ids, 2, &n), EGPT_OK);
+    CHECK(n == 2 && ids[0] == 15496 && ids[1] == 995); /* GPT-2's ids for "Hello", " world" */
+    /* Special tokens only with parse_special. */
+    EXPECT(egpt_tokenize(tok, special, strlen(special), 1, ids, 64, &n), EGPT_OK);
+    CHECK(n == 2 && ids[0] == 15496 && ids[1] == 50256);
+    EXPECT(egpt_tokenize(tok, special, strlen(special), 0, ids, 64, &n), EGPT_OK);
+    CHECK(n > 2);
+    for (i = 0; i < n; i++) CHECK(ids[i] != 50256);
+    /* Invalid UTF-8 is defined: byte tokens, and decoding gives the input back. */
+    EXPECT(egpt_tokenize(tok, bad_utf8, sizeof bad_utf8 - 1, 0, ids, 64, &n), EGPT_OK);
+    {
+        size_t m = SENT_SIZE;
+        EXPECT(egpt_detokenize(tok, ids, n, 0, buf, sizeof buf, &m), EGPT_OK);
+        CHECK(m == sizeof bad_utf8 - 1 && memcmp(buf, bad_utf8, m) == 0);
+    }
+
+    /* token_to_piece. */
+    memset(buf, 'x', sizeof buf);
+    memcpy(saved_buf, buf, sizeof buf);
+    n = SENT_SIZE;
+    EXPECT(egpt_token_to_piece(NULL, 15496, buf, sizeof buf, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_token_to_piece(tok, 15496, buf, sizeof buf, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_token_to_piece(tok, 15496, NULL, 5, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_token_to_piece(zero_tok, 15496, buf, sizeof buf, &n), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_token_to_piece(tok, 50257, buf, sizeof buf, &n), EGPT_ERR_TOKEN_OUT_OF_RANGE);
+    EXPECT(egpt_token_to_piece(tok, UINT32_MAX, buf, sizeof buf, &n), EGPT_ERR_TOKEN_OUT_OF_RANGE);
+    CHECK(n == SENT_SIZE);
+    EXPECT(egpt_token_to_piece(tok, 15496, NULL, 0, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 5);
+    n = SENT_SIZE;
+    EXPECT(egpt_token_to_piece(tok, 15496, buf, 4, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 5 && memcmp(buf, saved_buf, sizeof buf) == 0);
+    EXPECT(egpt_token_to_piece(tok, 15496, buf, 5, &n), EGPT_OK);
+    CHECK(n == 5 && memcmp(buf, "Hello", 5) == 0);
+    EXPECT(egpt_token_to_piece(tok, 50256, buf, sizeof buf, &n), EGPT_OK);
+    CHECK(n == 13 && memcmp(buf, "<|endoftext|>", 13) == 0);
+
+    /* detokenize. */
+    ids[0] = 15496;
+    ids[1] = 50256;
+    ids[2] = 995;
+    memcpy(unaligned_store, ids, 3 * sizeof(uint32_t));
+    memset(buf, 'x', sizeof buf);
+    n = SENT_SIZE;
+    EXPECT(egpt_detokenize(NULL, ids, 3, 0, buf, sizeof buf, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_detokenize(tok, NULL, 3, 0, buf, sizeof buf, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_detokenize(tok, ids, 3, 0, NULL, 4, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_detokenize(tok, ids, 3, 0, buf, sizeof buf, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_detokenize(model_as_tok, ids, 3, 0, buf, sizeof buf, &n), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_detokenize(tok, (const uint32_t *)(const void *)((const char *)unaligned_store + 2), 2, 0,
+                           buf, sizeof buf, &n),
+           EGPT_ERR_BAD_PARAMETER);
+    ids[3] = 50257;
+    EXPECT(egpt_detokenize(tok, ids, 4, 0, buf, sizeof buf, &n), EGPT_ERR_TOKEN_OUT_OF_RANGE);
+    CHECK(n == SENT_SIZE && buf[0] == 'x');
+    EXPECT(egpt_detokenize(tok, ids, 3, 0, NULL, 0, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 24);
+    n = SENT_SIZE;
+    EXPECT(egpt_detokenize(tok, ids, 3, 0, buf, 23, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 24 && buf[0] == 'x');
+    EXPECT(egpt_detokenize(tok, ids, 3, 0, buf, 24, &n), EGPT_OK);
+    CHECK(n == 24 && memcmp(buf, "Hello<|endoftext|> world", 24) == 0);
+    EXPECT(egpt_detokenize(tok, ids, 3, 1, buf, sizeof buf, &n), EGPT_OK);
+    CHECK(n == 11 && memcmp(buf, "Hello world", 11) == 0);
+    EXPECT(egpt_detokenize(tok, NULL, 0, 0, NULL, 0, &n), EGPT_OK);
+    CHECK(n == 0);
+}
+
+static void test_stream(egpt_tokenizer *tok) {
+    static const char text[] = "a\xf0\x9f\xa4\x96 \xc3\xa9\xe2\x82\xac\xe2\x9c\x93 z\xe4\xb8\xad\xe6\x96\x87";
+    uint32_t ids[64];
+    char out[256], piece[64];
+    size_t n_ids = 0, n = SENT_SIZE, total = 0, i, piece_len = 0;
+    int held_some = 0;
+    egpt_stream_decoder d, saved, zero;
+
+    memset(&zero, 0, sizeof zero);
+    EXPECT(egpt_stream_decoder_init(NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_push(&zero, tok, 64, out, sizeof out, &n), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_stream_decoder_flush(&zero, out, sizeof out, &n), EGPT_ERR_BAD_STATE);
+    CHECK(n == SENT_SIZE);
+    EXPECT(egpt_stream_decoder_init(&d), EGPT_OK);
+    EXPECT(egpt_stream_decoder_push(NULL, tok, 64, out, sizeof out, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_push(&d, NULL, 64, out, sizeof out, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_push(&d, tok, 64, NULL, 5, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_push(&d, tok, 64, out, sizeof out, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_push(&d, (const egpt_tokenizer *)(const void *)zeros, 64, out, sizeof out, &n),
+           EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_stream_decoder_push(&d, tok, 50257, out, sizeof out, &n), EGPT_ERR_TOKEN_OUT_OF_RANGE);
+    EXPECT(egpt_stream_decoder_flush(NULL, out, sizeof out, &n), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_stream_decoder_flush(&d, out, sizeof out, NULL), EGPT_ERR_NULL_POINTER);
+    CHECK(n == SENT_SIZE);
+
+    EXPECT(egpt_tokenize(tok, text, sizeof text - 1, 0, ids, 64, &n_ids), EGPT_OK);
+    for (i = 0; i < n_ids; i++) {
+        size_t k = SENT_SIZE;
+        EXPECT(egpt_token_to_piece(tok, ids[i], piece, sizeof piece, &piece_len), EGPT_OK);
+        /* Too small: the needed size is reported and the decoder is unchanged. */
+        saved = d;
+        EXPECT(egpt_stream_decoder_push(&d, tok, ids[i], out + total, 0, &k), EGPT_ERR_BUFFER_TOO_SMALL);
+        CHECK(k >= piece_len && k <= piece_len + 3 && memcmp(&saved, &d, sizeof d) == 0);
+        EXPECT(egpt_stream_decoder_push(&d, tok, ids[i], out + total, k, &n), EGPT_OK);
+        if (n != piece_len) held_some = 1;
+        total += n;
+        CHECK(utf8_complete((const unsigned char *)out, total));
+    }
+    EXPECT(egpt_stream_decoder_flush(&d, out + total, sizeof out - total, &n), EGPT_OK);
+    CHECK(n == 0);
+    total += n;
+    CHECK(held_some); /* the text has characters split across byte tokens */
+    CHECK(total == sizeof text - 1 && memcmp(out, text, total) == 0);
+
+    /* An incomplete character at the end comes out of flush, as it is. */
+    EXPECT(egpt_tokenize(tok, "\xe2\x82", 2, 0, ids, 64, &n_ids), EGPT_OK);
+    total = 0;
+    for (i = 0; i < n_ids; i++) {
+        EXPECT(egpt_stream_decoder_push(&d, tok, ids[i], out + total, sizeof out - total, &n), EGPT_OK);
+        total += n;
+    }
+    CHECK(total == 0);
+    EXPECT(egpt_stream_decoder_flush(&d, out, 1, &n), EGPT_ERR_BUFFER_TOO_SMALL);
+    CHECK(n == 2);
+    EXPECT(egpt_stream_decoder_flush(&d, out, 2, &n), EGPT_OK);
+    CHECK(n == 2 && memcmp(out, "\xe2\x82", 2) == 0);
+    EXPECT(egpt_stream_decoder_flush(&d, NULL, 0, &n), EGPT_OK);
+    CHECK(n == 0);
+}
+
+static egpt_sampler *make_sampler(const egpt_model *model, const egpt_sampler_params *p, void **arena_out) {
+    size_t need = SENT_SIZE;
+    unsigned char *arena;
+    egpt_sampler *s = NULL;
+    EXPECT(egpt_sampler_arena_size(model, p, &need), EGPT_OK);
+    arena = (unsigned char *)malloc(need + 8);
+    if (arena == NULL) return NULL;
+    EXPECT(egpt_sampler_create(model, p, arena + 3, need, &s), EGPT_OK);
+    *arena_out = arena;
+    return s;
+}
+
+static void test_sampler(const egpt_model *model, egpt_context *ctx) {
+    egpt_sampler_params p = egpt_sampler_default_params(), q;
+    egpt_sampler *s = (egpt_sampler *)SENT_PTR, *g;
+    size_t need = SENT_SIZE, i;
+    uint32_t t = 0xABCDu, t1, t2, best = 0;
+    float *bad;
+    void *arena = NULL, *garena = NULL;
+    unsigned char small[64];
+    egpt_sampler *ctx_as_sampler = (egpt_sampler *)(void *)ctx;
+
+    /* Params out of range. */
+    EXPECT(egpt_sampler_arena_size(NULL, &p, &need), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_arena_size(model, NULL, &need), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_arena_size(model, &p, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_arena_size((const egpt_model *)(const void *)zeros, &p, &need), EGPT_ERR_BAD_STATE);
+    q = p; q.struct_size = sizeof q + 8;
+    EXPECT(egpt_sampler_arena_size(model, &q, &need), EGPT_ERR_BAD_STRUCT_SIZE);
+    q = p; q.struct_size = 0;
+    EXPECT(egpt_sampler_arena_size(model, &q, &need), EGPT_ERR_BAD_STRUCT_SIZE);
+#define BADP(field, value)                                                          \
+    q = p;                                                                          \
+    q.field = (value);                                                              \
+    EXPECT(egpt_sampler_arena_size(model, &q, &need), EGPT_ERR_BAD_PARAMETER);      \
+    EXPECT(egpt_sampler_create(model, &q, small, sizeof small, &s), EGPT_ERR_BAD_PARAMETER)
+    BADP(temperature, -1.0f);
+    BADP(temperature, (float)NAN);
+    BADP(temperature, (float)INFINITY);
+    BADP(top_p, 0.0f);
+    BADP(top_p, 1.5f);
+    BADP(top_p, (float)NAN);
+    BADP(min_p, -0.1f);
+    BADP(min_p, 2.0f);
+    BADP(repeat_penalty, 0.0f);
+    BADP(repeat_penalty, -1.0f);
+    BADP(repeat_penalty, (float)INFINITY);
+    BADP(presence_penalty, (float)NAN);
+    BADP(frequency_penalty, (float)-INFINITY);
+#undef BADP
+    q = p; q.penalty_last_n = SIZE_MAX / 2;
+    CHECK(egpt_sampler_arena_size(model, &q, &need) == EGPT_ERR_BAD_PARAMETER ||
+          egpt_sampler_arena_size(model, &q, &need) == EGPT_ERR_ARENA_TOO_SMALL);
+    CHECK(need == SENT_SIZE);
+    EXPECT(egpt_sampler_arena_size(model, &p, &need), EGPT_OK);
+    EXPECT(egpt_sampler_create(model, &p, small, sizeof small, &s), EGPT_ERR_ARENA_TOO_SMALL);
+    EXPECT(egpt_sampler_create(NULL, &p, small, sizeof small, &s), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_create(model, &p, NULL, need, &s), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_create(model, &p, small, need, NULL), EGPT_ERR_NULL_POINTER);
+    CHECK(s == (egpt_sampler *)SENT_PTR);
+    s = make_sampler(model, &p, &arena);
+    if (s == NULL) { n_fail++; return; }
+
+    /* sample / accept / reset. */
+    bad = (float *)malloc((n_vocab + 1) * sizeof(float));
+    if (bad == NULL) { n_fail++; free(arena); return; }
+    EXPECT(egpt_sampler_sample(NULL, reference, n_vocab, &t), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_sample(s, NULL, n_vocab, &t), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_sample(ctx_as_sampler, reference, n_vocab, &t), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_sampler_sample((egpt_sampler *)(void *)zeros, reference, n_vocab, &t), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab - 1, &t), EGPT_ERR_BAD_PARAMETER);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab + 1, &t), EGPT_ERR_BAD_PARAMETER);
+    EXPECT(egpt_sampler_sample(s, (const float *)(const void *)((const char *)bad + 1), n_vocab, &t),
+           EGPT_ERR_BAD_PARAMETER);
+    for (i = 0; i < n_vocab; i++) bad[i] = (i % 2) ? (float)NAN : (float)-INFINITY;
+    EXPECT(egpt_sampler_sample(s, bad, n_vocab, &t), EGPT_ERR_NO_CANDIDATES);
+    CHECK(t == 0xABCDu);
+    EXPECT(egpt_sampler_accept(NULL, 1), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_accept(ctx_as_sampler, 1), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_sampler_reset(NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_sampler_reset((egpt_sampler *)(void *)zeros), EGPT_ERR_BAD_STATE);
+    /* Deterministic: the same draws after a reset. */
+    EXPECT(egpt_sampler_reset(s), EGPT_OK);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab, &t1), EGPT_OK);
+    EXPECT(egpt_sampler_accept(s, t1), EGPT_OK);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab, &t2), EGPT_OK);
+    EXPECT(egpt_sampler_reset(s), EGPT_OK);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab, &t), EGPT_OK);
+    CHECK(t == t1);
+    EXPECT(egpt_sampler_accept(s, t), EGPT_OK);
+    EXPECT(egpt_sampler_sample(s, reference, n_vocab, &t), EGPT_OK);
+    CHECK(t == t2);
+    /* Greedy is the argmax (first index of the maximum). */
+    q = egpt_sampler_greedy_params();
+    g = make_sampler(model, &q, &garena);
+    for (i = 1; i < n_vocab; i++) if (reference[i] > reference[best]) best = (uint32_t)i;
+    if (g != NULL) {
+        EXPECT(egpt_sampler_sample(g, reference, n_vocab, &t), EGPT_OK);
+        CHECK(t == best);
+    }
+    free(bad);
+    free(garena);
+    free(arena);
+}
+
+/* Callback state for the generation tests. */
+struct gen_log {
+    egpt_context *ctx;
+    egpt_sampler *sampler;
+    const egpt_tokenizer *tok;
+    uint32_t ids[64];
+    size_t n_ids, n_bytes, stop_after;
+    char text[1024];
+    int reentrant_ok, saw_no_token;
+};
+
+static int log_token(void *user, uint32_t token, const char *bytes, size_t len) {
+    struct gen_log *g = (struct gen_log *)user;
+    uint32_t one = 1;
+    size_t n = SENT_SIZE;
+    char piece[64];
+    if (token == EGPT_NO_TOKEN) {
+        g->saw_no_token = 1;
+    } else if (g->n_ids < 64) {
+        g->ids[g->n_ids++] = token;
+    }
+    if (g->n_bytes + len <= sizeof g->text) {
+        memcpy(g->text + g->n_bytes, bytes, len);
+        g->n_bytes += len;
+    }
+    if (g->ctx != NULL) {
+        /* The context and sampler are busy; the tokenizer is not. */
+        g->reentrant_ok &= egpt_context_eval(g->ctx, &one, 1) == EGPT_ERR_BAD_STATE;
+        g->reentrant_ok &= egpt_context_reset(g->ctx) == EGPT_ERR_BAD_STATE;
+        g->reentrant_ok &= egpt_sampler_reset(g->sampler) == EGPT_ERR_BAD_STATE;
+        g->reentrant_ok &= egpt_generate(g->ctx, g->tok, g->sampler, &one, 1, NULL, NULL, NULL, NULL) ==
+                           EGPT_ERR_NULL_POINTER;
+        if (token != EGPT_NO_TOKEN) {
+            g->reentrant_ok &= egpt_token_to_piece(g->tok, token, piece, sizeof piece, &n) == EGPT_OK;
+        }
+    }
+    return g->stop_after != 0 && g->n_ids >= g->stop_after;
+}
+
+static void test_generate(const egpt_model *model, egpt_context *ctx, egpt_tokenizer *tok, size_t n_ctx) {
+    egpt_sampler_params sp = egpt_sampler_greedy_params();
+    egpt_generate_params gp = egpt_generate_default_params(), q;
+    egpt_generate_result r, saved;
+    egpt_sampler *s;
+    void *sarena = NULL;
+    struct gen_log log;
+    const char *stops[9] = {"a", "b", "c", "d", "e", "f", "g", "h", "i"};
+    size_t lens[9] = {1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const char *null_stop[1] = {NULL};
+    static const char long_stop[EGPT_MAX_STOP_LEN + 1] = {0};
+    const char *long_stops[1];
+    size_t long_len = EGPT_MAX_STOP_LEN + 1, n_past = SENT_SIZE, i;
+    uint32_t big = 300, manual[8];
+    const float *l = NULL;
+    size_t nv = 0;
+
+    long_stops[0] = long_stop;
+    s = make_sampler(model, &sp, &sarena);
+    if (s == NULL) { n_fail++; return; }
+    memset(&r, 0x5A, sizeof r);
+    r.struct_size = sizeof r;
+    saved = r;
+    gp.max_tokens = 4;
+
+    /* NULLs, non-handles, struct sizes. */
+    EXPECT(egpt_generate(NULL, tok, s, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate(ctx, NULL, s, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate(ctx, tok, NULL, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate(ctx, tok, s, NULL, 3, &gp, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, NULL, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, NULL, NULL, NULL), EGPT_ERR_NULL_POINTER);
+    EXPECT(egpt_generate((egpt_context *)(void *)s, tok, s, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_generate(ctx, (const egpt_tokenizer *)(const void *)ctx, s, PROMPT, 3, &gp, NULL, NULL, &r),
+           EGPT_ERR_BAD_STATE);
+    EXPECT(egpt_generate(ctx, tok, (egpt_sampler *)(void *)tok, PROMPT, 3, &gp, NULL, NULL, &r),
+           EGPT_ERR_BAD_STATE);
+    q = gp; q.struct_size = sizeof q - 1;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_BAD_STRUCT_SIZE);
+    r.struct_size = sizeof r + 1;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_ERR_BAD_STRUCT_SIZE);
+    r.struct_size = sizeof r;
+    /* Stop strings: too many, empty, too long, NULL. */
+    q = gp; q.stop_strings = stops; q.stop_lens = lens; q.n_stop = EGPT_MAX_STOPS + 1;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_BAD_PARAMETER);
+    q.n_stop = SIZE_MAX;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_BAD_PARAMETER);
+    lens[2] = 0; q.n_stop = 3;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_BAD_PARAMETER);
+    lens[2] = 1;
+    q.stop_strings = long_stops; q.stop_lens = &long_len; q.n_stop = 1;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_BAD_PARAMETER);
+    q.stop_strings = null_stop; q.stop_lens = lens;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    q.stop_strings = NULL;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    q.stop_strings = stops; q.stop_lens = NULL;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, NULL, NULL, &r), EGPT_ERR_NULL_POINTER);
+    /* Prompt errors: nothing evaluated. */
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    EXPECT(egpt_generate(ctx, tok, s, NULL, 0, &gp, NULL, NULL, &r), EGPT_ERR_NO_LOGITS); /* wrong order */
+    EXPECT(egpt_generate(ctx, tok, s, &big, 1, &gp, NULL, NULL, &r), EGPT_ERR_TOKEN_OUT_OF_RANGE);
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, SIZE_MAX, &gp, NULL, NULL, &r), EGPT_ERR_CONTEXT_FULL);
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, n_ctx + 1, &gp, NULL, NULL, &r), EGPT_ERR_CONTEXT_FULL);
+    EXPECT(egpt_generate(ctx, tok, s, (const uint32_t *)(const void *)((const char *)PROMPT + 1), 2, &gp, NULL,
+                         NULL, &r),
+           EGPT_ERR_BAD_PARAMETER);
+    EXPECT(egpt_context_n_past(ctx, &n_past), EGPT_OK);
+    CHECK(n_past == 0);
+    CHECK(memcmp(&r, &saved, sizeof r) == 0);
+    CHECK(usable(ctx));
+
+    /* Greedy generation equals the manual loop (sample argmax, eval), and a stop
+     * before the budget never evaluates the last token. */
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    EXPECT(egpt_context_eval(ctx, PROMPT, 3), EGPT_OK);
+    for (i = 0; i < 6; i++) {
+        EXPECT(egpt_context_logits(ctx, &l, &nv), EGPT_OK);
+        EXPECT(egpt_sampler_sample(s, l, nv, &manual[i]), EGPT_OK);
+        EXPECT(egpt_context_eval(ctx, &manual[i], 1), EGPT_OK);
+    }
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    EXPECT(egpt_sampler_reset(s), EGPT_OK);
+    memset(&log, 0, sizeof log);
+    log.ctx = ctx; log.sampler = s; log.tok = tok; log.reentrant_ok = 1;
+    gp.max_tokens = 6;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, log_token, &log, &r), EGPT_OK);
+    CHECK(r.stop_reason == EGPT_STOP_BUDGET && r.n_sampled == 6 && r.n_emitted == 6 && r.stop_index == -1);
+    CHECK(log.n_ids == 6 && memcmp(log.ids, manual, 6 * sizeof(uint32_t)) == 0);
+    CHECK(r.unevaluated == manual[5]);
+    CHECK(log.reentrant_ok);
+    EXPECT(egpt_context_n_past(ctx, &n_past), EGPT_OK);
+    CHECK(n_past == 3 + 5);
+    {   /* The text given to the callback is the detokenized ids. */
+        char want[256];
+        size_t m = 0;
+        EXPECT(egpt_detokenize(tok, log.ids, log.n_ids, 0, want, sizeof want, &m), EGPT_OK);
+        CHECK(m == log.n_bytes && memcmp(want, log.text, m) == 0);
+    }
+    /* Continue: evaluate the unevaluated token, then generate from the context. */
+    EXPECT(egpt_context_eval(ctx, &r.unevaluated, 1), EGPT_OK);
+    gp.max_tokens = 1;
+    memset(&log, 0, sizeof log);
+    EXPECT(egpt_generate(ctx, tok, s, NULL, 0, &gp, log_token, &log, &r), EGPT_OK);
+    CHECK(r.stop_reason == EGPT_STOP_BUDGET && log.n_ids == 1);
+
+    /* The callback stops generation. */
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    EXPECT(egpt_sampler_reset(s), EGPT_OK);
+    memset(&log, 0, sizeof log);
+    log.stop_after = 2;
+    gp.max_tokens = 0;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, log_token, &log, &r), EGPT_OK);
+    CHECK(r.stop_reason == EGPT_STOP_CALLBACK && r.n_emitted == 2 && log.n_ids == 2 && !log.saw_no_token);
+
+    /* No limit: runs until the context is full. */
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    memset(&log, 0, sizeof log);
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, NULL, NULL, &r), EGPT_OK);
+    CHECK(r.stop_reason == EGPT_STOP_CONTEXT_FULL && r.n_sampled == n_ctx - 3 + 1);
+    /* A full context: a prompt no longer fits; generation from it stops at once. */
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 1, &gp, NULL, NULL, &r), EGPT_ERR_CONTEXT_FULL);
+
+    /* A stop string: the text before it is emitted, nothing after. */
+    EXPECT(egpt_context_reset(ctx), EGPT_OK);
+    EXPECT(egpt_sampler_reset(s), EGPT_OK);
+    memset(&log, 0, sizeof log);
+    gp.max_tokens = 6;
+    EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &gp, log_token, &log, &r), EGPT_OK);
+    if (log.n_bytes >= 4) {
+        /* stop at the 3rd..4th generated bytes */
+        char stop[2];
+        const char *sp1[1];
+        size_t sl = 2;
+        struct gen_log log2;
+        memcpy(stop, log.text + 2, 2);
+        sp1[0] = stop;
+        q = gp; q.stop_strings = sp1; q.stop_lens = &sl; q.n_stop = 1;
+        EXPECT(egpt_context_reset(ctx), EGPT_OK);
+        EXPECT(egpt_sampler_reset(s), EGPT_OK);
+        memset(&log2, 0, sizeof log2);
+        EXPECT(egpt_generate(ctx, tok, s, PROMPT, 3, &q, log_token, &log2, &r), EGPT_OK);
+        CHECK(r.stop_reason == EGPT_STOP_STRING && r.stop_index == 0);
+        /* the first occurrence of the stop string in the text cuts it */
+        for (i = 0; i + 1 < log.n_bytes; i++) {
+            if (memcmp(log.text + i, stop, 2) == 0) break;
+        }
+        CHECK(log2.n_bytes == i && memcmp(log2.text, log.text, i) == 0);
+    } else {
+        n_fail++;
+        printf("FAIL: generated text too short for the stop-string test\n");
+    }
+    CHECK(usable(ctx));
+    free(sarena);
+}
+
 int main(int argc, char **argv) {
     static const char *const defaults[] = {"tests/fixtures/gpt2/a.q8_0.gguf",
                                            "../tests/fixtures/gpt2/a.q8_0.gguf", NULL};
+    static const char *const vocab_defaults[] = {"tests/fixtures/tokenizer/gpt2-vocab.gguf",
+                                                 "../tests/fixtures/tokenizer/gpt2-vocab.gguf", NULL};
     const char *path = argc > 1 ? argv[1] : first_existing(defaults);
-    unsigned char *bytes;
+    const char *vocab_path = argc > 3 ? argv[3] : first_existing(vocab_defaults);
+    unsigned char *bytes, *vocab = NULL;
+    size_t vocab_len = 0;
+    void *tok_arena = NULL;
+    egpt_tokenizer *tok = NULL;
     size_t len = 0, need = 0, n = 0;
     egpt_model *model = NULL;
     egpt_model_info info;
@@ -550,12 +1103,24 @@ int main(int argc, char **argv) {
     test_create(model);
     test_context(ctx, model, info.n_ctx);
     test_eval_all(model);
+    if (vocab_path == NULL || (vocab = read_file(vocab_path, &vocab_len)) == NULL ||
+        (tok = make_tokenizer(vocab, vocab_len, &tok_arena)) == NULL) {
+        printf("FAIL: no tokenizer (gpt2-vocab.gguf)\n");
+        n_fail++;
+    } else {
+        test_tokenizer(tok, ctx, model);
+        test_stream(tok);
+        test_sampler(model, ctx);
+        test_generate(model, ctx, tok, info.n_ctx);
+    }
     /* The model and the first context survived everything. */
     CHECK(usable(ctx));
     EXPECT(egpt_context_logits(ctx, &l, &n), EGPT_OK);
 
     free(reference);
     free(arena);
+    free(tok_arena);
+    free(vocab);
     free(bytes);
     printf("bad_input: %d passed, %d failed\n", n_pass, n_fail);
     return n_fail == 0 ? 0 : 1;

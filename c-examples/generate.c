@@ -1,17 +1,22 @@
 /*
- * generate.c: greedy decoding through the embergpt C API (C99).
+ * generate.c: text in, text out through the embergpt C API (C99).
  *
- *   generate [MODEL.gguf] [N_STEPS] [PROMPT_TOKEN_ID ...]
+ *   generate [MODEL.gguf] [PROMPT] [MAX_TOKENS] [STOP]
  *
- * MODEL defaults to cli/assets/shakespeare-q8_0.gguf if present, else
- * tests/fixtures/gpt2/a.q8_0.gguf (looked up from the repository root or from
- * c-examples/). Until the tokenizer is in the C API this works on token ids: it
- * evaluates the prompt ids, then repeatedly picks the argmax token and evaluates
- * it, printing each id. The last line is "generated: ID ID ..." (parsed by tests).
+ * MODEL defaults to the bundled cli/assets/shakespeare-q8_0.gguf (looked up from
+ * the repository root or from c-examples/); it must carry a tokenizer in its
+ * metadata. PROMPT defaults to "ROMEO:", MAX_TOKENS to 64; STOP is an optional
+ * stop string. Sampling uses the default chain (temperature 0.8, top-k 40,
+ * top-p 0.95, min-p 0.05) with the fixed seed 42, so the output is the same on
+ * every run and platform.
+ *
+ * stdout: the prompt, then the generated text as it streams, then a newline
+ * (tests/c_examples.rs compares it with the Rust API). stderr: what happened.
  *
  * Memory: the file bytes (read by this program), the model handle (static
- * storage of EGPT_MODEL_STORAGE_SIZE bytes) and one arena of the size the
- * library computes, allocated once. The library itself allocates nothing.
+ * storage) and ONE block holding the three arenas (context, tokenizer,
+ * sampler) at the sizes the library computes, allocated once before anything
+ * runs; plus the prompt's token ids. The library itself allocates nothing.
  */
 #include "embergpt.h"
 #include "example_util.h"
@@ -20,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_PROMPT 64
+#define SEED 42
 
 static uint64_t model_mem[EGPT_MODEL_STORAGE_SIZE / sizeof(uint64_t)];
 
@@ -29,46 +34,55 @@ static int fail(const char *what, egpt_status s) {
     return 1;
 }
 
-static uint32_t argmax(const float *v, size_t n) {
-    size_t i, best = 0;
-    for (i = 1; i < n; i++) {
-        if (v[i] > v[best]) {
-            best = i;
-        }
+/* The per-token callback: print the token's (UTF-8-complete) text as it comes. */
+static int on_token(void *user, uint32_t token, const char *bytes, size_t len) {
+    size_t *n_bytes = (size_t *)user;
+    (void)token;
+    fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+    *n_bytes += len;
+    return 0; /* nonzero would stop generation */
+}
+
+static const char *reason_name(egpt_stop_reason r) {
+    switch (r) {
+    case EGPT_STOP_EOS: return "end of text";
+    case EGPT_STOP_STRING: return "stop string";
+    case EGPT_STOP_BUDGET: return "max tokens";
+    case EGPT_STOP_CONTEXT_FULL: return "context full";
+    case EGPT_STOP_CALLBACK: return "callback";
+    default: return "?";
     }
-    return (uint32_t)best;
 }
 
 int main(int argc, char **argv) {
-    static const char *const defaults[] = {
-        "cli/assets/shakespeare-q8_0.gguf", "../cli/assets/shakespeare-q8_0.gguf",
-        "tests/fixtures/gpt2/a.q8_0.gguf",  "../tests/fixtures/gpt2/a.q8_0.gguf", NULL};
+    static const char *const defaults[] = {"cli/assets/shakespeare-q8_0.gguf",
+                                           "../cli/assets/shakespeare-q8_0.gguf", NULL};
     const char *path = argc > 1 ? argv[1] : first_existing(defaults);
-    long steps = argc > 2 ? strtol(argv[2], NULL, 10) : 16;
-    uint32_t prompt[MAX_PROMPT];
-    size_t n_prompt = 0, bytes_len = 0, arena_len = 0, n_past = 0, n_vocab = 0;
-    unsigned char *bytes = NULL;
-    void *arena = NULL;
+    const char *prompt = argc > 2 ? argv[2] : "ROMEO:";
+    long max_tokens = argc > 3 ? strtol(argv[3], NULL, 10) : 64;
+    const char *stop = argc > 4 ? argv[4] : NULL;
+    size_t bytes_len = 0, ctx_len = 0, tok_len = 0, smp_len = 0, n_prompt = 0, n_text = 0;
+    unsigned char *bytes = NULL, *arenas = NULL;
+    uint32_t *ids = NULL;
     egpt_model *model = NULL;
     egpt_context *ctx = NULL;
+    egpt_tokenizer *tok = NULL;
+    egpt_sampler *sampler = NULL;
     egpt_model_info info;
-    egpt_context_params params;
-    egpt_backend backend = EGPT_BACKEND_AUTO;
+    egpt_context_params cp;
+    egpt_sampler_params sp;
+    egpt_generate_params gp;
+    egpt_generate_result res;
     egpt_status s;
-    const float *logits = NULL;
-    int i, rc = 1;
+    size_t stop_len = stop != NULL ? strlen(stop) : 0;
+    int rc = 1;
 
-    printf("embergpt %s (ABI %u)\n", egpt_version(), (unsigned)egpt_abi_version());
     if (path == NULL) {
-        fprintf(stderr, "no model given and no default model found\n");
+        fprintf(stderr, "no model given and cli/assets/shakespeare-q8_0.gguf not found\n");
         return 1;
     }
-    if (egpt_model_size() > sizeof model_mem) {
-        fprintf(stderr, "model handle needs %zu bytes\n", egpt_model_size());
-        return 1;
-    }
-    bytes = read_file(path, &bytes_len);
-    if (bytes == NULL) {
+    if ((bytes = read_file(path, &bytes_len)) == NULL) {
         return 1;
     }
     s = egpt_model_open(bytes, bytes_len, model_mem, sizeof model_mem, &model);
@@ -78,86 +92,87 @@ int main(int argc, char **argv) {
     }
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
-    s = egpt_model_get_info(model, &info);
-    if (s != EGPT_OK) {
+    if ((s = egpt_model_get_info(model, &info)) != EGPT_OK) {
         rc = fail("egpt_model_get_info", s);
         goto out;
     }
-    printf("model: %s arch=%s n_vocab=%zu n_ctx=%zu n_embd=%zu n_layer=%zu n_head=%zu n_ff=%zu "
-           "weights=%s\n",
-           path, info.architecture, info.n_vocab, info.n_ctx, info.n_embd, info.n_layer,
-           info.n_head, info.n_ff, egpt_type_name(info.weight_type));
 
-    for (i = 3; i < argc && n_prompt < MAX_PROMPT; i++) {
-        prompt[n_prompt++] = (uint32_t)strtoul(argv[i], NULL, 10);
+    /* 1. Ask for the three arena sizes, then allocate once. */
+    cp = egpt_context_default_params();
+    if (cp.n_batch > info.n_ctx) {
+        cp.n_batch = info.n_ctx;
     }
-    if (n_prompt == 0) {
-        prompt[0] = 1 % (uint32_t)info.n_vocab;
-        prompt[1] = 2 % (uint32_t)info.n_vocab;
-        prompt[2] = 3 % (uint32_t)info.n_vocab;
-        n_prompt = 3;
-    }
-
-    params = egpt_context_default_params();
-    if (params.n_batch > info.n_ctx) {
-        params.n_batch = info.n_ctx;
-    }
-    s = egpt_context_arena_size(model, &params, &arena_len);
-    if (s != EGPT_OK) {
+    sp = egpt_sampler_default_params();
+    sp.seed = SEED;
+    if ((s = egpt_context_arena_size(model, &cp, &ctx_len)) != EGPT_OK) {
         rc = fail("egpt_context_arena_size", s);
         goto out;
     }
-    arena = malloc(arena_len);
-    if (arena == NULL) {
-        fprintf(stderr, "cannot allocate %zu arena bytes\n", arena_len);
+    if ((s = egpt_tokenizer_arena_size(model, &tok_len)) != EGPT_OK) {
+        rc = fail("egpt_tokenizer_arena_size (does the model have a tokenizer?)", s);
         goto out;
     }
-    s = egpt_context_create(model, &params, arena, arena_len, &ctx);
-    if (s != EGPT_OK) {
-        rc = fail("egpt_context_create", s);
+    if ((s = egpt_sampler_arena_size(model, &sp, &smp_len)) != EGPT_OK) {
+        rc = fail("egpt_sampler_arena_size", s);
         goto out;
     }
-    (void)egpt_context_backend(ctx, &backend);
-    printf("arena: %zu bytes, backend %s\n", arena_len, egpt_backend_name(backend));
+    arenas = (unsigned char *)malloc(ctx_len + tok_len + smp_len);
+    if (arenas == NULL) {
+        fprintf(stderr, "cannot allocate %zu arena bytes\n", ctx_len + tok_len + smp_len);
+        goto out;
+    }
+    /* Any alignment works: the three arenas are simply consecutive. */
+    if ((s = egpt_context_create(model, &cp, arenas, ctx_len, &ctx)) != EGPT_OK ||
+        (s = egpt_tokenizer_create(model, arenas + ctx_len, tok_len, &tok)) != EGPT_OK ||
+        (s = egpt_sampler_create(model, &sp, arenas + ctx_len + tok_len, smp_len, &sampler)) !=
+            EGPT_OK) {
+        rc = fail("create", s);
+        goto out;
+    }
+    fprintf(stderr, "model %s: n_vocab=%zu n_ctx=%zu n_layer=%zu weights=%s; arenas: context %zu, "
+                    "tokenizer %zu, sampler %zu bytes\n",
+            path, info.n_vocab, info.n_ctx, info.n_layer, egpt_type_name(info.weight_type),
+            ctx_len, tok_len, smp_len);
 
-    printf("prompt:");
-    for (i = 0; i < (int)n_prompt; i++) {
-        printf(" %u", (unsigned)prompt[i]);
-    }
-    printf("\n");
-    s = egpt_context_eval(ctx, prompt, n_prompt);
-    if (s != EGPT_OK) {
-        rc = fail("egpt_context_eval (prompt)", s);
+    /* 2. Tokenize the prompt: a size query (NULL, 0) first, then the ids. */
+    s = egpt_tokenize(tok, prompt, strlen(prompt), 0, NULL, 0, &n_prompt);
+    if (s != EGPT_OK && s != EGPT_ERR_BUFFER_TOO_SMALL) {
+        rc = fail("egpt_tokenize (count)", s);
         goto out;
     }
-
-    printf("generated:");
-    for (i = 0; i < steps; i++) {
-        uint32_t next;
-        s = egpt_context_logits(ctx, &logits, &n_vocab);
-        if (s != EGPT_OK) {
-            rc = fail("egpt_context_logits", s);
-            goto out;
-        }
-        next = argmax(logits, n_vocab);
-        printf(" %u", (unsigned)next);
-        fflush(stdout);
-        s = egpt_context_eval(ctx, &next, 1);
-        if (s == EGPT_ERR_CONTEXT_FULL) {
-            break; /* the context is full: stop, as any generator must */
-        }
-        if (s != EGPT_OK) {
-            printf("\n");
-            rc = fail("egpt_context_eval", s);
-            goto out;
-        }
+    ids = (uint32_t *)malloc((n_prompt > 0 ? n_prompt : 1) * sizeof *ids);
+    if (ids == NULL) {
+        goto out;
     }
-    printf("\n");
-    (void)egpt_context_n_past(ctx, &n_past);
-    fprintf(stderr, "n_past %zu\n", n_past);
+    if ((s = egpt_tokenize(tok, prompt, strlen(prompt), 0, ids, n_prompt, &n_prompt)) != EGPT_OK) {
+        rc = fail("egpt_tokenize", s);
+        goto out;
+    }
+    fprintf(stderr, "prompt: %zu tokens\n", n_prompt);
+
+    /* 3. Generate, streaming text to stdout. */
+    gp = egpt_generate_default_params();
+    gp.max_tokens = max_tokens > 0 ? (size_t)max_tokens : 0;
+    if (stop != NULL) {
+        gp.stop_strings = &stop;
+        gp.stop_lens = &stop_len;
+        gp.n_stop = 1;
+    }
+    memset(&res, 0, sizeof res);
+    res.struct_size = sizeof res;
+    fputs(prompt, stdout);
+    s = egpt_generate(ctx, tok, sampler, ids, n_prompt, &gp, on_token, &n_text, &res);
+    fputs("\n", stdout);
+    if (s != EGPT_OK) {
+        rc = fail("egpt_generate", s);
+        goto out;
+    }
+    fprintf(stderr, "[%s after %zu tokens, %zu bytes]\n", reason_name(res.stop_reason),
+            res.n_sampled, n_text);
     rc = 0;
 out:
-    free(arena);
+    free(ids);
+    free(arenas);
     free(bytes);
     return rc;
 }

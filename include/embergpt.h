@@ -10,11 +10,16 @@
  * egpt_context_arena_size() bytes. No global or thread-local state.
  *
  * Threads: a model is read-only after egpt_model_open and may be shared by any
- * number of contexts and threads; a context belongs to one thread at a time.
+ * number of contexts and threads; a context, a tokenizer and a sampler each
+ * belong to one thread at a time.
  *
- * Reserved names (tokenizer, sampler, generation; arriving in a later version):
- * egpt_tokenize, egpt_detokenize, egpt_token_to_piece, egpt_sampler_params,
- * egpt_generate (per-token callback: egpt_token_callback below).
+ * Text (tokenizer, streaming decoder, sampler, generation): tokenizer and
+ * sampler handles live at the start of caller arenas sized by
+ * egpt_tokenizer_arena_size / egpt_sampler_arena_size; a buffer whose length is
+ * 0 may be NULL; a function that fills a caller buffer returns
+ * EGPT_ERR_BUFFER_TOO_SMALL when it is short, writes nothing into it, and sets
+ * *n_out to the length needed (the one exception to "out-parameters only on
+ * success"). egpt_generate streams UTF-8-complete text to an egpt_token_callback.
  */
 
 #ifndef EMBERGPT_H
@@ -49,6 +54,20 @@
 // Size of the architecture name field of [`egpt_model_info`].
 #define EGPT_ARCH_NAME_LEN 32
 
+// "No token": the `unevaluated` field of [`egpt_generate_result`] when every
+// sampled token is in the context, a missing BOS/EOS in [`egpt_tokenizer_info`],
+// and the `token` of the callback's final call that releases held-back bytes.
+#define EGPT_NO_TOKEN 4294967295
+
+// Most stop strings of [`egpt_generate_params`].
+#define EGPT_MAX_STOPS 8
+
+// Longest stop string, in bytes.
+#define EGPT_MAX_STOP_LEN 64
+
+// Longest text of one token [`egpt_generate`] handles, in bytes.
+#define EGPT_MAX_TOKEN_BYTES 256
+
 // An evaluation context (opaque): KV cache, activations, logits. Lives at the
 // start of the caller's arena; belongs to one thread at a time.
 typedef struct egpt_context egpt_context;
@@ -57,6 +76,16 @@ typedef struct egpt_context egpt_context;
 // and borrows the caller's GGUF bytes; read-only after [`egpt_model_open`], so
 // one model may be shared by any number of contexts and threads.
 typedef struct egpt_model egpt_model;
+
+// A sampler (opaque): parameters, PRNG, penalty window, scratch; at the start of
+// the caller's arena. One thread at a time.
+typedef struct egpt_sampler egpt_sampler;
+
+// A tokenizer (opaque): GPT-2 byte-level BPE over the GGUF file's vocabulary,
+// with its lookup indexes in the caller's arena (the handle at its start). It
+// borrows the GGUF bytes. [`egpt_tokenize`] uses scratch inside it: a tokenizer
+// belongs to one thread at a time (make one per thread to tokenize in parallel).
+typedef struct egpt_tokenizer egpt_tokenizer;
 
 // A status: [`EGPT_OK`] or one of the `EGPT_ERR_*` codes (the values of the Rust
 // `embergpt::Error::code`). Unknown values may appear in later versions; treat
@@ -123,18 +152,126 @@ typedef struct egpt_context_params {
   int32_t logits_all;
   // An `EGPT_BACKEND_*` value; [`EGPT_BACKEND_AUTO`] picks the best.
   egpt_backend backend;
-  // Optional parallel-for hook (NULL: single-threaded). Reserved: this
-  // version of the library accepts and ignores it; evaluation runs on the
-  // calling thread. Multi-threaded evaluation will call it, unchanged ABI.
+  // Optional parallel-for hook (NULL: everything runs on the calling thread).
+  // Each matrix multiply is split into `parallel_n_tasks` independent row
+  // ranges and handed to it; it must call `task(task_ctx, i)` exactly once for
+  // every `i < n_tasks` (on any threads, possibly concurrently), return only
+  // when all calls have returned, and not unwind. Logits are bit-identical
+  // whatever the hook and the task count.
   egpt_parallel_for_fn parallel_for;
   // Passed to `parallel_for` as `user`.
   void *parallel_user;
+  // Tasks per matrix multiply when `parallel_for` is set (typically the
+  // host's thread count; 0 and 1 mean one task).
+  size_t parallel_n_tasks;
 } egpt_context_params;
 
-// Per-token callback of the (upcoming) `egpt_generate`: receives each generated
-// token id and its bytes (`bytes[0..len]`, not NUL-terminated, valid only during
-// the call); return nonzero to stop generation.
+// What a tokenizer is. Set `struct_size = sizeof(egpt_tokenizer_info)` first.
+typedef struct egpt_tokenizer_info {
+  // `sizeof(egpt_tokenizer_info)`, set by the caller.
+  size_t struct_size;
+  // Tokens in the vocabulary.
+  size_t n_vocab;
+  // BPE merges.
+  size_t n_merges;
+  // Longest token text in bytes (`egpt_token_to_piece` never needs more).
+  size_t max_token_len;
+  // Beginning-of-text token, or [`EGPT_NO_TOKEN`].
+  uint32_t bos;
+  // End-of-text token, or [`EGPT_NO_TOKEN`].
+  uint32_t eos;
+} egpt_tokenizer_info;
+
+// UTF-8-safe streaming detokenization state, in caller memory (a plain struct:
+// stack, static or inside your own struct). Its fields are private: initialise
+// it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
+// incomplete UTF-8 character at the end of a token until the next token
+// completes it, so printed text never shows a broken character; concatenating
+// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+typedef struct egpt_stream_decoder {
+  // Private.
+  uint32_t magic;
+  // Private: the held-back bytes.
+  uint8_t held[3];
+  // Private: how many bytes are held.
+  uint8_t n_held;
+} egpt_stream_decoder;
+
+// How tokens are sampled. Start from [`egpt_sampler_default_params`] (or
+// [`egpt_sampler_greedy_params`]); fields may be appended in later ABI versions.
+// The chain: penalties, top-k, top-p, min-p, temperature, draw (see the Rust
+// `embergpt::sampler` documentation); deterministic for a given seed.
+typedef struct egpt_sampler_params {
+  // `sizeof(egpt_sampler_params)`, set by the default functions.
+  size_t struct_size;
+  // 0 is greedy (argmax, ties to the lowest id); otherwise finite and > 0.
+  float temperature;
+  // Keep the `top_k` best tokens; 0 disables.
+  size_t top_k;
+  // Nucleus mass in (0, 1]; 1 disables.
+  float top_p;
+  // Keep tokens with probability >= `min_p` times the best one's, in [0, 1]; 0 disables.
+  float min_p;
+  // Repetition penalty, finite and > 0; 1 disables.
+  float repeat_penalty;
+  // Subtracted once from each distinct token in the window; finite; 0 disables.
+  float presence_penalty;
+  // Subtracted once per occurrence in the window; finite; 0 disables.
+  float frequency_penalty;
+  // Penalty window in tokens (prompt and generated; the arena holds this many); 0 disables.
+  size_t penalty_last_n;
+  // PRNG seed (PCG32).
+  uint64_t seed;
+} egpt_sampler_params;
+
+// What [`egpt_generate`] generates. Start from [`egpt_generate_default_params`].
+typedef struct egpt_generate_params {
+  // `sizeof(egpt_generate_params)`, set by [`egpt_generate_default_params`].
+  size_t struct_size;
+  // Most tokens to sample (EOS and stop-string tokens count); 0: no limit (until
+  // EOS, a stop string or a full context).
+  size_t max_tokens;
+  // `n_stop` stop strings (bytes, no NUL needed), the k-th
+  // `stop_strings[k][0..stop_lens[k]]`, 1 to [`EGPT_MAX_STOP_LEN`] bytes each;
+  // matched on the generated text (across tokens), never on the prompt. Copied
+  // during the call. NULL when `n_stop == 0`.
+  const char *const *stop_strings;
+  // Lengths of the stop strings.
+  const size_t *stop_lens;
+  // Number of stop strings, at most [`EGPT_MAX_STOPS`].
+  size_t n_stop;
+  // Nonzero (default): stop at the tokenizer's end-of-text token; zero: EOS is an
+  // ordinary token.
+  int32_t stop_at_eos;
+} egpt_generate_params;
+
+// Per-token callback of [`egpt_generate`]: receives each emitted token id and its
+// text (`bytes[0..len]`, not NUL-terminated, valid only during the call). The
+// text is UTF-8-complete: a character split across tokens is held back and given
+// with the token that completes it (so `len` may be 0). Return nonzero to stop.
 typedef int (*egpt_token_callback)(void *user, uint32_t token, const char *bytes, size_t len);
+
+// Why [`egpt_generate`] stopped (`egpt_generate_result.stop_reason`).
+typedef uint32_t egpt_stop_reason;
+
+// How [`egpt_generate`] ended. Set `struct_size = sizeof(egpt_generate_result)`.
+typedef struct egpt_generate_result {
+  // `sizeof(egpt_generate_result)`, set by the caller.
+  size_t struct_size;
+  // An `EGPT_STOP_*` value.
+  egpt_stop_reason stop_reason;
+  // For [`EGPT_STOP_STRING`], the index of the stop string that matched; else -1.
+  int32_t stop_index;
+  // Tokens sampled (emitted or not: EOS and stop-string tokens count).
+  size_t n_sampled;
+  // Tokens given to the callback (the final held-bytes call not counted).
+  size_t n_emitted;
+  // The last sampled token, which is not in the context (evaluation is lazy, so
+  // a stop never pays for a forward pass), or [`EGPT_NO_TOKEN`]. To continue the
+  // text after it, evaluate it first: `egpt_context_eval(ctx, &r.unevaluated, 1)`
+  // (it is already in the sampler's penalty window).
+  uint32_t unevaluated;
+} egpt_generate_result;
 
 // Success.
 #define EGPT_OK 0
@@ -295,6 +432,21 @@ typedef int (*egpt_token_callback)(void *user, uint32_t token, const char *bytes
 
 // Cortex-M55 Helium/MVE; built with feature `helium`.
 #define EGPT_BACKEND_HELIUM 9
+
+// The model produced its end-of-text token (not emitted).
+#define EGPT_STOP_EOS 1
+
+// The generated text contains a stop string (`stop_index` says which).
+#define EGPT_STOP_STRING 2
+
+// `max_tokens` tokens were sampled.
+#define EGPT_STOP_BUDGET 3
+
+// The context has no room for the next token.
+#define EGPT_STOP_CONTEXT_FULL 4
+
+// The callback returned nonzero.
+#define EGPT_STOP_CALLBACK 5
 
 #ifdef __cplusplus
 extern "C" {
@@ -528,6 +680,277 @@ egpt_status egpt_context_n_batch(const struct egpt_context *ctx, size_t *out_n_b
 // # Safety
 // As [`egpt_context_logits`].
 egpt_status egpt_context_backend(const struct egpt_context *ctx, egpt_backend *out_backend);
+
+// Exact arena bytes [`egpt_tokenizer_create`] needs for `model`'s vocabulary
+// (handle included, any alignment). Pure: touches no memory.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not a model handle), `NO_TOKENIZER` (the
+// file has no tokenizer, or one embergpt does not run), `BAD_TOKENIZER`.
+//
+// # Safety
+// `model` must come from [`egpt_model_open`] (or be NULL); `out_size` writable.
+egpt_status egpt_tokenizer_arena_size(const struct egpt_model *model, size_t *out_size);
+
+// Build the tokenizer of `model` inside `arena[0..arena_len]` (at least
+// [`egpt_tokenizer_arena_size`] bytes, any alignment); `*out_tok` points into the
+// arena. The arena and the model's GGUF bytes must stay alive and unchanged while
+// the tokenizer is used; nothing to free.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`, `NO_TOKENIZER`, `BAD_TOKENIZER`,
+// `ARENA_TOO_SMALL`.
+//
+// # Safety
+// `model` from [`egpt_model_open`] (or NULL); `arena` writable for `arena_len`
+// bytes, not overlapping the model handle, its bytes or another handle; `out_tok` writable.
+egpt_status egpt_tokenizer_create(const struct egpt_model *model,
+                                  void *arena,
+                                  size_t arena_len,
+                                  struct egpt_tokenizer **out_tok);
+
+// As [`egpt_tokenizer_arena_size`], for a GGUF file given as bytes (a vocabulary-only
+// file works: no model needed). Adds the GGUF parse errors (`TRUNCATED`, ...).
+//
+// # Safety
+// `bytes` readable for `len` bytes; `out_size` writable.
+egpt_status egpt_tokenizer_arena_size_gguf(const uint8_t *bytes, size_t len, size_t *out_size);
+
+// As [`egpt_tokenizer_create`], for a GGUF file given as bytes, which must stay
+// alive and unchanged while the tokenizer is used.
+//
+// # Safety
+// `bytes` readable for `len` bytes; `arena` writable for `arena_len` bytes and not
+// overlapping `bytes`; `out_tok` writable.
+egpt_status egpt_tokenizer_create_gguf(const uint8_t *bytes,
+                                       size_t len,
+                                       void *arena,
+                                       size_t arena_len,
+                                       struct egpt_tokenizer **out_tok);
+
+// Describe `tok` into `*out_info` (whose `struct_size` the caller sets).
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not a tokenizer handle), `BAD_STRUCT_SIZE`.
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL); `out_info` writable.
+egpt_status egpt_tokenizer_get_info(const struct egpt_tokenizer *tok,
+                                    struct egpt_tokenizer_info *out_info);
+
+// Tokenize `text[0..text_len]` (any bytes, no NUL needed) into `out[0..out_len]`;
+// `*n_out` = the number of ids. With `parse_special` nonzero the literal text of
+// control and user-defined tokens (e.g. `<|endoftext|>`) becomes their ids.
+//
+// Invalid UTF-8 is defined behaviour: every byte that does not start a valid
+// UTF-8 sequence becomes its own single-byte token, so `egpt_detokenize` gives
+// the input back exactly. There are never more ids than bytes, so `out_len >=
+// text_len` always suffices (and then tokenizes in one pass).
+//
+// Errors: `NULL_POINTER` (`tok`, `n_out`, or a NULL buffer with nonzero length),
+// `BAD_STATE` (not a tokenizer handle), `BAD_PARAMETER` (misaligned `out`),
+// `BUFFER_TOO_SMALL` (nothing written to `out`; `*n_out` = ids needed: pass
+// `out = NULL, out_len = 0` to count).
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL), not used by another thread
+// during the call; `text` readable for `text_len` bytes; `out` writable for
+// `out_len` values and not overlapping `text`; `n_out` writable.
+egpt_status egpt_tokenize(struct egpt_tokenizer *tok,
+                          const char *text,
+                          size_t text_len,
+                          int parse_special,
+                          uint32_t *out,
+                          size_t out_len,
+                          size_t *n_out);
+
+// The text of one token (its bytes; a control token gives its literal text, e.g.
+// `<|endoftext|>`) into `buf[0..buf_len]`, not NUL-terminated; `*n_out` = bytes
+// written. A token may be part of a UTF-8 character: see [`egpt_stream_decoder_push`].
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`, `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL`
+// (nothing written; `*n_out` = bytes needed, at most `max_token_len`).
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL); `buf` writable for `buf_len`
+// bytes; `n_out` writable.
+egpt_status egpt_token_to_piece(const struct egpt_tokenizer *tok,
+                                uint32_t token,
+                                char *buf,
+                                size_t buf_len,
+                                size_t *n_out);
+
+// The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
+// `*n_out` = bytes written. With `skip_special` nonzero, control and
+// user-defined tokens give nothing.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
+// `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes
+// needed: pass `buf = NULL, buf_len = 0` to measure).
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL); `tokens` readable for
+// `n_tokens` values; `buf` writable for `buf_len` bytes; `n_out` writable.
+egpt_status egpt_detokenize(const struct egpt_tokenizer *tok,
+                            const uint32_t *tokens,
+                            size_t n_tokens,
+                            int skip_special,
+                            char *buf,
+                            size_t buf_len,
+                            size_t *n_out);
+
+// Put `*decoder` in its initial state (nothing held).
+//
+// Errors: `NULL_POINTER`.
+//
+// # Safety
+// `decoder` writable for one `egpt_stream_decoder`.
+egpt_status egpt_stream_decoder_init(struct egpt_stream_decoder *decoder);
+
+// Decode `token` and write the bytes that are ready (whole UTF-8 characters for
+// UTF-8 text; an invalid sequence is released as it is) into `buf[0..buf_len]`;
+// `*n_out` = bytes written (0 while a character is incomplete). `3 +
+// max_token_len` bytes always suffice.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (decoder not initialised, or not a
+// tokenizer handle), `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (`*n_out` = bytes
+// needed). On error the decoder is unchanged.
+//
+// # Safety
+// `decoder` readable and writable; `tok` from [`egpt_tokenizer_create`] (or
+// NULL); `buf` writable for `buf_len` bytes; `n_out` writable.
+egpt_status egpt_stream_decoder_push(struct egpt_stream_decoder *decoder,
+                                     const struct egpt_tokenizer *tok,
+                                     uint32_t token,
+                                     char *buf,
+                                     size_t buf_len,
+                                     size_t *n_out);
+
+// Release whatever is held (an incomplete character at the end of the stream)
+// into `buf[0..buf_len]` as it is, and return to the initial state; `*n_out` =
+// bytes written (0 to 3).
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not initialised), `BUFFER_TOO_SMALL`
+// (`*n_out` = bytes needed; the decoder is unchanged).
+//
+// # Safety
+// `decoder` readable and writable; `buf` writable for `buf_len` bytes; `n_out` writable.
+egpt_status egpt_stream_decoder_flush(struct egpt_stream_decoder *decoder,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *n_out);
+
+// The default chain (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p
+// 0.05, no penalties (window 64), seed 0; `struct_size` set.
+struct egpt_sampler_params egpt_sampler_default_params(void);
+
+// Plain argmax: temperature 0, every filter and penalty off; `struct_size` set.
+struct egpt_sampler_params egpt_sampler_greedy_params(void);
+
+// Exact arena bytes [`egpt_sampler_create`] needs for `model`'s vocabulary and
+// `params` (about `8 * n_vocab + 4 * penalty_last_n`, handle included).
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not a model handle), `BAD_STRUCT_SIZE`,
+// `BAD_PARAMETER` (a field out of its documented range, or a size overflow).
+//
+// # Safety
+// `model` from [`egpt_model_open`] (or NULL); `params` readable; `out_size` writable.
+egpt_status egpt_sampler_arena_size(const struct egpt_model *model,
+                                    const struct egpt_sampler_params *params,
+                                    size_t *out_size);
+
+// Create a sampler for `model`'s vocabulary inside `arena[0..arena_len]` (at
+// least [`egpt_sampler_arena_size`] bytes, any alignment); `*out_sampler` points
+// into the arena. Nothing to free.
+//
+// Errors: as [`egpt_sampler_arena_size`], plus `ARENA_TOO_SMALL`.
+//
+// # Safety
+// `model` from [`egpt_model_open`] (or NULL); `params` readable; `arena` writable
+// for `arena_len` bytes and not overlapping other handles; `out_sampler` writable.
+egpt_status egpt_sampler_create(const struct egpt_model *model,
+                                const struct egpt_sampler_params *params,
+                                void *arena,
+                                size_t arena_len,
+                                struct egpt_sampler **out_sampler);
+
+// Forget the accepted tokens and re-seed: the state [`egpt_sampler_create`] left.
+// Call it before a generation that should not continue the previous one.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`.
+//
+// # Safety
+// `sampler` from [`egpt_sampler_create`] (or NULL), not used by another thread.
+egpt_status egpt_sampler_reset(struct egpt_sampler *sampler);
+
+// Sample a token from `logits[0..n_logits]` (`n_logits` must be the model's
+// `n_vocab`), e.g. [`egpt_context_logits`]'s. Does not accept it: call
+// [`egpt_sampler_accept`] for the penalty window once the token is part of the text.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (`n_logits != n_vocab`,
+// misaligned `logits`), `NO_CANDIDATES` (no finite logit).
+//
+// # Safety
+// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats
+// and not inside the sampler's own arena (a context's logits are fine); `out_token`
+// writable.
+egpt_status egpt_sampler_sample(struct egpt_sampler *sampler,
+                                const float *logits,
+                                size_t n_logits,
+                                uint32_t *out_token);
+
+// Record `token` as part of the text (prompt or generated) for the penalties.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE`.
+//
+// # Safety
+// As [`egpt_sampler_reset`].
+egpt_status egpt_sampler_accept(struct egpt_sampler *sampler, uint32_t token);
+
+// No limit, no stop strings, stop at EOS; `struct_size` set.
+struct egpt_generate_params egpt_generate_default_params(void);
+
+// Generate text: evaluate `prompt[0..n_prompt]` after the tokens already in `ctx`
+// (accepting them into the sampler's window), then sample, emit and evaluate
+// tokens until EOS, a stop string, `max_tokens`, a full context or the callback
+// says stop. `cb(user, token, bytes, len)` gets every emitted token with its
+// UTF-8-complete text (see [`egpt_token_callback`]); return nonzero to stop. If
+// generation ends in the middle of a character (EOS, budget, stop string or full
+// context after a partial character), a last call with token [`EGPT_NO_TOKEN`]
+// gives the held bytes (its return value is ignored). `cb` may be NULL.
+//
+// `n_prompt == 0` continues from the context's current logits. The sampler is not
+// reset ([`egpt_sampler_reset`] first for a fresh start). Stop strings: tokens
+// that might begin one are held back until they cannot; on a match the text
+// before it is emitted and nothing after.
+//
+// While it runs, the context and the sampler are busy: any call on them from the
+// callback returns `BAD_STATE` (other functions, including the tokenizer's,
+// work). Memory: nothing is allocated; the loop state (held-back tokens, copied
+// stop strings) is about 2.5 KB of stack.
+//
+// Errors (`*out` untouched; tokens may already have been given to the callback):
+// `NULL_POINTER` (ctx, tok, sampler, params, out, a stop string, or a NULL array
+// with nonzero length), `BAD_STATE` (a handle of the wrong kind, or busy),
+// `BAD_STRUCT_SIZE` (params or out), `BAD_PARAMETER` (more than
+// [`EGPT_MAX_STOPS`] stop strings, one empty or longer than [`EGPT_MAX_STOP_LEN`],
+// a sampler made for another vocabulary size, a misaligned prompt),
+// `CONTEXT_FULL` (the prompt does not fit), `TOKEN_OUT_OF_RANGE`, `NO_LOGITS`
+// (`n_prompt == 0` with nothing evaluated), `NO_CANDIDATES`, and tokenizer errors.
+// On a parameter or prompt error nothing is evaluated; the handles stay usable
+// after any error (the context holds exactly the tokens it evaluated).
+//
+// # Safety
+// Handles from their `*_create` functions (or NULL), not used by other threads
+// during the call; `prompt` readable for `n_prompt` values; `params` readable and
+// its stop strings readable for their lengths; `out` writable; `cb` safe to call
+// with `user`.
+egpt_status egpt_generate(struct egpt_context *ctx,
+                          const struct egpt_tokenizer *tok,
+                          struct egpt_sampler *sampler,
+                          const uint32_t *prompt,
+                          size_t n_prompt,
+                          const struct egpt_generate_params *params,
+                          egpt_token_callback cb,
+                          void *user,
+                          struct egpt_generate_result *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -6,6 +6,12 @@
 //! [`ALIGN`]-byte boundary; the plan adds `ALIGN - 1` bytes once for the start
 //! of the caller's buffer, whose address may have any alignment.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use crate::error::{Error, Result};
 use crate::quant::{BlockQ8_0, BlockQ8_1};
 use core::mem::{align_of, size_of};

@@ -9,8 +9,12 @@
 //! - parameter and info structs carry their own size first (`struct_size`), checked
 //!   ([`EGPT_ERR_BAD_STRUCT_SIZE`]), so that later versions can append fields;
 //! - nothing allocates and nothing needs freeing: the model handle lives in caller
-//!   memory of [`egpt_model_size`] bytes, the context handle at the start of the
-//!   caller's arena of [`egpt_context_arena_size`] bytes;
+//!   memory of [`egpt_model_size`] bytes, the context, tokenizer and sampler
+//!   handles at the start of caller arenas of [`egpt_context_arena_size`],
+//!   [`egpt_tokenizer_arena_size`] and [`egpt_sampler_arena_size`] bytes;
+//! - text functions that fill a caller buffer report the length needed through
+//!   `*n_out` when it is short (`BUFFER_TOO_SMALL`, the buffer untouched): the one
+//!   deliberate exception to "out-parameters only on success";
 //! - no last-error state: the status is the whole story;
 //! - nothing panics across the boundary (every function here is written
 //!   panic-free; should a bug panic anyway, `extern "C"` turns it into an abort,
@@ -29,9 +33,13 @@
 
 use crate::context::{Context, ContextParams};
 use crate::error::Error;
+use crate::generate::{GenState, GenerateParams, StopReason};
+use crate::gguf::Gguf;
 use crate::kernels::Backend;
 use crate::model::Model;
 use crate::quant::GgmlType;
+use crate::sampler::{Sampler, SamplerParams};
+use crate::tokenizer::{Detokenize, StreamDecoder, Tokenizer};
 use core::ffi::{c_char, c_int, c_void, CStr};
 use core::mem::{align_of, offset_of, size_of};
 use core::ptr;
@@ -882,12 +890,18 @@ pub struct egpt_context_params {
     pub logits_all: i32,
     /// An `EGPT_BACKEND_*` value; [`EGPT_BACKEND_AUTO`] picks the best.
     pub backend: egpt_backend,
-    /// Optional parallel-for hook (NULL: single-threaded). Reserved: this
-    /// version of the library accepts and ignores it; evaluation runs on the
-    /// calling thread. Multi-threaded evaluation will call it, unchanged ABI.
+    /// Optional parallel-for hook (NULL: everything runs on the calling thread).
+    /// Each matrix multiply is split into `parallel_n_tasks` independent row
+    /// ranges and handed to it; it must call `task(task_ctx, i)` exactly once for
+    /// every `i < n_tasks` (on any threads, possibly concurrently), return only
+    /// when all calls have returned, and not unwind. Logits are bit-identical
+    /// whatever the hook and the task count.
     pub parallel_for: egpt_parallel_for_fn,
     /// Passed to `parallel_for` as `user`.
     pub parallel_user: *mut c_void,
+    /// Tasks per matrix multiply when `parallel_for` is set (typically the
+    /// host's thread count; 0 and 1 mean one task).
+    pub parallel_n_tasks: usize,
 }
 
 /// The default parameters (model's context length, batch of 32, last-token
@@ -903,6 +917,7 @@ pub extern "C" fn egpt_context_default_params() -> egpt_context_params {
         backend: d.backend.map_or(EGPT_BACKEND_AUTO, backend_to_c),
         parallel_for: None,
         parallel_user: ptr::null_mut(),
+        parallel_n_tasks: 0,
     }
 }
 
@@ -916,11 +931,28 @@ unsafe fn read_params(p: *const egpt_context_params) -> Result<ContextParams, Er
     // SAFETY: the caller's struct has our size; unaligned read copes with any address.
     // Every field type accepts every bit pattern (integers, raw and Option<fn> pointers).
     let c = unsafe { ptr::read_unaligned(p) };
+    let parallel = match c.parallel_for {
+        None => None,
+        Some(f) => {
+            // SAFETY: the two function pointer types differ only in `*mut` versus
+            // `*const c_void` arguments and `Option<fn>` versus `fn` for the task,
+            // which Rust documents as ABI-compatible (thin pointers; an Option of a
+            // fn pointer has the null-pointer layout), so calling `f` through
+            // `RunFn` is calling it with its own ABI. The core never passes a null task.
+            let run: crate::kernels::parallel::RunFn = unsafe { core::mem::transmute(f) };
+            // SAFETY: the hook's contract (documented on `parallel_for` in the header)
+            // is exactly `ParallelFor::new`'s; the caller promised it by setting it.
+            Some(unsafe {
+                crate::kernels::parallel::ParallelFor::new(run, c.parallel_user, c.parallel_n_tasks)
+            })
+        }
+    };
     Ok(ContextParams {
         n_ctx: c.n_ctx,
         n_batch: c.n_batch,
         logits_all: c.logits_all != 0,
         backend: backend_from_c(c.backend)?,
+        parallel,
     })
 }
 
@@ -1322,15 +1354,1221 @@ pub unsafe extern "C" fn egpt_context_backend(
 }
 
 // ===========================================================================
-// Reserved: text (tokenizer, sampler, generation) — arriving in a later version
+// Text: tokenizer, streaming decoder, sampler, generation
 // ===========================================================================
+//
+// Conventions of the text functions, in addition to those above:
+// - a buffer whose length is 0 may be NULL (e.g. a size query);
+// - functions that fill a caller buffer (`egpt_tokenize`, `egpt_token_to_piece`,
+//   `egpt_detokenize`, `egpt_stream_decoder_push`) return `BUFFER_TOO_SMALL` when it is
+//   short, write nothing into it, and then — the one deliberate exception to
+//   "out-parameters only on success" — set `*n_out` to the length needed.
 
-/// Per-token callback of the (upcoming) `egpt_generate`: receives each generated
-/// token id and its bytes (`bytes[0..len]`, not NUL-terminated, valid only during
-/// the call); return nonzero to stop generation.
+const TOKENIZER_MAGIC: u32 = 0x4547_5431; // "EGT1"
+const SAMPLER_MAGIC: u32 = 0x4547_5331; // "EGS1"
+const STREAM_MAGIC: u32 = 0x4547_4431; // "EGD1"
+/// A context or sampler while [`egpt_generate`] runs: calls on it from the
+/// callback see `BAD_STATE`.
+const BUSY_MAGIC: u32 = 0x4547_4231; // "EGB1"
+
+/// "No token": the `unevaluated` field of [`egpt_generate_result`] when every
+/// sampled token is in the context, a missing BOS/EOS in [`egpt_tokenizer_info`],
+/// and the `token` of the callback's final call that releases held-back bytes.
+pub const EGPT_NO_TOKEN: u32 = 0xFFFF_FFFF;
+/// Most stop strings of [`egpt_generate_params`].
+pub const EGPT_MAX_STOPS: usize = 8;
+/// Longest stop string, in bytes.
+pub const EGPT_MAX_STOP_LEN: usize = 64;
+/// Longest text of one token [`egpt_generate`] handles, in bytes.
+pub const EGPT_MAX_TOKEN_BYTES: usize = 256;
+const _: () = assert!(
+    EGPT_MAX_STOPS == crate::generate::MAX_STOPS
+        && EGPT_MAX_STOP_LEN == crate::generate::MAX_STOP_LEN
+        && EGPT_MAX_TOKEN_BYTES == crate::generate::MAX_TOKEN_BYTES
+);
+
+/// Why [`egpt_generate`] stopped (`egpt_generate_result.stop_reason`).
+pub type egpt_stop_reason = u32;
+/// The model produced its end-of-text token (not emitted).
+pub const EGPT_STOP_EOS: egpt_stop_reason = 1;
+/// The generated text contains a stop string (`stop_index` says which).
+pub const EGPT_STOP_STRING: egpt_stop_reason = 2;
+/// `max_tokens` tokens were sampled.
+pub const EGPT_STOP_BUDGET: egpt_stop_reason = 3;
+/// The context has no room for the next token.
+pub const EGPT_STOP_CONTEXT_FULL: egpt_stop_reason = 4;
+/// The callback returned nonzero.
+pub const EGPT_STOP_CALLBACK: egpt_stop_reason = 5;
+
+const fn stop_reason_to_c(r: StopReason) -> egpt_stop_reason {
+    match r {
+        StopReason::Eos => EGPT_STOP_EOS,
+        StopReason::StopString => EGPT_STOP_STRING,
+        StopReason::Budget => EGPT_STOP_BUDGET,
+        StopReason::ContextFull => EGPT_STOP_CONTEXT_FULL,
+        StopReason::Callback => EGPT_STOP_CALLBACK,
+    }
+}
+
+/// Per-token callback of [`egpt_generate`]: receives each emitted token id and its
+/// text (`bytes[0..len]`, not NUL-terminated, valid only during the call). The
+/// text is UTF-8-complete: a character split across tokens is held back and given
+/// with the token that completes it (so `len` may be 0). Return nonzero to stop.
 pub type egpt_token_callback = Option<
     unsafe extern "C" fn(user: *mut c_void, token: u32, bytes: *const c_char, len: usize) -> c_int,
 >;
+
+/// Bytes for a `T` handle placed at the first aligned address of a buffer.
+const fn handle_room<T>() -> usize {
+    size_of::<T>() + align_of::<T>() - 1
+}
+
+/// Split the caller's arena into an aligned slot for a `T` handle and the rest.
+///
+/// # Safety
+/// `arena` non-NULL, writable for `len` bytes and the caller's alone for as long as
+/// the handle is used (the C contract of the `*_create` functions).
+unsafe fn carve<T>(arena: *mut c_void, len: usize) -> Result<(*mut T, &'static mut [u8]), Error> {
+    if len > isize::MAX as usize {
+        return Err(Error::BadParameter);
+    }
+    // SAFETY: forwarded from the caller; len <= isize::MAX.
+    let all: &'static mut [u8] =
+        unsafe { core::slice::from_raw_parts_mut(arena.cast::<u8>(), len) };
+    let pad = all.as_ptr().align_offset(align_of::<T>());
+    if pad >= align_of::<T>() {
+        return Err(Error::BadParameter);
+    }
+    let (head, tail) =
+        all.split_at_mut_checked(handle_room::<T>())
+            .ok_or(Error::ArenaTooSmall {
+                needed: handle_room::<T>(),
+                available: len,
+            })?;
+    let (_, slot) = head.split_at_mut_checked(pad).ok_or(Error::BadParameter)?;
+    Ok((slot.as_mut_ptr().cast::<T>(), tail))
+}
+
+/// Input bytes `p[0..len]` (`p` may be NULL when `len == 0`).
+///
+/// # Safety
+/// When `len > 0`, `p` must be NULL or readable for `len` bytes.
+unsafe fn bytes_in<'a>(p: *const u8, len: usize) -> Result<&'a [u8], Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    non_null(&[p.cast()])?;
+    if len > isize::MAX as usize {
+        return Err(Error::BadParameter);
+    }
+    // SAFETY: non-NULL, readable for len <= isize::MAX bytes by the caller's contract.
+    Ok(unsafe { core::slice::from_raw_parts(p, len) })
+}
+
+/// Input tokens `p[0..n]` (`p` may be NULL when `n == 0`; misaligned: `BAD_PARAMETER`).
+///
+/// # Safety
+/// When `n > 0`, `p` must be NULL or readable for `n` values.
+unsafe fn tokens_in<'a>(p: *const u32, n: usize) -> Result<&'a [u32], Error> {
+    if n == 0 {
+        return Ok(&[]);
+    }
+    non_null(&[p.cast()])?;
+    if n > isize::MAX as usize / size_of::<u32>() || !(p as usize).is_multiple_of(align_of::<u32>())
+    {
+        return Err(Error::BadParameter);
+    }
+    // SAFETY: non-NULL, aligned, readable for n values (size <= isize::MAX) by contract.
+    Ok(unsafe { core::slice::from_raw_parts(p, n) })
+}
+
+/// Output buffer `p[0..n]` (`p` may be NULL when `n == 0`; misaligned: `BAD_PARAMETER`).
+///
+/// # Safety
+/// When `n > 0`, `p` must be NULL or writable for `n` values, and not overlap
+/// anything else the call reads.
+unsafe fn buf_out<'a, T>(p: *mut T, n: usize) -> Result<&'a mut [T], Error> {
+    if n == 0 {
+        return Ok(&mut []);
+    }
+    non_null(&[p.cast_const().cast()])?;
+    if n > isize::MAX as usize / size_of::<T>().max(1)
+        || !(p as usize).is_multiple_of(align_of::<T>())
+    {
+        return Err(Error::BadParameter);
+    }
+    // SAFETY: non-NULL, aligned, writable for n values (size <= isize::MAX) by contract.
+    Ok(unsafe { core::slice::from_raw_parts_mut(p, n) })
+}
+
+/// `BUFFER_TOO_SMALL` with the needed length reported through `n_out`.
+///
+/// # Safety
+/// `n_out` non-NULL and writable.
+unsafe fn too_small(n_out: *mut usize, needed: usize) -> Result<(), Error> {
+    // SAFETY: forwarded from the caller.
+    unsafe { put(n_out, needed) };
+    Err(Error::BufferTooSmall)
+}
+
+// ---------------------------------------------------------------------------
+// Tokenizer
+// ---------------------------------------------------------------------------
+
+/// A tokenizer (opaque): GPT-2 byte-level BPE over the GGUF file's vocabulary,
+/// with its lookup indexes in the caller's arena (the handle at its start). It
+/// borrows the GGUF bytes. [`egpt_tokenize`] uses scratch inside it: a tokenizer
+/// belongs to one thread at a time (make one per thread to tokenize in parallel).
+pub struct egpt_tokenizer {
+    _opaque: [u8; 0],
+}
+
+/// What an `egpt_tokenizer *` points to. `repr(C)`, so the magic word is at offset
+/// 0 for this and [`SamplerHandle`]: checking a pointer to another kind of handle
+/// (or to a buffer of at least 4 bytes) never reads past its start.
+#[repr(C)]
+struct TokenizerHandle {
+    magic: u32,
+    tok: Tokenizer<'static, 'static>,
+}
+
+/// The magic word of a `repr(C)` handle (offset 0).
+fn magic_at_start<T>(p: *const T) -> *const u32 {
+    p.cast::<u32>()
+}
+
+/// # Safety
+/// As [`model_ref`], for a tokenizer made by [`egpt_tokenizer_create`].
+unsafe fn tokenizer_ref<'a>(p: *const egpt_tokenizer) -> Result<&'a TokenizerHandle, Error> {
+    let p = p.cast::<TokenizerHandle>();
+    // SAFETY: forwarded from the caller.
+    unsafe { check_handle(p, magic_at_start, TOKENIZER_MAGIC)? };
+    // SAFETY: non-NULL, aligned, holds a tokenizer written by `egpt_tokenizer_create`.
+    Ok(unsafe { &*p })
+}
+
+/// # Safety
+/// As [`tokenizer_ref`], and no other reference to the tokenizer may be live.
+unsafe fn tokenizer_mut<'a>(p: *mut egpt_tokenizer) -> Result<&'a mut TokenizerHandle, Error> {
+    let p = p.cast::<TokenizerHandle>();
+    // SAFETY: forwarded from the caller.
+    unsafe { check_handle(p.cast_const(), magic_at_start, TOKENIZER_MAGIC)? };
+    // SAFETY: as in `tokenizer_ref`; exclusive by the caller's promise (one thread).
+    Ok(unsafe { &mut *p })
+}
+
+fn tokenizer_size(g: &Gguf<'_>) -> Result<usize, Error> {
+    Tokenizer::arena_size(g)?
+        .checked_add(handle_room::<TokenizerHandle>())
+        .ok_or(Error::BadParameter)
+}
+
+/// # Safety
+/// `arena` non-NULL and writable for `arena_len` bytes, kept for the tokenizer's
+/// life; `out` non-NULL and writable.
+unsafe fn tokenizer_place(
+    g: &Gguf<'static>,
+    arena: *mut c_void,
+    arena_len: usize,
+    out: *mut *mut egpt_tokenizer,
+) -> Result<(), Error> {
+    let needed = tokenizer_size(g)?;
+    if arena_len < needed {
+        return Err(Error::ArenaTooSmall {
+            needed,
+            available: arena_len,
+        });
+    }
+    // SAFETY: forwarded from the caller.
+    let (h, tail) = unsafe { carve::<TokenizerHandle>(arena, arena_len)? };
+    let tok = Tokenizer::new(g, tail)?;
+    // SAFETY: `h` is aligned and writable for one handle, disjoint from `tail` (carve).
+    unsafe {
+        h.write(TokenizerHandle {
+            magic: TOKENIZER_MAGIC,
+            tok,
+        });
+        put(out, h.cast::<egpt_tokenizer>());
+    }
+    Ok(())
+}
+
+/// Exact arena bytes [`egpt_tokenizer_create`] needs for `model`'s vocabulary
+/// (handle included, any alignment). Pure: touches no memory.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (not a model handle), `NO_TOKENIZER` (the
+/// file has no tokenizer, or one embergpt does not run), `BAD_TOKENIZER`.
+///
+/// # Safety
+/// `model` must come from [`egpt_model_open`] (or be NULL); `out_size` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_arena_size(
+    model: *const egpt_model,
+    out_size: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[out_size.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let n = tokenizer_size(unsafe { model_ref(model)? }.model.gguf())?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(out_size, n) };
+        Ok(())
+    })())
+}
+
+/// Build the tokenizer of `model` inside `arena[0..arena_len]` (at least
+/// [`egpt_tokenizer_arena_size`] bytes, any alignment); `*out_tok` points into the
+/// arena. The arena and the model's GGUF bytes must stay alive and unchanged while
+/// the tokenizer is used; nothing to free.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`, `NO_TOKENIZER`, `BAD_TOKENIZER`,
+/// `ARENA_TOO_SMALL`.
+///
+/// # Safety
+/// `model` from [`egpt_model_open`] (or NULL); `arena` writable for `arena_len`
+/// bytes, not overlapping the model handle, its bytes or another handle; `out_tok` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_create(
+    model: *const egpt_model,
+    arena: *mut c_void,
+    arena_len: usize,
+    out_tok: *mut *mut egpt_tokenizer,
+) -> egpt_status {
+    status((|| {
+        non_null(&[arena.cast_const(), out_tok.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let g = unsafe { model_ref(model)? }.model.gguf();
+        // SAFETY: non-NULL pointers, caller contract.
+        unsafe { tokenizer_place(g, arena, arena_len, out_tok) }
+    })())
+}
+
+/// Parse GGUF `bytes[0..len]`.
+///
+/// # Safety
+/// `bytes` readable for `len` bytes, alive and unchanged while anything made from it lives.
+unsafe fn gguf_of(bytes: *const u8, len: usize) -> Result<Gguf<'static>, Error> {
+    non_null(&[bytes.cast()])?;
+    if len > isize::MAX as usize {
+        return Err(Error::BadParameter);
+    }
+    // SAFETY: forwarded from the caller.
+    Gguf::parse(unsafe { core::slice::from_raw_parts(bytes, len) })
+}
+
+/// As [`egpt_tokenizer_arena_size`], for a GGUF file given as bytes (a vocabulary-only
+/// file works: no model needed). Adds the GGUF parse errors (`TRUNCATED`, ...).
+///
+/// # Safety
+/// `bytes` readable for `len` bytes; `out_size` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_arena_size_gguf(
+    bytes: *const u8,
+    len: usize,
+    out_size: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[out_size.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let n = tokenizer_size(&unsafe { gguf_of(bytes, len)? })?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(out_size, n) };
+        Ok(())
+    })())
+}
+
+/// As [`egpt_tokenizer_create`], for a GGUF file given as bytes, which must stay
+/// alive and unchanged while the tokenizer is used.
+///
+/// # Safety
+/// `bytes` readable for `len` bytes; `arena` writable for `arena_len` bytes and not
+/// overlapping `bytes`; `out_tok` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_create_gguf(
+    bytes: *const u8,
+    len: usize,
+    arena: *mut c_void,
+    arena_len: usize,
+    out_tok: *mut *mut egpt_tokenizer,
+) -> egpt_status {
+    status((|| {
+        non_null(&[arena.cast_const(), out_tok.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let g = unsafe { gguf_of(bytes, len)? };
+        // SAFETY: non-NULL pointers, caller contract.
+        unsafe { tokenizer_place(&g, arena, arena_len, out_tok) }
+    })())
+}
+
+/// What a tokenizer is. Set `struct_size = sizeof(egpt_tokenizer_info)` first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egpt_tokenizer_info {
+    /// `sizeof(egpt_tokenizer_info)`, set by the caller.
+    pub struct_size: usize,
+    /// Tokens in the vocabulary.
+    pub n_vocab: usize,
+    /// BPE merges.
+    pub n_merges: usize,
+    /// Longest token text in bytes (`egpt_token_to_piece` never needs more).
+    pub max_token_len: usize,
+    /// Beginning-of-text token, or [`EGPT_NO_TOKEN`].
+    pub bos: u32,
+    /// End-of-text token, or [`EGPT_NO_TOKEN`].
+    pub eos: u32,
+}
+
+/// Describe `tok` into `*out_info` (whose `struct_size` the caller sets).
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (not a tokenizer handle), `BAD_STRUCT_SIZE`.
+///
+/// # Safety
+/// `tok` from [`egpt_tokenizer_create`] (or NULL); `out_info` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_get_info(
+    tok: *const egpt_tokenizer,
+    out_info: *mut egpt_tokenizer_info,
+) -> egpt_status {
+    status((|| {
+        non_null(&[out_info.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let t = &unsafe { tokenizer_ref(tok)? }.tok;
+        // SAFETY: non-NULL; caller contract says readable.
+        unsafe { check_struct_size(out_info.cast_const(), size_of::<egpt_tokenizer_info>())? };
+        let info = egpt_tokenizer_info {
+            struct_size: size_of::<egpt_tokenizer_info>(),
+            n_vocab: t.n_vocab(),
+            n_merges: t.n_merges(),
+            max_token_len: t.max_token_len(),
+            bos: t.bos().unwrap_or(EGPT_NO_TOKEN),
+            eos: t.eos().unwrap_or(EGPT_NO_TOKEN),
+        };
+        // SAFETY: non-NULL, writable for the checked size.
+        unsafe { put(out_info, info) };
+        Ok(())
+    })())
+}
+
+/// Tokenize `text[0..text_len]` (any bytes, no NUL needed) into `out[0..out_len]`;
+/// `*n_out` = the number of ids. With `parse_special` nonzero the literal text of
+/// control and user-defined tokens (e.g. `<|endoftext|>`) becomes their ids.
+///
+/// Invalid UTF-8 is defined behaviour: every byte that does not start a valid
+/// UTF-8 sequence becomes its own single-byte token, so `egpt_detokenize` gives
+/// the input back exactly. There are never more ids than bytes, so `out_len >=
+/// text_len` always suffices (and then tokenizes in one pass).
+///
+/// Errors: `NULL_POINTER` (`tok`, `n_out`, or a NULL buffer with nonzero length),
+/// `BAD_STATE` (not a tokenizer handle), `BAD_PARAMETER` (misaligned `out`),
+/// `BUFFER_TOO_SMALL` (nothing written to `out`; `*n_out` = ids needed: pass
+/// `out = NULL, out_len = 0` to count).
+///
+/// # Safety
+/// `tok` from [`egpt_tokenizer_create`] (or NULL), not used by another thread
+/// during the call; `text` readable for `text_len` bytes; `out` writable for
+/// `out_len` values and not overlapping `text`; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenize(
+    tok: *mut egpt_tokenizer,
+    text: *const c_char,
+    text_len: usize,
+    parse_special: c_int,
+    out: *mut u32,
+    out_len: usize,
+    n_out: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[n_out.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let t = &mut unsafe { tokenizer_mut(tok)? }.tok;
+        // SAFETY: caller contract.
+        let text = unsafe { bytes_in(text.cast(), text_len)? };
+        // SAFETY: caller contract.
+        let out = unsafe { buf_out(out, out_len)? };
+        let special = parse_special != 0;
+        if out.len() < text.len() {
+            let needed = t.count(text, special);
+            if needed > out.len() {
+                // SAFETY: non-NULL, writable by contract.
+                return unsafe { too_small(n_out, needed) };
+            }
+        }
+        let n = match t.encode(text, special, out) {
+            Ok(n) => n,
+            // Unreachable (never more ids than bytes); keep the documented contract anyway.
+            Err(Error::BufferTooSmall) => {
+                let needed = t.count(text, special);
+                // SAFETY: non-NULL, writable by contract.
+                return unsafe { too_small(n_out, needed) };
+            }
+            Err(e) => return Err(e),
+        };
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(n_out, n) };
+        Ok(())
+    })())
+}
+
+/// The text of one token (its bytes; a control token gives its literal text, e.g.
+/// `<|endoftext|>`) into `buf[0..buf_len]`, not NUL-terminated; `*n_out` = bytes
+/// written. A token may be part of a UTF-8 character: see [`egpt_stream_decoder_push`].
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`, `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL`
+/// (nothing written; `*n_out` = bytes needed, at most `max_token_len`).
+///
+/// # Safety
+/// `tok` from [`egpt_tokenizer_create`] (or NULL); `buf` writable for `buf_len`
+/// bytes; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_token_to_piece(
+    tok: *const egpt_tokenizer,
+    token: u32,
+    buf: *mut c_char,
+    buf_len: usize,
+    n_out: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[n_out.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let t = &unsafe { tokenizer_ref(tok)? }.tok;
+        // SAFETY: caller contract.
+        let out = unsafe { buf_out(buf.cast::<u8>(), buf_len)? };
+        let needed = t.token_len(token)?;
+        if out.len() < needed {
+            // SAFETY: non-NULL, writable by contract.
+            return unsafe { too_small(n_out, needed) };
+        }
+        let n = t.token_bytes(token, out)?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(n_out, n) };
+        Ok(())
+    })())
+}
+
+/// The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
+/// `*n_out` = bytes written. With `skip_special` nonzero, control and
+/// user-defined tokens give nothing.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
+/// `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes
+/// needed: pass `buf = NULL, buf_len = 0` to measure).
+///
+/// # Safety
+/// `tok` from [`egpt_tokenizer_create`] (or NULL); `tokens` readable for
+/// `n_tokens` values; `buf` writable for `buf_len` bytes; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_detokenize(
+    tok: *const egpt_tokenizer,
+    tokens: *const u32,
+    n_tokens: usize,
+    skip_special: c_int,
+    buf: *mut c_char,
+    buf_len: usize,
+    n_out: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[n_out.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let t = &unsafe { tokenizer_ref(tok)? }.tok;
+        // SAFETY: caller contract.
+        let ids = unsafe { tokens_in(tokens, n_tokens)? };
+        // SAFETY: caller contract.
+        let out = unsafe { buf_out(buf.cast::<u8>(), buf_len)? };
+        let skip = skip_special != 0;
+        let needed = t.decode_len(ids, skip)?;
+        if out.len() < needed {
+            // SAFETY: non-NULL, writable by contract.
+            return unsafe { too_small(n_out, needed) };
+        }
+        let n = t.decode(ids, skip, out)?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(n_out, n) };
+        Ok(())
+    })())
+}
+
+// ---------------------------------------------------------------------------
+// Streaming decoder
+// ---------------------------------------------------------------------------
+
+/// UTF-8-safe streaming detokenization state, in caller memory (a plain struct:
+/// stack, static or inside your own struct). Its fields are private: initialise
+/// it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
+/// incomplete UTF-8 character at the end of a token until the next token
+/// completes it, so printed text never shows a broken character; concatenating
+/// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egpt_stream_decoder {
+    /// Private.
+    pub magic: u32,
+    /// Private: the held-back bytes.
+    pub held: [u8; 3],
+    /// Private: how many bytes are held.
+    pub n_held: u8,
+}
+
+/// Bytes of `held` followed by one token's bytes, as a [`Detokenize`] for
+/// [`StreamDecoder`] (which then sees one token of the concatenation).
+struct Prefixed<'a, D: ?Sized> {
+    held: &'a [u8],
+    tok: &'a D,
+}
+
+impl<D: Detokenize + ?Sized> Detokenize for Prefixed<'_, D> {
+    fn token_bytes(&self, id: u32, out: &mut [u8]) -> Result<usize, Error> {
+        let h = self.held.len();
+        out.get_mut(..h)
+            .ok_or(Error::BufferTooSmall)?
+            .copy_from_slice(self.held);
+        let rest = out.get_mut(h..).ok_or(Error::BufferTooSmall)?;
+        Ok(h + self.tok.token_bytes(id, rest)?)
+    }
+    fn eos(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// One piece of text as a [`Detokenize`] (whatever the id).
+struct Text<'a>(&'a [u8]);
+
+impl Detokenize for Text<'_> {
+    fn token_bytes(&self, _id: u32, out: &mut [u8]) -> Result<usize, Error> {
+        out.get_mut(..self.0.len())
+            .ok_or(Error::BufferTooSmall)?
+            .copy_from_slice(self.0);
+        Ok(self.0.len())
+    }
+    fn eos(&self) -> Option<u32> {
+        None
+    }
+}
+
+/// # Safety
+/// `d` non-NULL and readable for one `egpt_stream_decoder` (any alignment).
+unsafe fn stream_read(d: *const egpt_stream_decoder) -> Result<egpt_stream_decoder, Error> {
+    // SAFETY: forwarded; every field accepts any bit pattern.
+    let s = unsafe { ptr::read_unaligned(d) };
+    if s.magic != STREAM_MAGIC || s.n_held > 3 {
+        return Err(Error::BadState);
+    }
+    Ok(s)
+}
+
+/// Put `*decoder` in its initial state (nothing held).
+///
+/// Errors: `NULL_POINTER`.
+///
+/// # Safety
+/// `decoder` writable for one `egpt_stream_decoder`.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_stream_decoder_init(
+    decoder: *mut egpt_stream_decoder,
+) -> egpt_status {
+    status((|| {
+        non_null(&[decoder.cast_const().cast()])?;
+        let s = egpt_stream_decoder {
+            magic: STREAM_MAGIC,
+            held: [0; 3],
+            n_held: 0,
+        };
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(decoder, s) };
+        Ok(())
+    })())
+}
+
+/// Decode `token` and write the bytes that are ready (whole UTF-8 characters for
+/// UTF-8 text; an invalid sequence is released as it is) into `buf[0..buf_len]`;
+/// `*n_out` = bytes written (0 while a character is incomplete). `3 +
+/// max_token_len` bytes always suffice.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (decoder not initialised, or not a
+/// tokenizer handle), `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (`*n_out` = bytes
+/// needed). On error the decoder is unchanged.
+///
+/// # Safety
+/// `decoder` readable and writable; `tok` from [`egpt_tokenizer_create`] (or
+/// NULL); `buf` writable for `buf_len` bytes; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_stream_decoder_push(
+    decoder: *mut egpt_stream_decoder,
+    tok: *const egpt_tokenizer,
+    token: u32,
+    buf: *mut c_char,
+    buf_len: usize,
+    n_out: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[decoder.cast_const().cast(), n_out.cast_const().cast()])?;
+        // SAFETY: non-NULL, readable by contract.
+        let mut s = unsafe { stream_read(decoder)? };
+        // SAFETY: caller contract.
+        let t = &unsafe { tokenizer_ref(tok)? }.tok;
+        // SAFETY: caller contract.
+        let out = unsafe { buf_out(buf.cast::<u8>(), buf_len)? };
+        let held = s.held.get(..s.n_held as usize).ok_or(Error::BadState)?;
+        let needed = held.len() + t.token_len(token)?;
+        if out.len() < needed {
+            // SAFETY: non-NULL, writable by contract.
+            return unsafe { too_small(n_out, needed) };
+        }
+        let mut d = StreamDecoder::new();
+        let n = d.push(&Prefixed { held, tok: t }, token, out)?;
+        let h = d.held();
+        s.held = [0; 3];
+        s.held
+            .get_mut(..h.len())
+            .ok_or(Error::BadState)?
+            .copy_from_slice(h);
+        s.n_held = h.len() as u8;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe {
+            put(decoder, s);
+            put(n_out, n);
+        }
+        Ok(())
+    })())
+}
+
+/// Release whatever is held (an incomplete character at the end of the stream)
+/// into `buf[0..buf_len]` as it is, and return to the initial state; `*n_out` =
+/// bytes written (0 to 3).
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (not initialised), `BUFFER_TOO_SMALL`
+/// (`*n_out` = bytes needed; the decoder is unchanged).
+///
+/// # Safety
+/// `decoder` readable and writable; `buf` writable for `buf_len` bytes; `n_out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_stream_decoder_flush(
+    decoder: *mut egpt_stream_decoder,
+    buf: *mut c_char,
+    buf_len: usize,
+    n_out: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[decoder.cast_const().cast(), n_out.cast_const().cast()])?;
+        // SAFETY: non-NULL, readable by contract.
+        let s = unsafe { stream_read(decoder)? };
+        // SAFETY: caller contract.
+        let out = unsafe { buf_out(buf.cast::<u8>(), buf_len)? };
+        let held = s.held.get(..s.n_held as usize).ok_or(Error::BadState)?;
+        if out.len() < held.len() {
+            // SAFETY: non-NULL, writable by contract.
+            return unsafe { too_small(n_out, held.len()) };
+        }
+        out.get_mut(..held.len())
+            .ok_or(Error::BufferTooSmall)?
+            .copy_from_slice(held);
+        // SAFETY: non-NULL, writable by contract.
+        unsafe {
+            put(n_out, held.len());
+            egpt_stream_decoder_init(decoder);
+        }
+        Ok(())
+    })())
+}
+
+// ---------------------------------------------------------------------------
+// Sampler
+// ---------------------------------------------------------------------------
+
+/// How tokens are sampled. Start from [`egpt_sampler_default_params`] (or
+/// [`egpt_sampler_greedy_params`]); fields may be appended in later ABI versions.
+/// The chain: penalties, top-k, top-p, min-p, temperature, draw (see the Rust
+/// `embergpt::sampler` documentation); deterministic for a given seed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egpt_sampler_params {
+    /// `sizeof(egpt_sampler_params)`, set by the default functions.
+    pub struct_size: usize,
+    /// 0 is greedy (argmax, ties to the lowest id); otherwise finite and > 0.
+    pub temperature: f32,
+    /// Keep the `top_k` best tokens; 0 disables.
+    pub top_k: usize,
+    /// Nucleus mass in (0, 1]; 1 disables.
+    pub top_p: f32,
+    /// Keep tokens with probability >= `min_p` times the best one's, in [0, 1]; 0 disables.
+    pub min_p: f32,
+    /// Repetition penalty, finite and > 0; 1 disables.
+    pub repeat_penalty: f32,
+    /// Subtracted once from each distinct token in the window; finite; 0 disables.
+    pub presence_penalty: f32,
+    /// Subtracted once per occurrence in the window; finite; 0 disables.
+    pub frequency_penalty: f32,
+    /// Penalty window in tokens (prompt and generated; the arena holds this many); 0 disables.
+    pub penalty_last_n: usize,
+    /// PRNG seed (PCG32).
+    pub seed: u64,
+}
+
+fn sampler_params_to_c(p: &SamplerParams) -> egpt_sampler_params {
+    egpt_sampler_params {
+        struct_size: size_of::<egpt_sampler_params>(),
+        temperature: p.temperature,
+        top_k: p.top_k,
+        top_p: p.top_p,
+        min_p: p.min_p,
+        repeat_penalty: p.repeat_penalty,
+        presence_penalty: p.presence_penalty,
+        frequency_penalty: p.frequency_penalty,
+        penalty_last_n: p.penalty_last_n,
+        seed: p.seed,
+    }
+}
+
+/// The default chain (llama.cpp's): temperature 0.8, top_k 40, top_p 0.95, min_p
+/// 0.05, no penalties (window 64), seed 0; `struct_size` set.
+#[no_mangle]
+pub extern "C" fn egpt_sampler_default_params() -> egpt_sampler_params {
+    sampler_params_to_c(&SamplerParams::default())
+}
+
+/// Plain argmax: temperature 0, every filter and penalty off; `struct_size` set.
+#[no_mangle]
+pub extern "C" fn egpt_sampler_greedy_params() -> egpt_sampler_params {
+    sampler_params_to_c(&SamplerParams::greedy())
+}
+
+/// # Safety
+/// As [`read_params`].
+unsafe fn read_sampler_params(p: *const egpt_sampler_params) -> Result<SamplerParams, Error> {
+    non_null(&[p.cast()])?;
+    // SAFETY: non-NULL, readable by the caller's contract.
+    unsafe { check_struct_size(p, size_of::<egpt_sampler_params>())? };
+    // SAFETY: the caller's struct has our size; every field accepts any bits.
+    let c = unsafe { ptr::read_unaligned(p) };
+    let r = SamplerParams {
+        temperature: c.temperature,
+        top_k: c.top_k,
+        top_p: c.top_p,
+        min_p: c.min_p,
+        repeat_penalty: c.repeat_penalty,
+        presence_penalty: c.presence_penalty,
+        frequency_penalty: c.frequency_penalty,
+        penalty_last_n: c.penalty_last_n,
+        seed: c.seed,
+    };
+    r.validate()?;
+    Ok(r)
+}
+
+/// A sampler (opaque): parameters, PRNG, penalty window, scratch; at the start of
+/// the caller's arena. One thread at a time.
+pub struct egpt_sampler {
+    _opaque: [u8; 0],
+}
+
+/// What an `egpt_sampler *` points to (`repr(C)`: magic word at offset 0).
+#[repr(C)]
+struct SamplerHandle {
+    magic: u32,
+    sampler: Sampler<'static>,
+}
+
+/// # Safety
+/// As [`context_mut`], for a sampler made by [`egpt_sampler_create`].
+unsafe fn sampler_mut<'a>(p: *mut egpt_sampler) -> Result<&'a mut SamplerHandle, Error> {
+    let p = p.cast::<SamplerHandle>();
+    // SAFETY: forwarded from the caller.
+    unsafe { check_handle(p.cast_const(), magic_at_start, SAMPLER_MAGIC)? };
+    // SAFETY: non-NULL, aligned, holds a sampler; exclusive by the caller's promise.
+    Ok(unsafe { &mut *p })
+}
+
+fn sampler_size(n_vocab: usize, p: &SamplerParams) -> Result<usize, Error> {
+    Sampler::arena_size(n_vocab, p)?
+        .checked_add(handle_room::<SamplerHandle>())
+        .ok_or(Error::BadParameter)
+}
+
+/// Exact arena bytes [`egpt_sampler_create`] needs for `model`'s vocabulary and
+/// `params` (about `8 * n_vocab + 4 * penalty_last_n`, handle included).
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (not a model handle), `BAD_STRUCT_SIZE`,
+/// `BAD_PARAMETER` (a field out of its documented range, or a size overflow).
+///
+/// # Safety
+/// `model` from [`egpt_model_open`] (or NULL); `params` readable; `out_size` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_sampler_arena_size(
+    model: *const egpt_model,
+    params: *const egpt_sampler_params,
+    out_size: *mut usize,
+) -> egpt_status {
+    status((|| {
+        non_null(&[out_size.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let n_vocab = unsafe { model_ref(model)? }.model.hparams().n_vocab;
+        // SAFETY: caller contract.
+        let p = unsafe { read_sampler_params(params)? };
+        let n = sampler_size(n_vocab, &p)?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(out_size, n) };
+        Ok(())
+    })())
+}
+
+/// Create a sampler for `model`'s vocabulary inside `arena[0..arena_len]` (at
+/// least [`egpt_sampler_arena_size`] bytes, any alignment); `*out_sampler` points
+/// into the arena. Nothing to free.
+///
+/// Errors: as [`egpt_sampler_arena_size`], plus `ARENA_TOO_SMALL`.
+///
+/// # Safety
+/// `model` from [`egpt_model_open`] (or NULL); `params` readable; `arena` writable
+/// for `arena_len` bytes and not overlapping other handles; `out_sampler` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_sampler_create(
+    model: *const egpt_model,
+    params: *const egpt_sampler_params,
+    arena: *mut c_void,
+    arena_len: usize,
+    out_sampler: *mut *mut egpt_sampler,
+) -> egpt_status {
+    status((|| {
+        non_null(&[arena.cast_const(), out_sampler.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let n_vocab = unsafe { model_ref(model)? }.model.hparams().n_vocab;
+        // SAFETY: caller contract.
+        let p = unsafe { read_sampler_params(params)? };
+        let needed = sampler_size(n_vocab, &p)?;
+        if arena_len < needed {
+            return Err(Error::ArenaTooSmall {
+                needed,
+                available: arena_len,
+            });
+        }
+        // SAFETY: non-NULL, writable for arena_len bytes, the caller's (contract).
+        let (h, tail) = unsafe { carve::<SamplerHandle>(arena, arena_len)? };
+        let sampler = Sampler::new(n_vocab, &p, tail)?;
+        // SAFETY: `h` aligned, writable for one handle, disjoint from `tail`.
+        unsafe {
+            h.write(SamplerHandle {
+                magic: SAMPLER_MAGIC,
+                sampler,
+            });
+            put(out_sampler, h.cast::<egpt_sampler>());
+        }
+        Ok(())
+    })())
+}
+
+/// Forget the accepted tokens and re-seed: the state [`egpt_sampler_create`] left.
+/// Call it before a generation that should not continue the previous one.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`.
+///
+/// # Safety
+/// `sampler` from [`egpt_sampler_create`] (or NULL), not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_sampler_reset(sampler: *mut egpt_sampler) -> egpt_status {
+    status((|| {
+        // SAFETY: caller contract.
+        unsafe { sampler_mut(sampler)? }.sampler.reset();
+        Ok(())
+    })())
+}
+
+/// Sample a token from `logits[0..n_logits]` (`n_logits` must be the model's
+/// `n_vocab`), e.g. [`egpt_context_logits`]'s. Does not accept it: call
+/// [`egpt_sampler_accept`] for the penalty window once the token is part of the text.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (`n_logits != n_vocab`,
+/// misaligned `logits`), `NO_CANDIDATES` (no finite logit).
+///
+/// # Safety
+/// `sampler` as in [`egpt_sampler_reset`]; `logits` readable for `n_logits` floats
+/// and not inside the sampler's own arena (a context's logits are fine); `out_token`
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_sampler_sample(
+    sampler: *mut egpt_sampler,
+    logits: *const f32,
+    n_logits: usize,
+    out_token: *mut u32,
+) -> egpt_status {
+    status((|| {
+        non_null(&[logits.cast(), out_token.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let s = &mut unsafe { sampler_mut(sampler)? }.sampler;
+        if n_logits != s.n_vocab() || !(logits as usize).is_multiple_of(align_of::<f32>()) {
+            return Err(Error::BadParameter);
+        }
+        // SAFETY: non-NULL, aligned, readable for n_logits = n_vocab floats (a size
+        // the sampler's own arena holds, so <= isize::MAX).
+        let l = unsafe { core::slice::from_raw_parts(logits, n_logits) };
+        let t = s.sample(l)?;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(out_token, t) };
+        Ok(())
+    })())
+}
+
+/// Record `token` as part of the text (prompt or generated) for the penalties.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE`.
+///
+/// # Safety
+/// As [`egpt_sampler_reset`].
+#[no_mangle]
+pub unsafe extern "C" fn egpt_sampler_accept(
+    sampler: *mut egpt_sampler,
+    token: u32,
+) -> egpt_status {
+    status((|| {
+        // SAFETY: caller contract.
+        unsafe { sampler_mut(sampler)? }.sampler.accept(token);
+        Ok(())
+    })())
+}
+
+// ---------------------------------------------------------------------------
+// Generation
+// ---------------------------------------------------------------------------
+
+/// What [`egpt_generate`] generates. Start from [`egpt_generate_default_params`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egpt_generate_params {
+    /// `sizeof(egpt_generate_params)`, set by [`egpt_generate_default_params`].
+    pub struct_size: usize,
+    /// Most tokens to sample (EOS and stop-string tokens count); 0: no limit (until
+    /// EOS, a stop string or a full context).
+    pub max_tokens: usize,
+    /// `n_stop` stop strings (bytes, no NUL needed), the k-th
+    /// `stop_strings[k][0..stop_lens[k]]`, 1 to [`EGPT_MAX_STOP_LEN`] bytes each;
+    /// matched on the generated text (across tokens), never on the prompt. Copied
+    /// during the call. NULL when `n_stop == 0`.
+    pub stop_strings: *const *const c_char,
+    /// Lengths of the stop strings.
+    pub stop_lens: *const usize,
+    /// Number of stop strings, at most [`EGPT_MAX_STOPS`].
+    pub n_stop: usize,
+    /// Nonzero (default): stop at the tokenizer's end-of-text token; zero: EOS is an
+    /// ordinary token.
+    pub stop_at_eos: i32,
+}
+
+/// No limit, no stop strings, stop at EOS; `struct_size` set.
+#[no_mangle]
+pub extern "C" fn egpt_generate_default_params() -> egpt_generate_params {
+    egpt_generate_params {
+        struct_size: size_of::<egpt_generate_params>(),
+        max_tokens: 0,
+        stop_strings: ptr::null(),
+        stop_lens: ptr::null(),
+        n_stop: 0,
+        stop_at_eos: 1,
+    }
+}
+
+/// How [`egpt_generate`] ended. Set `struct_size = sizeof(egpt_generate_result)`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct egpt_generate_result {
+    /// `sizeof(egpt_generate_result)`, set by the caller.
+    pub struct_size: usize,
+    /// An `EGPT_STOP_*` value.
+    pub stop_reason: egpt_stop_reason,
+    /// For [`EGPT_STOP_STRING`], the index of the stop string that matched; else -1.
+    pub stop_index: i32,
+    /// Tokens sampled (emitted or not: EOS and stop-string tokens count).
+    pub n_sampled: usize,
+    /// Tokens given to the callback (the final held-bytes call not counted).
+    pub n_emitted: usize,
+    /// The last sampled token, which is not in the context (evaluation is lazy, so
+    /// a stop never pays for a forward pass), or [`EGPT_NO_TOKEN`]. To continue the
+    /// text after it, evaluate it first: `egpt_context_eval(ctx, &r.unevaluated, 1)`
+    /// (it is already in the sampler's penalty window).
+    pub unevaluated: u32,
+}
+
+/// Restores a handle's magic word when dropped (the end of [`egpt_generate`]).
+struct Busy(*mut u32, u32);
+
+impl Busy {
+    /// # Safety
+    /// `m` points to the (valid, aligned) magic word of a live handle.
+    unsafe fn mark(m: *mut u32, live: u32) -> Busy {
+        // SAFETY: forwarded from the caller.
+        unsafe { ptr::write_volatile(m, BUSY_MAGIC) };
+        Busy(m, live)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        // SAFETY: `Busy::mark`'s contract; the handle outlives the guard (one call).
+        unsafe { ptr::write_volatile(self.0, self.1) };
+    }
+}
+
+/// Generate text: evaluate `prompt[0..n_prompt]` after the tokens already in `ctx`
+/// (accepting them into the sampler's window), then sample, emit and evaluate
+/// tokens until EOS, a stop string, `max_tokens`, a full context or the callback
+/// says stop. `cb(user, token, bytes, len)` gets every emitted token with its
+/// UTF-8-complete text (see [`egpt_token_callback`]); return nonzero to stop. If
+/// generation ends in the middle of a character (EOS, budget, stop string or full
+/// context after a partial character), a last call with token [`EGPT_NO_TOKEN`]
+/// gives the held bytes (its return value is ignored). `cb` may be NULL.
+///
+/// `n_prompt == 0` continues from the context's current logits. The sampler is not
+/// reset ([`egpt_sampler_reset`] first for a fresh start). Stop strings: tokens
+/// that might begin one are held back until they cannot; on a match the text
+/// before it is emitted and nothing after.
+///
+/// While it runs, the context and the sampler are busy: any call on them from the
+/// callback returns `BAD_STATE` (other functions, including the tokenizer's,
+/// work). Memory: nothing is allocated; the loop state (held-back tokens, copied
+/// stop strings) is about 2.5 KB of stack.
+///
+/// Errors (`*out` untouched; tokens may already have been given to the callback):
+/// `NULL_POINTER` (ctx, tok, sampler, params, out, a stop string, or a NULL array
+/// with nonzero length), `BAD_STATE` (a handle of the wrong kind, or busy),
+/// `BAD_STRUCT_SIZE` (params or out), `BAD_PARAMETER` (more than
+/// [`EGPT_MAX_STOPS`] stop strings, one empty or longer than [`EGPT_MAX_STOP_LEN`],
+/// a sampler made for another vocabulary size, a misaligned prompt),
+/// `CONTEXT_FULL` (the prompt does not fit), `TOKEN_OUT_OF_RANGE`, `NO_LOGITS`
+/// (`n_prompt == 0` with nothing evaluated), `NO_CANDIDATES`, and tokenizer errors.
+/// On a parameter or prompt error nothing is evaluated; the handles stay usable
+/// after any error (the context holds exactly the tokens it evaluated).
+///
+/// # Safety
+/// Handles from their `*_create` functions (or NULL), not used by other threads
+/// during the call; `prompt` readable for `n_prompt` values; `params` readable and
+/// its stop strings readable for their lengths; `out` writable; `cb` safe to call
+/// with `user`.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_generate(
+    ctx: *mut egpt_context,
+    tok: *const egpt_tokenizer,
+    sampler: *mut egpt_sampler,
+    prompt: *const u32,
+    n_prompt: usize,
+    params: *const egpt_generate_params,
+    cb: egpt_token_callback,
+    user: *mut c_void,
+    out: *mut egpt_generate_result,
+) -> egpt_status {
+    status((|| {
+        non_null(&[params.cast(), out.cast_const().cast()])?;
+        // Check the handles (their kinds and that none is busy) before touching them.
+        // SAFETY: caller contract.
+        unsafe {
+            context_ref(ctx)?;
+            tokenizer_ref(tok)?;
+            check_handle(
+                sampler.cast_const().cast::<SamplerHandle>(),
+                magic_at_start,
+                SAMPLER_MAGIC,
+            )?;
+            check_struct_size(params, size_of::<egpt_generate_params>())?;
+            check_struct_size(out.cast_const(), size_of::<egpt_generate_result>())?;
+        }
+        // SAFETY: size checked; every field accepts any bits.
+        let p = unsafe { ptr::read_unaligned(params) };
+        if p.n_stop > EGPT_MAX_STOPS {
+            return Err(Error::BadParameter);
+        }
+        let mut stops: [&[u8]; EGPT_MAX_STOPS] = [&[]; EGPT_MAX_STOPS];
+        if p.n_stop > 0 {
+            non_null(&[p.stop_strings.cast(), p.stop_lens.cast()])?;
+            for (k, dst) in stops.iter_mut().take(p.n_stop).enumerate() {
+                // SAFETY: the arrays hold n_stop (<= 8) entries by contract; unaligned-safe.
+                let (s, len) = unsafe {
+                    (
+                        ptr::read_unaligned(p.stop_strings.add(k)),
+                        ptr::read_unaligned(p.stop_lens.add(k)),
+                    )
+                };
+                non_null(&[s.cast()])?;
+                if len == 0 || len > EGPT_MAX_STOP_LEN {
+                    return Err(Error::BadParameter);
+                }
+                // SAFETY: non-NULL, readable for len (<= 64) bytes by contract.
+                *dst = unsafe { core::slice::from_raw_parts(s.cast::<u8>(), len) };
+            }
+        }
+        let gp = GenerateParams {
+            max_tokens: (p.max_tokens != 0).then_some(p.max_tokens),
+            stop: stops.get(..p.n_stop).ok_or(Error::BadParameter)?,
+            stop_at_eos: p.stop_at_eos != 0,
+        };
+        let prompt = {
+            // SAFETY: checked above; no other reference is live.
+            let c = &unsafe { context_ref(ctx)? }.ctx;
+            if n_prompt > c.n_ctx().saturating_sub(c.n_past()) {
+                return Err(Error::ContextFull);
+            }
+            // SAFETY: caller contract; n_prompt bounded by n_ctx.
+            unsafe { tokens_in(prompt, n_prompt)? }
+        };
+        // From here on, borrows of the handles are re-made for each step and never
+        // held across a callback; the busy marks make reentrant calls fail cleanly.
+        let ctx_magic = context_magic(ctx).cast_mut();
+        let s_magic = sampler.cast::<u32>();
+        let (tokp, sp) = (
+            tok.cast::<TokenizerHandle>(),
+            sampler.cast::<SamplerHandle>(),
+        );
+        // SAFETY: both checked live handles (aligned magic words in caller memory).
+        let (_busy_c, _busy_s) = unsafe {
+            (
+                Busy::mark(ctx_magic, CONTEXT_MAGIC),
+                Busy::mark(s_magic, SAMPLER_MAGIC),
+            )
+        };
+        let mut st = {
+            // SAFETY: live handles (checked), exclusive for the call by contract.
+            let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sp).sampler, &(*tokp).tok) };
+            GenState::new(c, s, t, prompt, &gp)?
+        };
+        let mut dec = StreamDecoder::new();
+        let mut buf = [0u8; EGPT_MAX_TOKEN_BYTES + 3];
+        loop {
+            let (id, n) = {
+                // SAFETY: as above; these borrows end before the callback runs.
+                let (c, s, t) = unsafe { (&mut (*ctx).ctx, &mut (*sp).sampler, &(*tokp).tok) };
+                match st.next(c, s, t) {
+                    None => break,
+                    Some(Err(e)) => return Err(e),
+                    Some(Ok(token)) => (token.id, dec.push(&Text(token.text), token.id, &mut buf)?),
+                }
+            };
+            if let Some(f) = cb {
+                // SAFETY: `buf[..n]` is initialised; the callback's contract is the caller's.
+                if unsafe { f(user, id, buf.as_ptr().cast(), n) } != 0 {
+                    st.cancel();
+                    break;
+                }
+            }
+        }
+        let o = st.outcome().ok_or(Error::BadState)?;
+        if o.reason != StopReason::Callback && !dec.held().is_empty() {
+            let n = dec.flush(&mut buf)?;
+            if let Some(f) = cb {
+                // SAFETY: as above; the return value is ignored (generation has ended).
+                let _ = unsafe { f(user, EGPT_NO_TOKEN, buf.as_ptr().cast(), n) };
+            }
+        }
+        let r = egpt_generate_result {
+            struct_size: size_of::<egpt_generate_result>(),
+            stop_reason: stop_reason_to_c(o.reason),
+            stop_index: o
+                .stop_index
+                .and_then(|k| i32::try_from(k).ok())
+                .unwrap_or(-1),
+            n_sampled: o.n_sampled,
+            n_emitted: o.n_emitted,
+            unevaluated: o.unevaluated.unwrap_or(EGPT_NO_TOKEN),
+        };
+        // SAFETY: non-NULL, writable for the checked size.
+        unsafe { put(out, r) };
+        Ok(())
+    })())
+}
 
 // ===========================================================================
 // Panic handler for bare-metal C builds
@@ -1381,6 +2619,101 @@ mod tests {
             if let Ok(t) = GgmlType::from_u32(id) {
                 assert_eq!(type_c_name(t).to_str().unwrap(), t.name());
             }
+        }
+    }
+
+    /// A host hook that runs the tasks in reverse order on the calling thread, and
+    /// one that runs them on scoped std threads: logits must not change at all.
+    unsafe extern "C" fn reverse_hook(
+        user: *mut c_void,
+        n: usize,
+        task: egpt_task_fn,
+        task_ctx: *mut c_void,
+    ) {
+        // SAFETY: `user` is the counter the test passed.
+        unsafe { *(user as *mut usize) += n };
+        if let Some(t) = task {
+            for i in (0..n).rev() {
+                // SAFETY: the library's task with its own context, each index once.
+                unsafe { t(task_ctx, i) };
+            }
+        }
+    }
+
+    unsafe extern "C" fn thread_hook(
+        _user: *mut c_void,
+        n: usize,
+        task: egpt_task_fn,
+        task_ctx: *mut c_void,
+    ) {
+        let ctx = task_ctx as usize;
+        std::thread::scope(|s| {
+            for i in 0..n {
+                s.spawn(move || {
+                    if let Some(t) = task {
+                        // SAFETY: the library's task, each index once; the scope
+                        // joins every thread before the hook returns.
+                        unsafe { t(ctx as *mut c_void, i) };
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn parallel_hook_is_called_and_changes_no_bit() {
+        static FILE: &[u8] = include_bytes!("../tests/fixtures/gpt2/b.q8_0.gguf");
+        let run = |hook: egpt_parallel_for_fn, user: *mut c_void, tasks: usize| {
+            let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE];
+            let mut model: *mut egpt_model = ptr::null_mut();
+            // SAFETY: valid buffers with their true lengths; FILE is 'static.
+            let s = unsafe {
+                egpt_model_open(
+                    FILE.as_ptr(),
+                    FILE.len(),
+                    model_mem.as_mut_ptr().cast(),
+                    model_mem.len(),
+                    &mut model,
+                )
+            };
+            assert_eq!(s, EGPT_OK);
+            let mut p = egpt_context_default_params();
+            p.backend = EGPT_BACKEND_SCALAR;
+            p.parallel_for = hook;
+            p.parallel_user = user;
+            p.parallel_n_tasks = tasks;
+            let mut need = 0usize;
+            // SAFETY: valid handle and out-pointer.
+            let s = unsafe { egpt_context_arena_size(model, &p, &mut need) };
+            assert_eq!(s, EGPT_OK);
+            let mut arena = std::vec![0u8; need];
+            let mut ctx: *mut egpt_context = ptr::null_mut();
+            // SAFETY: the arena outlives the context (same closure).
+            let s = unsafe {
+                egpt_context_create(model, &p, arena.as_mut_ptr().cast(), need, &mut ctx)
+            };
+            assert_eq!(s, EGPT_OK);
+            let toks = [1u32, 50, 7, 99, 3, 150, 42];
+            // SAFETY: valid context and token buffer.
+            let s = unsafe { egpt_context_eval(ctx, toks.as_ptr(), toks.len()) };
+            assert_eq!(s, EGPT_OK);
+            let mut out = std::vec![0f32; 160];
+            let mut n = 0usize;
+            // SAFETY: valid buffer with its length.
+            let s = unsafe { egpt_context_copy_logits(ctx, out.as_mut_ptr(), out.len(), &mut n) };
+            assert_eq!((s, n), (EGPT_OK, 160));
+            out
+        };
+        let base = run(None, ptr::null_mut(), 0);
+        let mut calls = 0usize;
+        let rev = run(Some(reverse_hook), (&mut calls as *mut usize).cast(), 3);
+        assert!(calls > 0, "the hook was never called");
+        let thr = run(Some(thread_hook), ptr::null_mut(), 4);
+        for v in [&rev, &thr] {
+            assert!(base
+                .iter()
+                .zip(v.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
         }
     }
 
@@ -1473,6 +2806,164 @@ mod tests {
         }
         assert_eq!(rows, 3);
         assert_eq!(copy.as_slice(), &all[2 * n..]);
+    }
+
+    /// The text functions from Rust, with misaligned arenas: tokenizer from GGUF bytes,
+    /// size queries, and egpt_generate against the Rust `generate` on the same setup.
+    #[test]
+    fn text_flow_matches_rust_api() {
+        static MODEL: &[u8] = include_bytes!("../tests/fixtures/gpt2/a.q4_0.gguf");
+        static VOCAB: &[u8] = include_bytes!("../tests/fixtures/tokenizer/gpt2-vocab.gguf");
+        let mut need = 0usize;
+        // SAFETY: valid buffers with their true lengths, 'static bytes; handles used on
+        // this thread only while their arenas (same scope) live.
+        unsafe {
+            assert_eq!(
+                egpt_tokenizer_arena_size_gguf(VOCAB.as_ptr(), VOCAB.len(), &mut need),
+                EGPT_OK
+            );
+            let mut ta = std::vec![0u8; need + 5];
+            let mut tok: *mut egpt_tokenizer = ptr::null_mut();
+            assert_eq!(
+                egpt_tokenizer_create_gguf(
+                    VOCAB.as_ptr(),
+                    VOCAB.len(),
+                    ta.as_mut_ptr().add(5).cast(),
+                    need,
+                    &mut tok
+                ),
+                EGPT_OK
+            );
+            let text = b"Hello world";
+            let mut n = 0usize;
+            assert_eq!(
+                egpt_tokenize(tok, text.as_ptr().cast(), 11, 0, ptr::null_mut(), 0, &mut n),
+                EGPT_ERR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(n, 2);
+            let mut ids = [0u32; 2];
+            assert_eq!(
+                egpt_tokenize(
+                    tok,
+                    text.as_ptr().cast(),
+                    11,
+                    0,
+                    ids.as_mut_ptr(),
+                    2,
+                    &mut n
+                ),
+                EGPT_OK
+            );
+            assert_eq!(ids, [15496, 995]);
+
+            let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE];
+            let mut model: *mut egpt_model = ptr::null_mut();
+            assert_eq!(
+                egpt_model_open(
+                    MODEL.as_ptr(),
+                    MODEL.len(),
+                    model_mem.as_mut_ptr().cast(),
+                    model_mem.len(),
+                    &mut model
+                ),
+                EGPT_OK
+            );
+            let cp = egpt_context_default_params();
+            assert_eq!(egpt_context_arena_size(model, &cp, &mut need), EGPT_OK);
+            let mut ca = std::vec![0u8; need + 1];
+            let mut ctx: *mut egpt_context = ptr::null_mut();
+            let ca_ptr = ca.as_mut_ptr().add(1).cast();
+            assert_eq!(
+                egpt_context_create(model, &cp, ca_ptr, need, &mut ctx),
+                EGPT_OK
+            );
+            let mut sp = egpt_sampler_default_params();
+            sp.seed = 99;
+            assert_eq!(egpt_sampler_arena_size(model, &sp, &mut need), EGPT_OK);
+            let mut sa = std::vec![0u8; need + 3];
+            let mut smp: *mut egpt_sampler = ptr::null_mut();
+            let sa_ptr = sa.as_mut_ptr().add(3).cast();
+            assert_eq!(
+                egpt_sampler_create(model, &sp, sa_ptr, need, &mut smp),
+                EGPT_OK
+            );
+
+            unsafe extern "C" fn collect(
+                user: *mut c_void,
+                token: u32,
+                bytes: *const c_char,
+                len: usize,
+            ) -> c_int {
+                // SAFETY: `user` is the Vec below; `bytes` holds `len` bytes.
+                let v = unsafe { &mut *user.cast::<std::vec::Vec<(u32, std::vec::Vec<u8>)>>() };
+                // SAFETY: as above.
+                let b = unsafe { core::slice::from_raw_parts(bytes.cast::<u8>(), len) };
+                v.push((token, b.to_vec()));
+                0
+            }
+            let mut got: std::vec::Vec<(u32, std::vec::Vec<u8>)> = std::vec::Vec::new();
+            let mut gp = egpt_generate_default_params();
+            gp.max_tokens = 12;
+            let mut r = egpt_generate_result {
+                struct_size: size_of::<egpt_generate_result>(),
+                stop_reason: 0,
+                stop_index: 0,
+                n_sampled: 0,
+                n_emitted: 0,
+                unevaluated: 0,
+            };
+            let prompt = [5u32, 17, 42];
+            assert_eq!(
+                egpt_generate(
+                    ctx,
+                    tok,
+                    smp,
+                    prompt.as_ptr(),
+                    3,
+                    &gp,
+                    Some(collect),
+                    (&mut got as *mut std::vec::Vec<(u32, std::vec::Vec<u8>)>).cast(),
+                    &mut r
+                ),
+                EGPT_OK
+            );
+            assert_eq!((r.stop_reason, r.n_sampled), (EGPT_STOP_BUDGET, 12));
+
+            // The same through the Rust API.
+            let m = Model::load(MODEL).unwrap();
+            let g = Gguf::parse(VOCAB).unwrap();
+            let mut ta2 = std::vec![0u8; Tokenizer::arena_size(&g).unwrap()];
+            let t2 = Tokenizer::new(&g, &mut ta2).unwrap();
+            let rp = ContextParams::default();
+            let mut ca2 = std::vec![0u8; Context::arena_size(&m, &rp).unwrap()];
+            let mut c2 = Context::new(m, &rp, &mut ca2).unwrap();
+            let sp2 = SamplerParams {
+                seed: 99,
+                ..SamplerParams::default()
+            };
+            let mut sa2 = std::vec![0u8; Sampler::arena_size(256, &sp2).unwrap()];
+            let mut s2 = Sampler::new(256, &sp2, &mut sa2).unwrap();
+            let gp2 = GenerateParams {
+                max_tokens: Some(12),
+                ..GenerateParams::default()
+            };
+            let mut want_ids = std::vec::Vec::new();
+            let mut want_text = std::vec::Vec::new();
+            crate::generate::generate(&mut c2, &mut s2, &t2, &prompt, &gp2, |id, t| {
+                want_ids.push(id);
+                want_text.extend_from_slice(t);
+                true
+            })
+            .unwrap();
+            let ids: std::vec::Vec<u32> = got
+                .iter()
+                .map(|(t, _)| *t)
+                .filter(|&t| t != EGPT_NO_TOKEN)
+                .collect();
+            let text: std::vec::Vec<u8> = got.iter().flat_map(|(_, b)| b.clone()).collect();
+            assert_eq!(ids, want_ids);
+            assert_eq!(text, want_text);
+        }
     }
 
     #[test]

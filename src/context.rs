@@ -4,9 +4,15 @@
 //! context needs; [`Context::new`] carves them from the caller's buffer in the same
 //! order. Nothing allocates afterwards: `eval` only writes into these slices.
 
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 use crate::arena::{Arena, Plan, Pod};
 use crate::error::{Error, Result};
-use crate::kernels::{Backend, Kernels};
+use crate::kernels::{Backend, Kernels, ParallelFor};
 use crate::model::{Arch, Hparams, LayerRefs, Model};
 use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
@@ -21,6 +27,9 @@ pub struct ContextParams {
     pub logits_all: bool,
     /// Force a kernel backend; `None` picks the best this CPU runs.
     pub backend: Option<Backend>,
+    /// The host's parallel-for; `None` runs everything on the calling thread.
+    /// Results are bit-identical for any thread count.
+    pub parallel: Option<ParallelFor>,
 }
 
 impl Default for ContextParams {
@@ -30,6 +39,7 @@ impl Default for ContextParams {
             n_batch: 32,
             logits_all: false,
             backend: None,
+            parallel: None,
         }
     }
 }
@@ -45,6 +55,7 @@ struct Sizes {
     qkv: usize,
     ffn: usize,
     scores: usize,
+    rope: usize,
     logits: usize,
     q8: usize,
 }
@@ -61,8 +72,13 @@ fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
     let logit_rows = if p.logits_all { nb } else { 1 };
     let mul = |a: usize, b: usize| a.checked_mul(b).ok_or(Error::BadParameter);
     let kv_dim = hp.kv_dim();
-    let qkv_w = match hp.arch {
-        Arch::Gpt2 => hp.n_embd + 2 * kv_dim,
+    // q, k, v of a batch side by side: GPT-2's fused projection, Llama's three
+    // (k and v are kv_dim wide with grouped-query attention).
+    let qkv_w = hp.n_embd + 2 * kv_dim;
+    // Llama keeps gate and up projections of a batch at once (SwiGLU).
+    let ffn_w = match hp.arch {
+        Arch::Gpt2 => hp.n_ff,
+        Arch::Llama => mul(2, hp.n_ff)?,
     };
     let widest = hp.n_embd.max(hp.n_ff);
     Ok(Sizes {
@@ -73,8 +89,9 @@ fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
         kv: mul(mul(hp.n_layer, n_ctx)?, kv_dim)?,
         x: mul(nb, hp.n_embd)?,
         qkv: mul(nb, qkv_w)?,
-        ffn: mul(nb, hp.n_ff)?,
+        ffn: mul(nb, ffn_w)?,
         scores: n_ctx,
+        rope: mul(nb, hp.n_rot)?,
         logits: mul(logit_rows, hp.n_vocab)?,
         q8: mul(nb, widest.div_ceil(QK))?,
     })
@@ -107,10 +124,12 @@ pub struct Context<'m, 'a> {
     pub(crate) qkv: &'a mut [f32],
     /// Attention output before projection `[n_batch][n_embd]`.
     pub(crate) att: &'a mut [f32],
-    /// Feed-forward hidden `[n_batch][n_ff]`.
+    /// Feed-forward hidden `[n_batch][n_ff]` (Llama: gate and up, `[2][n_batch][n_ff]`).
     pub(crate) ffn: &'a mut [f32],
     /// Attention scores of one head `[n_ctx]`.
     pub(crate) scores: &'a mut [f32],
+    /// RoPE (cos, sin) pairs of the batch's positions `[n_batch][n_rot / 2][2]` (empty for GPT-2).
+    pub(crate) rope: &'a mut [f32],
     /// `[logit_rows][n_vocab]`
     pub(crate) logits: &'a mut [f32],
     /// Quantized activations `[n_batch][widest / 32]`.
@@ -131,6 +150,7 @@ fn plan(s: &Sizes) -> Plan {
         .push::<f32>(s.x)
         .push::<f32>(s.ffn)
         .push::<f32>(s.scores)
+        .push::<f32>(s.rope)
         .push::<f32>(s.logits)
         .push::<BlockQ8_0>(s.q8)
         .push::<BlockQ8_1>(s.q8);
@@ -164,10 +184,11 @@ impl<'m, 'a> Context<'m, 'a> {
                 available: arena.len(),
             });
         }
-        let kernels = match params.backend {
+        let mut kernels = match params.backend {
             Some(b) => Kernels::new(b)?,
             None => Kernels::detect(),
         };
+        kernels.parallel = params.parallel;
         let mut a = Arena::new(arena);
         let layers: &'a mut [LayerRefs] = carve(&mut a, s.layers)?;
         model.fill_layer_refs(layers)?;
@@ -188,6 +209,7 @@ impl<'m, 'a> Context<'m, 'a> {
             att: carve(&mut a, s.x)?,
             ffn: carve(&mut a, s.ffn)?,
             scores: carve(&mut a, s.scores)?,
+            rope: carve(&mut a, s.rope)?,
             logits: carve(&mut a, s.logits)?,
             q8_0: carve(&mut a, s.q8)?,
             q8_1: carve(&mut a, s.q8)?,
@@ -243,6 +265,7 @@ impl<'m, 'a> Context<'m, 'a> {
         self.n_logits = 0;
         match self.model.hparams().arch {
             Arch::Gpt2 => crate::model::gpt2::forward(self, tokens, all)?,
+            Arch::Llama => crate::model::llama::forward(self, tokens, all)?,
         }
         self.n_past += tokens.len();
         self.n_logits = if all { tokens.len() } else { 1 };
@@ -277,7 +300,10 @@ impl<'m, 'a> Context<'m, 'a> {
         if self.n_logits == 0 {
             return Err(Error::NoLogits);
         }
-        Ok(&self.logits[(self.n_logits - 1) * v..self.n_logits * v])
+        // n_logits <= logit_rows, so the row is inside `logits`.
+        self.logits
+            .get((self.n_logits - 1) * v..self.n_logits * v)
+            .ok_or(Error::NoLogits)
     }
 
     /// Logits of every token of the last `eval_all`, `[n][n_vocab]` (one row after `eval`).
@@ -285,7 +311,9 @@ impl<'m, 'a> Context<'m, 'a> {
         if self.n_logits == 0 {
             return Err(Error::NoLogits);
         }
-        Ok(&self.logits[..self.n_logits * self.model.hparams().n_vocab])
+        self.logits
+            .get(..self.n_logits * self.model.hparams().n_vocab)
+            .ok_or(Error::NoLogits)
     }
 
     /// Forget every token from position `pos` on (`pos <= n_past`). Logits are invalidated.

@@ -14,6 +14,23 @@
 //! - `general.alignment`: a power of two from 1 to 65536;
 //! - tensor directories not sorted by offset are overlap-checked pairwise, and only
 //!   up to [`MAX_UNSORTED_TENSORS`] tensors (larger unsorted directories are rejected).
+//!   Without memory to sort into, that check is quadratic: it compares
+//!   [`OVERLAP_CHUNK`] tensors held on the stack against one walk of the rest,
+//!   so it re-parses the directory `n / OVERLAP_CHUNK` times (at the cap: 128
+//!   walks of 4096 entries and 8.4 M integer comparisons). Writers (llama.cpp,
+//!   gguf-py) always emit sorted, contiguous directories, which cost one walk.
+//!
+//! Metadata keys are not checked for duplicates here (that would be quadratic
+//! too): [`Gguf::get`] returns the first match, while the typed getters
+//! ([`Gguf::get_u64`] and friends, which loaders use) fail with
+//! [`Error::DuplicateName`] when a key occurs more than once, so two readers
+//! can never disagree on a value the model uses.
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use crate::error::{Error, Result};
 use crate::quant::GgmlType;
@@ -26,6 +43,8 @@ pub const MAX_STRING_LEN: u64 = 1 << 24;
 pub const MAX_ARRAY_DEPTH: u32 = 4;
 /// Largest tensor directory accepted when it is not sorted by offset.
 pub const MAX_UNSORTED_TENSORS: usize = 4096;
+/// Tensors held on the stack per pass of the unsorted-directory overlap check.
+pub const OVERLAP_CHUNK: usize = 32;
 /// Alignment used when the file has no `general.alignment`.
 pub const DEFAULT_ALIGNMENT: usize = 32;
 /// Largest accepted `general.alignment`.
@@ -66,7 +85,8 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn u8(&mut self) -> Result<u8> {
-        Ok(self.array::<1>()?[0])
+        let [b] = self.array::<1>()?;
+        Ok(b)
     }
     pub(crate) fn u16(&mut self) -> Result<u16> {
         Ok(u16::from_le_bytes(self.array()?))
@@ -364,14 +384,16 @@ pub struct TensorInfo<'a> {
 }
 
 impl<'a> TensorInfo<'a> {
-    /// Number of elements.
+    /// Number of elements (checked at parse time not to overflow; saturates
+    /// for a hand-made `TensorInfo`).
     pub fn n_elements(&self) -> usize {
-        // Checked at parse time not to overflow.
-        self.ne[0] * self.ne[1] * self.ne[2] * self.ne[3]
+        self.ne[0].saturating_mul(self.n_rows())
     }
     /// Number of rows (`ne[1] * ne[2] * ne[3]`).
     pub fn n_rows(&self) -> usize {
-        self.ne[1] * self.ne[2] * self.ne[3]
+        self.ne[1]
+            .saturating_mul(self.ne[2])
+            .saturating_mul(self.ne[3])
     }
     /// Bytes in one row.
     pub fn row_bytes(&self) -> usize {
@@ -423,7 +445,11 @@ fn read_tensor_info<'a>(
     }
     let ty = GgmlType::from_u32(c.u32()?)?;
     let offset = c.u64()?;
-    let row = ty.row_bytes(ne[0]).ok_or(Error::BadBlockShape)?;
+    if ne[0] % ty.block_size() != 0 {
+        return Err(Error::BadBlockShape);
+    }
+    // Whole blocks: row_bytes only fails when the byte count overflows.
+    let row = ty.row_bytes(ne[0]).ok_or(Error::BadDimension)?;
     let size = (row as u64)
         .checked_mul(count / ne[0] as u64)
         .ok_or(Error::BadDimension)?;
@@ -535,17 +561,47 @@ impl<'a> Gguf<'a> {
             if n_tensors > MAX_UNSORTED_TENSORS {
                 return Err(Error::TensorOverlap);
             }
-            for (i, a) in g.tensors().enumerate() {
-                for b in g.tensors().skip(i + 1) {
-                    let (a0, a1) = (a.offset, a.offset + a.data.len());
-                    let (b0, b1) = (b.offset, b.offset + b.data.len());
-                    if a0 < b1 && b0 < a1 {
-                        return Err(Error::TensorOverlap);
-                    }
+            g.check_overlaps()?;
+        }
+        Ok(g)
+    }
+
+    /// Pairwise overlap check of an unsorted directory: [`OVERLAP_CHUNK`]
+    /// spans at a time are held on the stack and compared with each other and
+    /// with one walk over every later tensor.
+    fn check_overlaps(&self) -> Result<()> {
+        fn span(t: &TensorInfo<'_>) -> (usize, usize) {
+            // offset + len <= file length: checked when the entry was read.
+            (t.offset, t.offset.saturating_add(t.data.len()))
+        }
+        fn overlap(a: (usize, usize), b: (usize, usize)) -> bool {
+            a.0 < b.1 && b.0 < a.1
+        }
+        let mut rest = self.tensors();
+        loop {
+            let mut spans = [(0usize, 0usize); OVERLAP_CHUNK];
+            let mut k = 0;
+            // zip polls `spans` first, so `rest` only advances by what is taken.
+            for (slot, t) in spans.iter_mut().zip(rest.by_ref()) {
+                *slot = span(&t);
+                k += 1;
+            }
+            let chunk = spans.get(..k).unwrap_or(&[]);
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            for (i, &a) in chunk.iter().enumerate() {
+                if chunk.iter().skip(i + 1).any(|&b| overlap(a, b)) {
+                    return Err(Error::TensorOverlap);
+                }
+            }
+            for t in rest.clone() {
+                let b = span(&t);
+                if chunk.iter().any(|&a| overlap(a, b)) {
+                    return Err(Error::TensorOverlap);
                 }
             }
         }
-        Ok(g)
     }
 
     /// The bytes the file was parsed from.
@@ -581,41 +637,53 @@ impl<'a> Gguf<'a> {
         }
     }
 
-    /// Look up a metadata value by key (linear in the number of entries).
+    /// Look up a metadata value by key (linear in the number of entries); the
+    /// first entry wins when a key occurs more than once.
     pub fn get(&self, key: &str) -> Option<Value<'a>> {
         self.metadata()
             .find(|(k, _)| *k == key.as_bytes())
             .map(|(_, v)| v)
     }
 
+    /// A required key: `MissingMetadata` when absent, `DuplicateName` when it
+    /// occurs more than once (one walk over the metadata either way).
+    pub fn get_required(&self, key: &str) -> Result<Value<'a>> {
+        let mut found = None;
+        for (k, v) in self.metadata() {
+            if k == key.as_bytes() {
+                if found.is_some() {
+                    return Err(Error::DuplicateName);
+                }
+                found = Some(v);
+            }
+        }
+        found.ok_or(Error::MissingMetadata)
+    }
+
     /// A required unsigned integer (any integer width, non-negative).
     pub fn get_u64(&self, key: &str) -> Result<u64> {
-        self.get(key)
-            .ok_or(Error::MissingMetadata)?
+        self.get_required(key)?
             .as_u64()
             .ok_or(Error::BadMetadataType)
     }
 
     /// A required float.
     pub fn get_f32(&self, key: &str) -> Result<f32> {
-        self.get(key)
-            .ok_or(Error::MissingMetadata)?
+        self.get_required(key)?
             .as_f32()
             .ok_or(Error::BadMetadataType)
     }
 
     /// A required string.
     pub fn get_str(&self, key: &str) -> Result<&'a [u8]> {
-        self.get(key)
-            .ok_or(Error::MissingMetadata)?
+        self.get_required(key)?
             .as_str()
             .ok_or(Error::BadMetadataType)
     }
 
     /// A required array.
     pub fn get_array(&self, key: &str) -> Result<ArrayView<'a>> {
-        self.get(key)
-            .ok_or(Error::MissingMetadata)?
+        self.get_required(key)?
             .as_array()
             .ok_or(Error::BadMetadataType)
     }

@@ -44,7 +44,7 @@ pub use context::{Context, ContextParams};
 pub use error::{Error, Result};
 pub use generate::{generate, GenState, GenerateParams, Generator, Outcome, StopReason};
 pub use gguf::Gguf;
-pub use kernels::Backend;
+pub use kernels::{Backend, ParallelFor};
 pub use model::{Arch, Hparams, Model};
 pub use quant::GgmlType;
 pub use sampler::{Sampler, SamplerParams};

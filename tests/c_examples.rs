@@ -1,13 +1,21 @@
 //! The C API end to end: `make -C c-examples test` (library build, header and export
 //! checks, C/C++/Python examples, bad inputs under ASan+UBSan and valgrind, install
-//! with pkg-config and CMake), then the C `generate` example's greedy token ids
-//! against the same decoding through the Rust API.
+//! with pkg-config and CMake), then the C `greedy` example's token ids against the
+//! same decoding through the Rust API, and the C `generate` example's text (tokenize,
+//! sample with seed 42, stream through `egpt_generate`) against the Rust API's
+//! `Tokenizer` + `Sampler` + `generate`.
 //!
-//! Prints SKIPPED when `cc` or `make` is missing, unless `CI` is set (then fails).
+//! The text model is the bundled `cli/assets/shakespeare-q8_0.gguf`, or the file named
+//! by `EMBERGPT_TEXT_MODEL` (any GPT-2 GGUF with a tokenizer).
+//!
+//! Prints SKIPPED when `cc` or `make` is missing (or the text part when the text model
+//! is), unless `CI` is set (then fails).
 
 mod common;
 use common::*;
-use embergpt::{Context, ContextParams, Model};
+use embergpt::{
+    generate, Context, ContextParams, GenerateParams, Model, Sampler, SamplerParams, Tokenizer,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,7 +40,7 @@ fn capi_target_dir() -> PathBuf {
         .join("capi")
 }
 
-/// Greedy decoding through the Rust API, as c-examples/generate.c does it.
+/// Greedy decoding through the Rust API, as c-examples/greedy.c does it.
 fn rust_greedy(model_path: &Path, prompt: &[u32], steps: usize) -> Vec<u32> {
     let bytes = std::fs::read(model_path).unwrap();
     let model = Model::load(&bytes).unwrap();
@@ -62,7 +70,7 @@ fn rust_greedy(model_path: &Path, prompt: &[u32], steps: usize) -> Vec<u32> {
 }
 
 fn c_greedy(model_path: &Path, prompt: &[u32], steps: usize) -> Vec<u32> {
-    let exe = root().join("c-examples/build/generate");
+    let exe = root().join("c-examples/build/greedy");
     let mut cmd = Command::new(exe);
     cmd.arg(model_path).arg(steps.to_string());
     for t in prompt {
@@ -94,13 +102,15 @@ fn c_examples_make_test() {
             return;
         }
     }
-    let status = Command::new("make")
-        .arg("-C")
+    let mut make = Command::new("make");
+    make.arg("-C")
         .arg(root().join("c-examples"))
         .arg("test")
-        .env("CARGO_TARGET_DIR", capi_target_dir())
-        .status()
-        .expect("run make");
+        .env("CARGO_TARGET_DIR", capi_target_dir());
+    if let Some(m) = std::env::var_os("EMBERGPT_TEXT_MODEL") {
+        make.arg(format!("TEXT_MODEL={}", PathBuf::from(m).display()));
+    }
+    let status = make.status().expect("run make");
     assert!(status.success(), "make -C c-examples test failed");
 
     // The C example decodes exactly what the Rust API decodes.
@@ -120,4 +130,87 @@ fn c_examples_make_test() {
             assert_eq!(c.len(), 12);
         }
     }
+
+    // The C text example prints exactly what the Rust API generates.
+    let text_model = text_model();
+    if !text_model.exists() {
+        assert!(!ci, "{} missing and CI is set", text_model.display());
+        println!(
+            "SKIPPED: c_examples text generation: {} not found",
+            text_model.display()
+        );
+        return;
+    }
+    for (prompt, n, stop) in [
+        ("ROMEO:", 48, None),
+        ("ROMEO:", 48, Some("e")),
+        ("Wörds, ünïcode: € ✓", 32, None),
+    ] {
+        let c = c_generate(&text_model, prompt, n, stop);
+        let r = rust_generate(&text_model, prompt, n, stop);
+        println!(
+            "C generate {prompt:?} {n} {stop:?}: {:?}",
+            String::from_utf8_lossy(&c)
+        );
+        assert_eq!(c, r, "C and Rust generate differently for {prompt:?}");
+    }
+}
+
+fn text_model() -> PathBuf {
+    std::env::var_os("EMBERGPT_TEXT_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("cli/assets/shakespeare-q8_0.gguf"))
+}
+
+/// stdout of c-examples/generate: prompt, generated text, newline.
+fn c_generate(model: &Path, prompt: &str, n: usize, stop: Option<&str>) -> Vec<u8> {
+    let mut cmd = Command::new(root().join("c-examples/build/generate"));
+    cmd.arg(model).arg(prompt).arg(n.to_string());
+    if let Some(s) = stop {
+        cmd.arg(s);
+    }
+    let out = cmd.output().expect("run generate");
+    assert!(
+        out.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// What c-examples/generate.c does, through the Rust API.
+fn rust_generate(model_path: &Path, prompt: &str, n: usize, stop: Option<&str>) -> Vec<u8> {
+    let bytes = std::fs::read(model_path).unwrap();
+    let model = Model::load(&bytes).unwrap();
+    let n_vocab = model.hparams().n_vocab;
+    let mut ta = arena(Tokenizer::arena_size(model.gguf()).unwrap());
+    let mut tok = Tokenizer::new(model.gguf(), &mut ta).unwrap();
+    let p = ContextParams {
+        n_batch: ContextParams::default().n_batch.min(model.hparams().n_ctx),
+        ..Default::default()
+    };
+    let sp = SamplerParams {
+        seed: 42,
+        ..Default::default()
+    };
+    let mut sa = arena(Sampler::arena_size(n_vocab, &sp).unwrap());
+    let mut sampler = Sampler::new(n_vocab, &sp, &mut sa).unwrap();
+    let mut ids = vec![0u32; prompt.len()];
+    let k = tok.encode(prompt.as_bytes(), false, &mut ids).unwrap();
+    let mut ca = arena(Context::arena_size(&model, &p).unwrap());
+    let mut ctx = Context::new(model, &p, &mut ca).unwrap();
+    let stops: Vec<&[u8]> = stop.iter().map(|s| s.as_bytes()).collect();
+    let gp = GenerateParams {
+        max_tokens: Some(n),
+        stop: &stops,
+        ..Default::default()
+    };
+    let mut out = prompt.as_bytes().to_vec();
+    generate(&mut ctx, &mut sampler, &tok, &ids[..k], &gp, |_, t| {
+        out.extend_from_slice(t);
+        true
+    })
+    .unwrap();
+    out.push(b'\n');
+    out
 }

@@ -151,7 +151,7 @@ struct OddOnly;
 
 impl Detokenize for OddOnly {
     fn token_bytes(&self, id: u32, out: &mut [u8]) -> embergpt::Result<usize> {
-        if id % 2 == 0 {
+        if id.is_multiple_of(2) {
             return Ok(0);
         }
         OneByte { eos: None }.token_bytes(id, out)
@@ -476,7 +476,7 @@ fn empty_text_tokens_keep_their_place_behind_held_ones() {
     let odd: Vec<usize> = (0..seq.len()).filter(|&i| seq[i] % 2 == 1).collect();
     let k = (1..text.len() - 2)
         .find(|&k| {
-            seq[odd[k] - 1] % 2 == 0
+            seq[odd[k] - 1].is_multiple_of(2)
                 && text.windows(2).position(|w| w == &text[k..k + 2]) == Some(k)
         })
         .expect("a suitable position in the reference run");

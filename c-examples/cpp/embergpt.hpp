@@ -1,9 +1,12 @@
 // embergpt.hpp: a small C++17 RAII wrapper over the embergpt C API (header-only).
 //
 // Model owns its handle storage and borrows the GGUF bytes (keep them alive);
-// Context owns its arena (sized by the library, allocated once). Both are
-// movable, not copyable (moving keeps the heap blocks, so handles stay valid).
-// Failures throw embergpt::Error carrying the egpt_status.
+// Context, Tokenizer and Sampler own their arenas (sized by the library,
+// allocated once). All are movable, not copyable (moving keeps the heap blocks,
+// so handles stay valid). Failures throw embergpt::Error carrying the
+// egpt_status. generate() streams text to a std::function; an exception thrown
+// by it stops generation and is rethrown after the C call returns (it never
+// crosses the C frames).
 #ifndef EMBERGPT_HPP
 #define EMBERGPT_HPP
 
@@ -11,9 +14,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace embergpt {
@@ -102,12 +108,141 @@ class Context {
         return n;
     }
     std::size_t arena_bytes() const noexcept { return arena_len_; }
+    egpt_context *get() noexcept { return ctx_; }
 
   private:
     std::unique_ptr<unsigned char[]> arena_;
     std::size_t arena_len_ = 0;
     egpt_context *ctx_ = nullptr;
 };
+
+class Tokenizer {
+  public:
+    // The tokenizer of a model (its GGUF bytes must outlive the Tokenizer).
+    explicit Tokenizer(const Model &model) {
+        std::size_t n = 0;
+        check(egpt_tokenizer_arena_size(model.get(), &n), "egpt_tokenizer_arena_size");
+        arena_.reset(new unsigned char[n]);
+        check(egpt_tokenizer_create(model.get(), arena_.get(), n, &tok_), "egpt_tokenizer_create");
+    }
+    // The tokenizer of any GGUF file with tokenizer metadata (a vocabulary-only file works).
+    Tokenizer(const std::uint8_t *bytes, std::size_t len) {
+        std::size_t n = 0;
+        check(egpt_tokenizer_arena_size_gguf(bytes, len, &n), "egpt_tokenizer_arena_size_gguf");
+        arena_.reset(new unsigned char[n]);
+        check(egpt_tokenizer_create_gguf(bytes, len, arena_.get(), n, &tok_), "egpt_tokenizer_create_gguf");
+    }
+
+    std::vector<std::uint32_t> tokenize(std::string_view text, bool parse_special = false) {
+        std::vector<std::uint32_t> ids(text.size());  // never more ids than bytes
+        std::size_t n = 0;
+        check(egpt_tokenize(tok_, text.data(), text.size(), parse_special ? 1 : 0, ids.data(), ids.size(), &n),
+              "egpt_tokenize");
+        ids.resize(n);
+        return ids;
+    }
+    std::string detokenize(const std::vector<std::uint32_t> &ids, bool skip_special = false) const {
+        std::size_t n = 0;
+        const int skip = skip_special ? 1 : 0;
+        const egpt_status s = egpt_detokenize(tok_, ids.data(), ids.size(), skip, nullptr, 0, &n);
+        if (s != EGPT_ERR_BUFFER_TOO_SMALL) check(s, "egpt_detokenize");  // OK: empty text
+        std::string out(n, '\0');
+        check(egpt_detokenize(tok_, ids.data(), ids.size(), skip, &out[0], out.size(), &n), "egpt_detokenize");
+        out.resize(n);
+        return out;
+    }
+    std::string piece(std::uint32_t id) const {
+        std::string out(info().max_token_len, '\0');
+        std::size_t n = 0;
+        check(egpt_token_to_piece(tok_, id, &out[0], out.size(), &n), "egpt_token_to_piece");
+        out.resize(n);
+        return out;
+    }
+    egpt_tokenizer_info info() const {
+        egpt_tokenizer_info i{};
+        i.struct_size = sizeof i;
+        check(egpt_tokenizer_get_info(tok_, &i), "egpt_tokenizer_get_info");
+        return i;
+    }
+    const egpt_tokenizer *get() const noexcept { return tok_; }
+
+  private:
+    std::unique_ptr<unsigned char[]> arena_;
+    egpt_tokenizer *tok_ = nullptr;
+};
+
+class Sampler {
+  public:
+    Sampler(const Model &model, const egpt_sampler_params &params) {
+        std::size_t n = 0;
+        check(egpt_sampler_arena_size(model.get(), &params, &n), "egpt_sampler_arena_size");
+        arena_.reset(new unsigned char[n]);
+        check(egpt_sampler_create(model.get(), &params, arena_.get(), n, &s_), "egpt_sampler_create");
+    }
+    std::uint32_t sample(FloatView logits) {
+        std::uint32_t t = 0;
+        check(egpt_sampler_sample(s_, logits.data, logits.size, &t), "egpt_sampler_sample");
+        return t;
+    }
+    void accept(std::uint32_t token) { check(egpt_sampler_accept(s_, token), "egpt_sampler_accept"); }
+    void reset() { check(egpt_sampler_reset(s_), "egpt_sampler_reset"); }
+    egpt_sampler *get() noexcept { return s_; }
+
+  private:
+    std::unique_ptr<unsigned char[]> arena_;
+    egpt_sampler *s_ = nullptr;
+};
+
+// Called with each token id and its UTF-8-complete text (id EGPT_NO_TOKEN for the
+// held bytes released at the end); return false to stop.
+using TokenFn = std::function<bool(std::uint32_t, std::string_view)>;
+
+struct GenerateOptions {
+    std::size_t max_tokens = 0;  // 0: no limit
+    std::vector<std::string> stop;
+    bool stop_at_eos = true;
+};
+
+namespace detail {
+struct Trampoline {
+    TokenFn *fn;
+    std::exception_ptr error;
+    static int call(void *user, std::uint32_t token, const char *bytes, std::size_t len) noexcept {
+        auto *t = static_cast<Trampoline *>(user);
+        try {
+            return (*t->fn)(token, std::string_view(bytes, len)) ? 0 : 1;
+        } catch (...) {
+            t->error = std::current_exception();
+            return 1;
+        }
+    }
+};
+}  // namespace detail
+
+inline egpt_generate_result generate(Context &ctx, const Tokenizer &tok, Sampler &sampler,
+                                     const std::vector<std::uint32_t> &prompt, const GenerateOptions &opt,
+                                     TokenFn on_token) {
+    std::vector<const char *> strs;
+    std::vector<std::size_t> lens;
+    for (const std::string &s : opt.stop) {
+        strs.push_back(s.data());
+        lens.push_back(s.size());
+    }
+    egpt_generate_params p = egpt_generate_default_params();
+    p.max_tokens = opt.max_tokens;
+    p.stop_strings = strs.empty() ? nullptr : strs.data();
+    p.stop_lens = lens.empty() ? nullptr : lens.data();
+    p.n_stop = strs.size();
+    p.stop_at_eos = opt.stop_at_eos ? 1 : 0;
+    egpt_generate_result r{};
+    r.struct_size = sizeof r;
+    detail::Trampoline t{&on_token, nullptr};
+    const egpt_status s = egpt_generate(ctx.get(), tok.get(), sampler.get(), prompt.data(), prompt.size(), &p,
+                                        on_token ? &detail::Trampoline::call : nullptr, &t, &r);
+    if (t.error) std::rethrow_exception(t.error);
+    check(s, "egpt_generate");
+    return r;
+}
 
 }  // namespace embergpt
 

@@ -69,6 +69,7 @@ class ContextParams(Structure):
         ("backend", egpt_backend),
         ("parallel_for", _parallel_for_fn),
         ("parallel_user", c_void_p),
+        ("parallel_n_tasks", c_size_t),
     ]
 
 
@@ -236,3 +237,244 @@ def argmax(values):
         if v > values[best]:
             best = i
     return best
+
+
+# --- text: tokenizer, sampler, generation ----------------------------------------------
+
+NO_TOKEN = 0xFFFFFFFF
+ERR_BUFFER_TOO_SMALL = 90
+STOP_REASONS = {1: "eos", 2: "stop_string", 3: "budget", 4: "context_full", 5: "callback"}
+
+
+class TokenizerInfo(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("n_vocab", c_size_t),
+        ("n_merges", c_size_t),
+        ("max_token_len", c_size_t),
+        ("bos", c_uint32),
+        ("eos", c_uint32),
+    ]
+
+
+class SamplerParams(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("temperature", c_float),
+        ("top_k", c_size_t),
+        ("top_p", c_float),
+        ("min_p", c_float),
+        ("repeat_penalty", c_float),
+        ("presence_penalty", c_float),
+        ("frequency_penalty", c_float),
+        ("penalty_last_n", c_size_t),
+        ("seed", ctypes.c_uint64),
+    ]
+
+
+class GenerateParams(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("max_tokens", c_size_t),
+        ("stop_strings", POINTER(c_char_p)),
+        ("stop_lens", POINTER(c_size_t)),
+        ("n_stop", c_size_t),
+        ("stop_at_eos", c_int32),
+    ]
+
+
+class GenerateResult(Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("stop_reason", c_uint32),
+        ("stop_index", c_int32),
+        ("n_sampled", c_size_t),
+        ("n_emitted", c_size_t),
+        ("unevaluated", c_uint32),
+    ]
+
+
+_token_cb = CFUNCTYPE(c_int, c_void_p, c_uint32, POINTER(c_char), c_size_t)
+
+_tok_arena_size = _fn("egpt_tokenizer_arena_size", egpt_status, c_void_p, POINTER(c_size_t))
+_tok_create = _fn("egpt_tokenizer_create", egpt_status, c_void_p, c_void_p, c_size_t,
+                  POINTER(c_void_p))
+_tok_arena_size_gguf = _fn("egpt_tokenizer_arena_size_gguf", egpt_status, POINTER(c_uint8),
+                           c_size_t, POINTER(c_size_t))
+_tok_create_gguf = _fn("egpt_tokenizer_create_gguf", egpt_status, POINTER(c_uint8), c_size_t,
+                       c_void_p, c_size_t, POINTER(c_void_p))
+_tok_info = _fn("egpt_tokenizer_get_info", egpt_status, c_void_p, POINTER(TokenizerInfo))
+_tokenize = _fn("egpt_tokenize", egpt_status, c_void_p, c_char_p, c_size_t, c_int,
+                POINTER(c_uint32), c_size_t, POINTER(c_size_t))
+_token_to_piece = _fn("egpt_token_to_piece", egpt_status, c_void_p, c_uint32, c_void_p, c_size_t,
+                      POINTER(c_size_t))
+_detokenize = _fn("egpt_detokenize", egpt_status, c_void_p, POINTER(c_uint32), c_size_t, c_int,
+                  c_void_p, c_size_t, POINTER(c_size_t))
+_sampler_default = _fn("egpt_sampler_default_params", SamplerParams)
+_sampler_greedy = _fn("egpt_sampler_greedy_params", SamplerParams)
+_sampler_arena_size = _fn("egpt_sampler_arena_size", egpt_status, c_void_p, POINTER(SamplerParams),
+                          POINTER(c_size_t))
+_sampler_create = _fn("egpt_sampler_create", egpt_status, c_void_p, POINTER(SamplerParams),
+                      c_void_p, c_size_t, POINTER(c_void_p))
+_sampler_sample = _fn("egpt_sampler_sample", egpt_status, c_void_p, POINTER(c_float), c_size_t,
+                      POINTER(c_uint32))
+_sampler_accept = _fn("egpt_sampler_accept", egpt_status, c_void_p, c_uint32)
+_sampler_reset = _fn("egpt_sampler_reset", egpt_status, c_void_p)
+_generate_default = _fn("egpt_generate_default_params", GenerateParams)
+_generate = _fn("egpt_generate", egpt_status, c_void_p, c_void_p, c_void_p, POINTER(c_uint32),
+                c_size_t, POINTER(GenerateParams), _token_cb, c_void_p, POINTER(GenerateResult))
+
+
+class Tokenizer:
+    """GPT-2 byte-level BPE: Tokenizer(model) or Tokenizer.from_gguf(bytes)."""
+
+    def __init__(self, model=None, _gguf=None):
+        n = c_size_t()
+        h = c_void_p()
+        if model is not None:
+            self.model = model  # keeps the model bytes alive
+            _check("egpt_tokenizer_arena_size", _tok_arena_size(model.handle, byref(n)))
+            self._arena = ctypes.create_string_buffer(n.value)
+            _check("egpt_tokenizer_create",
+                   _tok_create(model.handle, self._arena, n.value, byref(h)))
+        else:
+            self._bytes = (c_uint8 * len(_gguf)).from_buffer_copy(_gguf)
+            _check("egpt_tokenizer_arena_size_gguf",
+                   _tok_arena_size_gguf(self._bytes, len(_gguf), byref(n)))
+            self._arena = ctypes.create_string_buffer(n.value)
+            _check("egpt_tokenizer_create_gguf",
+                   _tok_create_gguf(self._bytes, len(_gguf), self._arena, n.value, byref(h)))
+        self._h = h
+
+    @classmethod
+    def from_gguf(cls, data):
+        return cls(_gguf=data)
+
+    @property
+    def handle(self):
+        return self._h
+
+    def info(self):
+        i = TokenizerInfo()
+        i.struct_size = ctypes.sizeof(TokenizerInfo)
+        _check("egpt_tokenizer_get_info", _tok_info(self._h, byref(i)))
+        return i
+
+    def tokenize(self, text, parse_special=False):
+        """Token ids of `text` (str: UTF-8; or bytes, any bytes)."""
+        b = text.encode() if isinstance(text, str) else bytes(text)
+        n = c_size_t()
+        # Size query first (NULL, 0), then the ids.
+        s = _tokenize(self._h, b, len(b), int(parse_special), None, 0, byref(n))
+        if s == EGPT_OK:
+            return []
+        if s != ERR_BUFFER_TOO_SMALL:
+            _check("egpt_tokenize", s)
+        out = (c_uint32 * n.value)()
+        _check("egpt_tokenize",
+               _tokenize(self._h, b, len(b), int(parse_special), out, n.value, byref(n)))
+        return list(out[: n.value])
+
+    def detokenize(self, ids, skip_special=False):
+        """The bytes of `ids`."""
+        arr = (c_uint32 * len(ids))(*ids)
+        n = c_size_t()
+        s = _detokenize(self._h, arr, len(ids), int(skip_special), None, 0, byref(n))
+        if s == EGPT_OK:
+            return b""
+        if s != ERR_BUFFER_TOO_SMALL:
+            _check("egpt_detokenize", s)
+        buf = ctypes.create_string_buffer(n.value)
+        _check("egpt_detokenize",
+               _detokenize(self._h, arr, len(ids), int(skip_special), buf, n.value, byref(n)))
+        return buf.raw[: n.value]
+
+    def piece(self, token):
+        buf = ctypes.create_string_buffer(max(1, self.info().max_token_len))
+        n = c_size_t()
+        _check("egpt_token_to_piece", _token_to_piece(self._h, token, buf, len(buf), byref(n)))
+        return buf.raw[: n.value]
+
+
+class Sampler:
+    """A sampler for `model`'s vocabulary; keyword arguments set SamplerParams fields
+    (greedy=True starts from the greedy parameters instead of the defaults)."""
+
+    def __init__(self, model, greedy=False, **fields):
+        p = _sampler_greedy() if greedy else _sampler_default()
+        for k, v in fields.items():
+            if not hasattr(p, k) or k == "struct_size":
+                raise TypeError(f"unknown sampler parameter {k}")
+            setattr(p, k, v)
+        n = c_size_t()
+        _check("egpt_sampler_arena_size", _sampler_arena_size(model.handle, byref(p), byref(n)))
+        self.model = model
+        self._arena = ctypes.create_string_buffer(n.value)
+        h = c_void_p()
+        _check("egpt_sampler_create",
+               _sampler_create(model.handle, byref(p), self._arena, n.value, byref(h)))
+        self._h = h
+
+    @property
+    def handle(self):
+        return self._h
+
+    def sample(self, logits):
+        arr = (c_float * len(logits))(*logits)
+        t = c_uint32()
+        _check("egpt_sampler_sample", _sampler_sample(self._h, arr, len(logits), byref(t)))
+        return t.value
+
+    def accept(self, token):
+        _check("egpt_sampler_accept", _sampler_accept(self._h, token))
+
+    def reset(self):
+        _check("egpt_sampler_reset", _sampler_reset(self._h))
+
+
+def generate(ctx, tok, sampler, prompt, max_tokens=0, stop=(), stop_at_eos=True, on_token=None):
+    """Run egpt_generate. `on_token(id, text_bytes)` gets each token's UTF-8-complete
+    bytes (id NO_TOKEN for the held bytes released at the end); returning True stops.
+    Returns (result dict, all emitted bytes). A Python exception in on_token stops
+    generation and is re-raised here."""
+    p = _generate_default()
+    p.max_tokens = max_tokens
+    stops = [s.encode() if isinstance(s, str) else bytes(s) for s in stop]
+    strs = (c_char_p * max(1, len(stops)))(*stops)
+    lens = (c_size_t * max(1, len(stops)))(*[len(s) for s in stops])
+    if stops:
+        p.stop_strings = strs
+        p.stop_lens = lens
+    p.n_stop = len(stops)
+    p.stop_at_eos = 1 if stop_at_eos else 0
+    r = GenerateResult()
+    r.struct_size = ctypes.sizeof(GenerateResult)
+    text = bytearray()
+    errors = []
+
+    def cb(_user, token, data, n):
+        try:
+            b = ctypes.string_at(data, n) if n else b""
+            text.extend(b)
+            if on_token is not None and on_token(token, b):
+                return 1
+            return 0
+        except BaseException as e:  # never let an exception cross the C frames
+            errors.append(e)
+            return 1
+
+    c_cb = _token_cb(cb)
+    arr = (c_uint32 * max(1, len(prompt)))(*prompt)
+    s = _generate(ctx._h, tok.handle, sampler.handle, arr, len(prompt), byref(p), c_cb, None,
+                  byref(r))
+    if errors:
+        raise errors[0]
+    _check("egpt_generate", s)
+    result = {
+        "stop_reason": STOP_REASONS.get(r.stop_reason, r.stop_reason),
+        "stop_index": r.stop_index if r.stop_index >= 0 else None,
+        "n_sampled": r.n_sampled,
+        "n_emitted": r.n_emitted,
+        "unevaluated": None if r.unevaluated == NO_TOKEN else r.unevaluated,
+    }
+    return result, bytes(text)

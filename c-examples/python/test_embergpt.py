@@ -3,8 +3,14 @@
 Checks the C API's logits against the independent PyTorch references in
 tests/fixtures/gpt2 (same criteria as tests/golden.rs), that batched and
 token-by-token evaluation agree bit for bit, error statuses, struct sizes, and
-that one model can serve contexts on several threads at once.
+that one model can serve contexts on several threads at once; then the text
+functions: tokenization against tiktoken's ids (tests/fixtures/tokenizer/
+hard_cases.json, including invalid UTF-8 and special tokens) with exact round
+trips, generation against a manual sample/eval loop, stop strings, callback stops
+and exceptions, and (with a text model) text equal to the C generate example's,
+which tests/c_examples.rs checks against the Rust API.
 """
+import subprocess
 import ctypes
 import json
 import math
@@ -151,10 +157,147 @@ def test_threads_share_a_model():
     check(all(r == want for r in results), "threads sharing a model")
 
 
+VOCAB = os.path.join(ROOT, "tests", "fixtures", "tokenizer", "gpt2-vocab.gguf")
+
+
+def test_tokenizer_against_tiktoken():
+    tok = embergpt.Tokenizer.from_gguf(read(VOCAB))
+    info = tok.info()
+    check(info.n_vocab == 50257 and info.eos == 50256, "tokenizer info")
+    cases = json.loads(read(os.path.join(ROOT, "tests", "fixtures", "tokenizer",
+                                         "hard_cases.json")))["cases"]
+    n = 0
+    for c in cases:
+        text = bytes.fromhex(c["text_hex"]) if "text_hex" in c else c["text"].encode()
+        ids = tok.tokenize(text, c["special"])
+        check(ids == c["ids"], f"tokenize {c['name']!r}")
+        check(tok.detokenize(ids) == text, f"round trip {c['name']!r}")
+        n += 1
+    check(tok.piece(15496) == b"Hello" and tok.piece(50256) == b"<|endoftext|>", "pieces")
+    check(tok.detokenize([15496, 50256], skip_special=True) == b"Hello", "skip special")
+    try:
+        tok.piece(50257)
+        check(False, "piece out of range")
+    except embergpt.EmberError as e:
+        check(e.status == 70, "piece out of range status")
+    print(f"python: {n} tokenizer cases equal tiktoken's ids")
+
+
+def test_generate():
+    """The fixture model (ids < 256: GPT-2 byte tokens) with the GPT-2 vocabulary."""
+    model = embergpt.Model(read(os.path.join(FIX, "a.q8_0.gguf")))
+    tok = embergpt.Tokenizer.from_gguf(read(VOCAB))
+    ctx = embergpt.Context(model, n_batch=8)
+    greedy = embergpt.Sampler(model, greedy=True)
+    prompt = [5, 17, 42]
+    # Manual loop: argmax, eval.
+    ctx.eval(prompt)
+    manual = []
+    for _ in range(6):
+        t = greedy.sample(ctx.logits())
+        manual.append(t)
+        ctx.eval([t])
+    ctx.reset()
+    seen = []
+    r, text = embergpt.generate(ctx, tok, greedy, prompt, max_tokens=6,
+                                on_token=lambda t, b: seen.append(t) and False)
+    check(seen == manual and r["stop_reason"] == "budget" and r["n_sampled"] == 6,
+          "generate == manual greedy loop")
+    check(r["unevaluated"] == manual[-1] and ctx.n_past == 3 + 5, "last token unevaluated")
+    check(text == tok.detokenize(manual), "generated text == detokenized ids")
+    # A stop string taken from the middle of that text cuts it at its first occurrence.
+    if len(text) >= 4:
+        stop = text[2:4]
+        ctx.reset()
+        greedy.reset()
+        r2, text2 = embergpt.generate(ctx, tok, greedy, prompt, max_tokens=6, stop=[stop])
+        check(r2["stop_reason"] == "stop_string" and r2["stop_index"] == 0
+              and text2 == text[:text.find(stop)], "stop string")
+    # Seeded sampling is reproducible.
+    outs = []
+    for _ in range(2):
+        ctx.reset()
+        s = embergpt.Sampler(model, seed=1234)
+        outs.append(embergpt.generate(ctx, tok, s, prompt, max_tokens=10)[1])
+    check(outs[0] == outs[1], "seeded generation reproducible")
+    # The callback stops; an exception in it reaches the caller.
+    ctx.reset()
+    r3, _ = embergpt.generate(ctx, tok, greedy, prompt, on_token=lambda t, b: True)
+    check(r3["stop_reason"] == "callback" and r3["n_emitted"] == 1, "callback stop")
+
+    def boom(t, b):
+        raise ValueError("boom")
+    ctx.reset()
+    try:
+        embergpt.generate(ctx, tok, greedy, prompt, on_token=boom)
+        check(False, "exception propagates")
+    except ValueError:
+        pass
+    # Too many stop strings: BAD_PARAMETER, nothing evaluated.
+    ctx.reset()
+    try:
+        embergpt.generate(ctx, tok, greedy, prompt, stop=["x"] * 9)
+        check(False, "too many stops")
+    except embergpt.EmberError as e:
+        check(e.status == 53 and ctx.n_past == 0, "too many stops status")
+
+
+def test_text_model():
+    """With a model that has a tokenizer: the same text as the C generate example."""
+    path = os.environ.get("EMBERGPT_TEXT_MODEL", os.path.join(ROOT, "cli", "assets",
+                                                              "shakespeare-q8_0.gguf"))
+    exe = os.environ.get("EMBERGPT_GENERATE", os.path.join(ROOT, "c-examples", "build",
+                                                           "generate"))
+    if not os.path.exists(path) or not os.path.exists(exe):
+        if os.environ.get("CI"):
+            check(False, f"{path} or {exe} missing and CI is set")
+        print(f"SKIPPED: python text-model test: {path} or {exe} not found")
+        return
+    model = embergpt.Model(read(path))
+    info = model.info()
+    tok = embergpt.Tokenizer(model)
+    ctx = embergpt.Context(model, n_batch=min(32, info.n_ctx))
+    sampler = embergpt.Sampler(model, seed=42)
+    prompt = "ROMEO:"
+    ids = tok.tokenize(prompt)
+    check(tok.detokenize(ids) == prompt.encode(), "text model round trip")
+    r, text = embergpt.generate(ctx, tok, sampler, ids, max_tokens=48)
+    c_out = subprocess.run([exe, path, prompt, "48"], capture_output=True, check=True).stdout
+    check(c_out == prompt.encode() + text + b"\n", "python generate == C generate")
+    print(f"python: text model: {r['n_sampled']} tokens, {r['stop_reason']}: {text[:60]!r}...")
+    bundled = os.path.join(ROOT, "cli", "assets", "shakespeare-q8_0.gguf")
+    if not os.path.exists(bundled) or not os.path.samefile(path, bundled):
+        print("python: not the bundled model: its golden checks are skipped")
+        return
+    # The bundled model against its independent references: tokenizer cases, and greedy
+    # continuations computed by PyTorch on the dequantized Q8_0 weights.
+    fix = os.path.join(ROOT, "tests", "fixtures", "default_model")
+    for c in json.loads(read(os.path.join(fix, "tokenizer_cases.json")))["cases"]:
+        check(tok.tokenize(c["text"]) == c["ids"], f"default-model tokenize {c['text']!r}")
+        check(tok.detokenize(c["ids"]) == c["text"].encode(), f"round trip {c['text']!r}")
+    greedy = embergpt.Sampler(model, greedy=True)
+    for c in json.loads(read(os.path.join(fix, "golden.json")))["cases"]:
+        ids = tok.tokenize(c["prompt"])
+        check(ids == c["prompt_ids"], f"golden prompt ids {c['prompt']!r}")
+        ctx.reset()
+        greedy.reset()
+        out = []
+        r, text = embergpt.generate(ctx, tok, greedy, ids, max_tokens=c["n_new_tokens"],
+                                    stop_at_eos=False,
+                                    on_token=lambda t, b: t != embergpt.NO_TOKEN and out.append(t))
+        check(out == c["greedy_q8_0_dequant"], f"golden greedy ids {c['prompt']!r}")
+        check(text.decode("utf-8", "replace") == c["greedy_q8_0_dequant_text"],
+              f"golden greedy text {c['prompt']!r}")
+    print("python: default model: tokenizer cases and PyTorch greedy continuations match")
+
+
 if __name__ == "__main__":
     test_golden_and_bit_identity()
     test_errors_and_sizes()
     test_threads_share_a_model()
+    test_tokenizer_against_tiktoken()
+    test_generate()
+    test_text_model()
     if failures:
         print(f"python: {len(failures)} checks failed")
         sys.exit(1)

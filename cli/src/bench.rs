@@ -51,6 +51,8 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: a.batch.unwrap_or(a.prompt).clamp(1, a.prompt),
         logits_all: false,
         backend: backend(a.backend.as_deref())?,
+        parallel: (a.threads > 1)
+            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
     };
     let arena_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; arena_bytes];

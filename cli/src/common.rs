@@ -1,7 +1,51 @@
 //! Shared helpers: model loading, backend parsing, errors as strings.
 
-use embergpt::{Backend, Model};
+use embergpt::{Backend, Gguf, Model};
 use std::path::Path;
+
+/// The bundled default model: a ~1M-parameter GPT-2 trained on Tiny Shakespeare
+/// (see tests/scripts/train_default_model.py), Q8_0, read in place.
+pub static DEFAULT_MODEL: &[u8] = include_bytes!("../assets/shakespeare-q8_0.gguf");
+
+/// Model bytes: a file read into memory, or the bundled model.
+pub enum ModelSource {
+    File(std::path::PathBuf, Vec<u8>),
+    Bundled,
+}
+
+impl ModelSource {
+    /// Read `path`, or use the bundled model when `None`.
+    pub fn open(path: Option<&Path>) -> CliResult<Self> {
+        Ok(match path {
+            Some(p) => ModelSource::File(p.to_path_buf(), read_model(p)?),
+            None => ModelSource::Bundled,
+        })
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            ModelSource::File(_, b) => b,
+            ModelSource::Bundled => DEFAULT_MODEL,
+        }
+    }
+    fn name(&self) -> String {
+        match self {
+            ModelSource::File(p, _) => p.display().to_string(),
+            ModelSource::Bundled => "<bundled shakespeare-q8_0>".into(),
+        }
+    }
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes().len()
+    }
+    /// Parse the GGUF (enough for a tokenizer).
+    pub fn gguf(&self) -> CliResult<Gguf<'_>> {
+        Gguf::parse(self.bytes()).map_err(|e| format!("{}: {e} (error {})", self.name(), e.code()))
+    }
+    /// Load the model.
+    pub fn load(&self) -> CliResult<Model<'_>> {
+        Model::load(self.bytes()).map_err(|e| format!("{}: {e} (error {})", self.name(), e.code()))
+    }
+}
 
 /// A CLI error: one line for stderr.
 pub type CliResult<T> = Result<T, String>;

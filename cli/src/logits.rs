@@ -55,6 +55,8 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: chunk.min(n_ctx),
         logits_all: true,
         backend: backend(a.backend.as_deref())?,
+        parallel: (a.threads > 1)
+            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
     };
     let mut arena = vec![0u8; Context::arena_size(&model, &params).map_err(err("context"))?];
     let mut ctx = Context::new(model, &params, &mut arena).map_err(err("context"))?;

@@ -2,8 +2,10 @@
 
 mod bench;
 mod common;
+mod generate;
 mod inspect;
 mod logits;
+mod tokenize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +29,16 @@ enum Cmd {
     Logits(logits::Args),
     /// Measure prompt processing and generation speed.
     Bench(bench::Args),
+    /// Generate text from a prompt (the bundled model when -m is absent).
+    Generate(generate::Args),
+    /// Print the token ids of a text as one JSON array.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Print the text of comma-separated token ids.
+    Detokenize(tokenize::DetokenizeArgs),
+    /// Convert a Hugging Face (GPT-2, Llama) or llama2.c checkpoint to GGUF.
+    Convert(embergpt_cli::convert::Args),
+    /// Requantize a GGUF file's weight matrices.
+    Quantize(embergpt_cli::quantize::Args),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +47,11 @@ fn main() -> ExitCode {
         Cmd::Inspect(a) => inspect::run(a),
         Cmd::Logits(a) => logits::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Generate(a) => generate::run(a),
+        Cmd::Tokenize(a) => tokenize::tokenize(a),
+        Cmd::Detokenize(a) => tokenize::detokenize(a),
+        Cmd::Convert(a) => embergpt_cli::convert::run(&a).map_err(|e| e.to_string()),
+        Cmd::Quantize(a) => embergpt_cli::quantize::run(&a).map_err(|e| e.to_string()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -149,3 +149,63 @@ fn bench_json_last_line() {
     assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
     assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
 }
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn generate_works_with_the_bundled_model_and_is_seeded() {
+    let a = run_ok(&["generate", "-p", "ROMEO:", "-n", "40", "--seed", "7"]);
+    let b = run_ok(&["generate", "-p", "ROMEO:", "-n", "40", "--seed", "7"]);
+    assert_eq!(a, b, "same seed, same output");
+    assert!(a.starts_with("ROMEO:") && a.len() > 40);
+    // Greedy equals the PyTorch greedy continuation of the training script's fixture.
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("default_model/golden.json")).unwrap())
+            .unwrap();
+    let case = &g["cases"][0];
+    let greedy = run_ok(&["generate", "-p", "ROMEO:", "-n", "40", "--temp", "0"]);
+    let want = format!(
+        "ROMEO:{}\n",
+        case["greedy_q8_0_dequant_text"].as_str().unwrap()
+    );
+    assert_eq!(greedy, want);
+}
+
+#[test]
+fn tokenize_and_detokenize_round_trip() {
+    let vocab = fixture("tokenizer/gpt2-vocab.gguf");
+    let v = vocab.to_str().unwrap();
+    let ids = run_ok(&["tokenize", "-m", v, "Hello world, it's me"]);
+    assert_eq!(ids.trim(), "[15496, 995, 11, 340, 338, 502]"); // tiktoken gpt2
+    let text = run_ok(&[
+        "detokenize",
+        "-m",
+        v,
+        "--tokens",
+        "15496,995,11,340,338,502",
+    ]);
+    assert_eq!(text, "Hello world, it's me\n");
+    // `-` reads stdin; the bundled model's own vocabulary when -m is absent.
+    let mut child = bin()
+        .args(["tokenize", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"ROMEO:").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        "[82, 79, 77, 69, 79, 58]"
+    );
+}

@@ -3,10 +3,29 @@
 //!
 //! Dispatch is chosen once ([`Kernels::new`]) and stored in the context; the
 //! forward pass calls through the stored table and never re-detects.
+//!
+//! Threads: the host may lend a [`ParallelFor`] (see [`parallel`]); [`matmul`]
+//! then splits its weight rows into contiguous ranges, one per task. Every
+//! output element is computed by the same code whichever task computes it, so
+//! results are bit-identical for any thread count.
 
 #[cfg(target_arch = "arm")]
 pub mod arm;
+pub mod parallel;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+pub use parallel::ParallelFor;
+
+#[cfg(all(
+    target_arch = "aarch64",
+    target_feature = "neon",
+    target_endian = "little"
+))]
+mod aarch64;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm32;
 
 use crate::error::{Error, Result};
 use crate::quant::{BlockQ8_0, BlockQ8_1, GgmlType, QK};
@@ -73,6 +92,20 @@ impl Backend {
     pub fn is_available(self) -> bool {
         match self {
             Backend::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 | Backend::AvxVnni | Backend::Avx512Vnni => x86_64::available(self),
+            Backend::Neon => cfg!(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            )),
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::has_dotprod(),
+            Backend::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
             // Chosen at build time (no run-time detection on bare-metal Cortex-M).
             Backend::CortexMDsp => cfg!(all(target_arch = "arm", feature = "dsp")),
             Backend::Helium => cfg!(all(target_arch = "arm", feature = "helium")),
@@ -97,6 +130,12 @@ pub type VecDotF32 = fn(&[u8], &[f32]) -> f32;
 pub type VecDotQ8_0 = fn(&[u8], &[BlockQ8_0]) -> f32;
 /// Dot product of a weight row with Q8_1 activation blocks.
 pub type VecDotQ8_1 = fn(&[u8], &[BlockQ8_1]) -> f32;
+/// Batched dot: `gemm(w, rows, x, n, out)` sets `out[r * n + t]` to the dot of
+/// weight row `r` (of `rows` rows in `w`) with activation row `t` (of `n` rows in
+/// `x`), bit-identical to the single-row dot (see [`scalar::gemm_q8_0_q8_0`]).
+pub type GemmQ8_0 = fn(&[u8], usize, &[BlockQ8_0], usize, &mut [f32]);
+/// Batched dot with Q8_1 activations.
+pub type GemmQ8_1 = fn(&[u8], usize, &[BlockQ8_1], usize, &mut [f32]);
 
 /// The kernel table of one backend.
 #[derive(Clone, Copy)]
@@ -110,6 +149,14 @@ pub struct Kernels {
     pub vec_dot_q4_1_q8_1: VecDotQ8_1,
     pub quantize_row_q8_0: fn(&[f32], &mut [BlockQ8_0]),
     pub quantize_row_q8_1: fn(&[f32], &mut [BlockQ8_1]),
+    /// Batched kernels; `None` makes [`matmul`] call the single-row dot per element
+    /// (same results: the batched forms are bit-identical to the dots).
+    pub gemm_q8_0_q8_0: Option<GemmQ8_0>,
+    pub gemm_q4_0_q8_0: Option<GemmQ8_0>,
+    pub gemm_q4_1_q8_1: Option<GemmQ8_1>,
+    /// The host's parallel-for (set by the context from
+    /// [`crate::ContextParams::parallel`]); `None` runs on the calling thread.
+    pub parallel: Option<ParallelFor>,
 }
 
 impl core::fmt::Debug for Kernels {
@@ -127,6 +174,25 @@ impl Kernels {
             return Err(Error::BackendUnavailable);
         }
         Ok(match backend {
+            #[cfg(target_arch = "x86_64")]
+            Backend::Avx2 | Backend::AvxVnni | Backend::Avx512Vnni => {
+                x86_64::table(backend).ok_or(Error::BackendUnavailable)?
+            }
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::Neon => aarch64::NEON,
+            #[cfg(all(
+                target_arch = "aarch64",
+                target_feature = "neon",
+                target_endian = "little"
+            ))]
+            Backend::NeonDotprod => aarch64::DOTPROD,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            Backend::Simd128 => wasm32::SIMD128,
+            #[allow(unreachable_patterns)]
             Backend::Avx2
             | Backend::AvxVnni
             | Backend::Avx512Vnni
@@ -135,28 +201,25 @@ impl Kernels {
             | Backend::Simd128 => return Err(Error::BackendUnavailable),
             #[cfg(all(target_arch = "arm", feature = "dsp"))]
             Backend::CortexMDsp => Kernels {
+                backend,
                 vec_dot_q8_0_q8_0: arm::dsp::vec_dot_q8_0_q8_0,
                 vec_dot_q4_0_q8_0: arm::dsp::vec_dot_q4_0_q8_0,
-                ..SCALAR.with_backend(backend)
+                gemm_q8_0_q8_0: Some(arm::dsp::gemm_q8_0_q8_0),
+                gemm_q4_0_q8_0: Some(arm::dsp::gemm_q4_0_q8_0),
+                ..SCALAR
             },
             #[cfg(all(target_arch = "arm", feature = "helium"))]
             Backend::Helium => Kernels {
+                backend,
                 vec_dot_q8_0_q8_0: arm::helium::vec_dot_q8_0_q8_0,
                 vec_dot_q4_0_q8_0: arm::helium::vec_dot_q4_0_q8_0,
-                ..SCALAR.with_backend(backend)
+                gemm_q8_0_q8_0: Some(arm::helium::gemm_q8_0_q8_0),
+                gemm_q4_0_q8_0: Some(arm::helium::gemm_q4_0_q8_0),
+                ..SCALAR
             },
             #[allow(unreachable_patterns)]
             Backend::CortexMDsp | Backend::Helium => return Err(Error::BackendUnavailable),
-            Backend::Scalar => Kernels {
-                backend,
-                vec_dot_f32_f32: scalar::vec_dot_f32_f32,
-                vec_dot_f16_f32: scalar::vec_dot_f16_f32,
-                vec_dot_q8_0_q8_0: scalar::vec_dot_q8_0_q8_0,
-                vec_dot_q4_0_q8_0: scalar::vec_dot_q4_0_q8_0,
-                vec_dot_q4_1_q8_1: scalar::vec_dot_q4_1_q8_1,
-                quantize_row_q8_0: scalar::quantize_row_q8_0,
-                quantize_row_q8_1: scalar::quantize_row_q8_1,
-            },
+            Backend::Scalar => SCALAR,
         })
     }
 
@@ -166,11 +229,19 @@ impl Kernels {
     }
 }
 
-impl Kernels {
-    /// This table relabelled as `backend` (for tables that override a few entries).
-    #[allow(dead_code)]
-    const fn with_backend(self, backend: Backend) -> Kernels {
-        Kernels { backend, ..self }
+/// Test support, not API: the x86 VNNI kernel bodies with `vpdpbusd` emulated
+/// by exact AVX2 instructions, so that their logic (unsigned weights, the
+/// per-token correction, nibble unpacking) is checked against the scalar
+/// reference on CPUs without VNNI. `None` without AVX2 or off x86_64.
+#[doc(hidden)]
+pub fn __x86_emulated_vnni() -> Option<Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::emulated_vnni_table()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
     }
 }
 
@@ -184,6 +255,10 @@ const SCALAR: Kernels = Kernels {
     vec_dot_q4_1_q8_1: scalar::vec_dot_q4_1_q8_1,
     quantize_row_q8_0: scalar::quantize_row_q8_0,
     quantize_row_q8_1: scalar::quantize_row_q8_1,
+    gemm_q8_0_q8_0: Some(scalar::gemm_q8_0_q8_0),
+    gemm_q4_0_q8_0: Some(scalar::gemm_q4_0_q8_0),
+    gemm_q4_1_q8_1: Some(scalar::gemm_q4_1_q8_1),
+    parallel: None,
 };
 
 /// A weight matrix read in place from the file: `rows` rows of `cols` elements,
@@ -221,11 +296,24 @@ pub struct QuantScratch<'s> {
     pub q8_1: &'s mut [BlockQ8_1],
 }
 
+/// Rows per weight tile handed to a batched kernel (row ranges of tasks are multiples of it).
+const TILE_ROWS: usize = 4;
+/// Activation rows per batched-kernel call (keeps the tile's output on the stack).
+const TILE_TOKENS: usize = 16;
+/// Multiply-accumulates below which a matmul is not worth splitting across threads.
+const MIN_PARALLEL_MACS: usize = 1 << 15;
+
 /// `out[t][r] = dot(w[r], x[t])` for `t < n`, `r < w.rows`.
 ///
 /// `x` is `[n][w.cols]` f32, `out` is `[n][w.rows]`. Quantized weights first
 /// quantize `x` into `scratch`. Every output element is one complete row
-/// reduction in the fixed order of [`scalar`], so results do not depend on `n`.
+/// reduction in the fixed order of [`scalar`], so results do not depend on `n`,
+/// on the tiling, or on how many tasks the rows are split into.
+///
+/// Quantized weights go through the table's batched kernels, 4 weight rows x
+/// up to 16 activation rows per call (the 4 rows stay in L1 while the
+/// activations stream from L2). With a [`ParallelFor`] in `k`, the rows are
+/// split into contiguous ranges (multiples of 4 rows), one per task.
 pub fn matmul(
     k: &Kernels,
     w: &Matrix<'_>,
@@ -238,63 +326,133 @@ pub fn matmul(
     if w.data.len() != rb * w.rows || x.len() != n * w.cols || out.len() != n * w.rows {
         return Err(Error::ShapeMismatch);
     }
-    match w.ty {
-        GgmlType::F32 | GgmlType::F16 => {
+    let nb = w.cols / QK;
+    // Activations quantized once, before the split.
+    let xq: Act<'_> = match w.ty {
+        GgmlType::F32 | GgmlType::F16 => Act::F32(x),
+        GgmlType::Q8_0 | GgmlType::Q4_0 => {
+            let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+            if nb > 0 {
+                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                    (k.quantize_row_q8_0)(xr, qr);
+                }
+            }
+            Act::Q8_0(xq)
+        }
+        GgmlType::Q4_1 => {
+            let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+            if nb > 0 {
+                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                    (k.quantize_row_q8_1)(xr, qr);
+                }
+            }
+            Act::Q8_1(xq)
+        }
+        _ => return Err(Error::UnsupportedTensorType),
+    };
+    let rows = w.rows;
+    let tiles = rows.div_ceil(TILE_ROWS);
+    let macs = rows.saturating_mul(w.cols).saturating_mul(n);
+    let n_tasks = match &k.parallel {
+        Some(p) if macs >= MIN_PARALLEL_MACS => p.n_threads().min(tiles).max(1),
+        _ => 1,
+    };
+    let chunk = tiles.div_ceil(n_tasks) * TILE_ROWS;
+    let shared = parallel::SharedOut::new(out);
+    let task = |i: usize| {
+        let r0 = i * chunk;
+        let r1 = (r0 + chunk).min(rows);
+        if r0 < r1 {
+            rows_range(k, w, rb, &xq, n, r0, r1, &shared);
+        }
+    };
+    parallel::for_each(k.parallel.as_ref(), n_tasks, &task);
+    Ok(())
+}
+
+/// Activations in the form the weight type needs.
+enum Act<'x> {
+    F32(&'x [f32]),
+    Q8_0(&'x [BlockQ8_0]),
+    Q8_1(&'x [BlockQ8_1]),
+}
+
+/// Compute rows `r0..r1` of every token into `out` (shapes checked by `matmul`).
+#[allow(clippy::too_many_arguments)]
+fn rows_range(
+    k: &Kernels,
+    w: &Matrix<'_>,
+    rb: usize,
+    x: &Act<'_>,
+    n: usize,
+    r0: usize,
+    r1: usize,
+    out: &parallel::SharedOut,
+) {
+    let rows = w.rows;
+    let wrows = |a: usize, b: usize| w.data.get(a * rb..b * rb).unwrap_or(&[]);
+    // SAFETY (every `out.write` below): this call writes only columns r0..r1 of
+    // `out`, and `matmul` gives each task a disjoint row range.
+    match x {
+        Act::F32(x) => {
             let dot = if w.ty == GgmlType::F32 {
                 k.vec_dot_f32_f32
             } else {
                 k.vec_dot_f16_f32
             };
-            for (r, wr) in w.data.chunks_exact(rb).enumerate() {
-                for t in 0..n {
-                    out[t * w.rows + r] = dot(wr, &x[t * w.cols..(t + 1) * w.cols]);
+            for r in r0..r1 {
+                let wr = wrows(r, r + 1);
+                for (t, xr) in x.chunks_exact(w.cols.max(1)).enumerate() {
+                    // SAFETY: see above.
+                    unsafe { out.write(t * rows + r, dot(wr, xr)) };
                 }
             }
         }
-        GgmlType::Q8_0 | GgmlType::Q4_0 => {
+        Act::Q8_0(_) | Act::Q8_1(_) => {
             let nb = w.cols / QK;
-            let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                (k.quantize_row_q8_0)(xr, qr);
-            }
-            // Cortex-M: several rows at a time, sharing the widened activations.
-            #[cfg(target_arch = "arm")]
-            if nb > 0 && w.rows > 0 {
-                let mut done = false;
-                for (qr, o) in xq.chunks_exact(nb).zip(out.chunks_exact_mut(w.rows)) {
-                    done = arm::matvec(k.backend, w.ty, w.data, rb, qr, o);
-                    if !done {
-                        break;
+            let mut buf = [0.0f32; TILE_ROWS * TILE_TOKENS];
+            let mut r = r0;
+            while r < r1 {
+                let nr = TILE_ROWS.min(r1 - r);
+                let wt = wrows(r, r + nr);
+                let mut t0 = 0;
+                while t0 < n {
+                    let nt = TILE_TOKENS.min(n - t0);
+                    let o = &mut buf[..nr * nt];
+                    match x {
+                        Act::Q8_0(xq) => {
+                            let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
+                            let (g, dot, bb) = if w.ty == GgmlType::Q8_0 {
+                                (k.gemm_q8_0_q8_0, k.vec_dot_q8_0_q8_0, 34)
+                            } else {
+                                (k.gemm_q4_0_q8_0, k.vec_dot_q4_0_q8_0, 18)
+                            };
+                            match g {
+                                Some(g) => g(wt, nr, xs, nt, o),
+                                None => scalar::gemm_with(wt, nr, xs, nt, o, bb, dot),
+                            }
+                        }
+                        Act::Q8_1(xq) => {
+                            let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
+                            match k.gemm_q4_1_q8_1 {
+                                Some(g) => g(wt, nr, xs, nt, o),
+                                None => {
+                                    scalar::gemm_with(wt, nr, xs, nt, o, 20, k.vec_dot_q4_1_q8_1)
+                                }
+                            }
+                        }
+                        Act::F32(_) => {}
                     }
+                    for i in 0..nr {
+                        for t in 0..nt {
+                            // SAFETY: see above.
+                            unsafe { out.write((t0 + t) * rows + r + i, o[i * nt + t]) };
+                        }
+                    }
+                    t0 += nt;
                 }
-                if done {
-                    return Ok(());
-                }
-            }
-            let dot = if w.ty == GgmlType::Q8_0 {
-                k.vec_dot_q8_0_q8_0
-            } else {
-                k.vec_dot_q4_0_q8_0
-            };
-            for (r, wr) in w.data.chunks_exact(rb).enumerate() {
-                for (t, qr) in xq.chunks_exact(nb).enumerate() {
-                    out[t * w.rows + r] = dot(wr, qr);
-                }
+                r += nr;
             }
         }
-        GgmlType::Q4_1 => {
-            let nb = w.cols / QK;
-            let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                (k.quantize_row_q8_1)(xr, qr);
-            }
-            for (r, wr) in w.data.chunks_exact(rb).enumerate() {
-                for (t, qr) in xq.chunks_exact(nb).enumerate() {
-                    out[t * w.rows + r] = (k.vec_dot_q4_1_q8_1)(wr, qr);
-                }
-            }
-        }
-        _ => return Err(Error::UnsupportedTensorType),
     }
-    Ok(())
 }

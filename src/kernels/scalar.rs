@@ -14,6 +14,11 @@
 //!
 //! Weight rows are raw file bytes (any alignment); lengths are checked by the
 //! caller ([`super::matmul`]), and a mismatch here only shortens the loop.
+//!
+//! The batched forms (`gemm_*`: several weight rows x several activation rows)
+//! are defined element by element as the single-row dots, so a SIMD batched
+//! kernel must give each output element exactly the bits of the dot above; this
+//! is what keeps chunked prefill bit-identical to token-by-token decode.
 
 use crate::quant::{f16_to_f32, f32_to_f16, le_u16, BlockQ8_0, BlockQ8_1, QK};
 
@@ -135,4 +140,49 @@ pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
         yb.s = f32_to_f16(d * sum as f32);
         yb.qs = qs;
     }
+}
+
+/// The batched form of a quantized dot: `out[r * n + t] = dot(w row r, x row t)`
+/// for `rows` weight rows and `n` activation rows of the same block count. Each
+/// element is exactly the single-row dot, so batching never changes a result.
+/// Does nothing unless the shapes agree (`w` exactly `rows` rows, `x` exactly
+/// `n` rows, `out` at least `rows * n` values).
+#[inline(always)]
+pub(crate) fn gemm_with<B>(
+    w: &[u8],
+    rows: usize,
+    x: &[B],
+    n: usize,
+    out: &mut [f32],
+    block_bytes: usize,
+    dot: fn(&[u8], &[B]) -> f32,
+) {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+        return;
+    }
+    let nb = x.len() / n;
+    let rb = nb * block_bytes;
+    if w.len() != rows * rb || out.len() < rows * n {
+        return;
+    }
+    for (wr, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {
+        for (xr, ov) in x.chunks_exact(nb).zip(o.iter_mut()) {
+            *ov = dot(wr, xr);
+        }
+    }
+}
+
+/// Batched [`vec_dot_q8_0_q8_0`] (see `gemm_with` for the layout).
+pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 34, vec_dot_q8_0_q8_0)
+}
+
+/// Batched [`vec_dot_q4_0_q8_0`].
+pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 18, vec_dot_q4_0_q8_0)
+}
+
+/// Batched [`vec_dot_q4_1_q8_1`].
+pub fn gemm_q4_1_q8_1(w: &[u8], rows: usize, x: &[BlockQ8_1], n: usize, out: &mut [f32]) {
+    gemm_with(w, rows, x, n, out, 20, vec_dot_q4_1_q8_1)
 }

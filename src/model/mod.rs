@@ -7,6 +7,7 @@
 //! model nor the forward pass ever searches the tensor directory by name.
 
 pub mod gpt2;
+pub mod llama;
 
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, TensorInfo};
@@ -25,6 +26,8 @@ pub const MAX_VOCAB: usize = 1 << 22;
 pub enum Arch {
     /// GPT-2: LayerNorm, learned positions, fused QKV with biases, GELU MLP.
     Gpt2,
+    /// Llama: RMSNorm, RoPE, separate Q/K/V (grouped-query), SwiGLU MLP, no biases.
+    Llama,
 }
 
 impl Arch {
@@ -32,6 +35,7 @@ impl Arch {
     pub const fn name(self) -> &'static str {
         match self {
             Arch::Gpt2 => "gpt2",
+            Arch::Llama => "llama",
         }
     }
 }
@@ -57,6 +61,10 @@ pub struct Hparams {
     pub n_head_kv: usize,
     /// Normalisation epsilon.
     pub eps: f32,
+    /// Dimensions of each head that RoPE rotates (0: no RoPE, as in GPT-2).
+    pub n_rot: usize,
+    /// RoPE base frequency (`theta`).
+    pub rope_freq_base: f32,
 }
 
 impl Hparams {
@@ -86,10 +94,56 @@ pub enum LayerKind {
     FfnUpB,
     FfnDownW,
     FfnDownB,
+    AttnQW,
+    AttnKW,
+    AttnVW,
+    FfnGateW,
 }
 
 /// Number of [`LayerKind`]s.
-pub const N_LAYER_KINDS: usize = 12;
+pub const N_LAYER_KINDS: usize = 16;
+
+/// Bit set of the [`LayerKind`]s an architecture requires in every layer
+/// (and the only ones it accepts).
+const fn layer_mask(arch: Arch) -> u32 {
+    const fn bits(kinds: &[LayerKind]) -> u32 {
+        let mut m = 0;
+        let mut i = 0;
+        while i < kinds.len() {
+            m |= 1 << kinds[i] as u32;
+            i += 1;
+        }
+        m
+    }
+    use LayerKind as K;
+    match arch {
+        Arch::Gpt2 => bits(&[
+            K::AttnNormW,
+            K::AttnNormB,
+            K::AttnQkvW,
+            K::AttnQkvB,
+            K::AttnOutW,
+            K::AttnOutB,
+            K::FfnNormW,
+            K::FfnNormB,
+            K::FfnUpW,
+            K::FfnUpB,
+            K::FfnDownW,
+            K::FfnDownB,
+        ]),
+        Arch::Llama => bits(&[
+            K::AttnNormW,
+            K::AttnQW,
+            K::AttnKW,
+            K::AttnVW,
+            K::AttnOutW,
+            K::FfnNormW,
+            K::FfnGateW,
+            K::FfnUpW,
+            K::FfnDownW,
+        ]),
+    }
+}
 
 const LAYER_NAMES: [(&str, LayerKind); N_LAYER_KINDS] = [
     ("attn_norm.weight", LayerKind::AttnNormW),
@@ -104,6 +158,10 @@ const LAYER_NAMES: [(&str, LayerKind); N_LAYER_KINDS] = [
     ("ffn_up.bias", LayerKind::FfnUpB),
     ("ffn_down.weight", LayerKind::FfnDownW),
     ("ffn_down.bias", LayerKind::FfnDownB),
+    ("attn_q.weight", LayerKind::AttnQW),
+    ("attn_k.weight", LayerKind::AttnKW),
+    ("attn_v.weight", LayerKind::AttnVW),
+    ("ffn_gate.weight", LayerKind::FfnGateW),
 ];
 
 /// Global tensor kinds.
@@ -192,8 +250,9 @@ fn layer_shape(hp: &Hparams, k: LayerKind) -> (usize, usize, bool) {
         | LayerKind::FfnDownB => (d, 1, false),
         LayerKind::AttnQkvW => (d, d + 2 * hp.kv_dim(), true),
         LayerKind::AttnQkvB => (d + 2 * hp.kv_dim(), 1, false),
-        LayerKind::AttnOutW => (d, d, true),
-        LayerKind::FfnUpW => (d, ff, true),
+        LayerKind::AttnOutW | LayerKind::AttnQW => (d, d, true),
+        LayerKind::AttnKW | LayerKind::AttnVW => (d, hp.kv_dim(), true),
+        LayerKind::FfnUpW | LayerKind::FfnGateW => (d, ff, true),
         LayerKind::FfnUpB => (ff, 1, false),
         LayerKind::FfnDownW => (ff, d, true),
     }
@@ -217,6 +276,14 @@ fn matrix<'a>(t: &TensorInfo<'a>) -> Matrix<'a> {
         rows: t.ne[1],
         cols: t.ne[0],
         data: t.data,
+    }
+}
+
+/// An optional dimension: `default` when the key is absent, checked like [`dim`] otherwise.
+fn optional(g: &Gguf<'_>, key: &str, default: usize, max: usize) -> Result<usize> {
+    match g.get(key) {
+        None => Ok(default),
+        Some(_) => dim(g, key, max),
     }
 }
 
@@ -256,6 +323,7 @@ impl<'a> Model<'a> {
     pub fn from_gguf(g: Gguf<'a>) -> Result<Self> {
         let arch = match g.get_str("general.architecture")? {
             b"gpt2" => Arch::Gpt2,
+            b"llama" => Arch::Llama,
             _ => return Err(Error::UnsupportedArchitecture),
         };
         let k = |suffix: &str| arch_key(arch, suffix);
@@ -264,7 +332,32 @@ impl<'a> Model<'a> {
         let n_ff = dim(&g, &k(".feed_forward_length"), MAX_DIM)?;
         let n_layer = dim(&g, &k(".block_count"), MAX_LAYERS)?;
         let n_head = dim(&g, &k(".attention.head_count"), MAX_DIM)?;
-        let eps = g.get_f32(&k(".attention.layer_norm_epsilon"))?;
+        let (n_head_kv, eps, n_rot, rope_freq_base) = match arch {
+            Arch::Gpt2 => (
+                n_head,
+                g.get_f32(&k(".attention.layer_norm_epsilon"))?,
+                0,
+                0.0,
+            ),
+            Arch::Llama => {
+                // llama.cpp's defaults: no GQA, RoPE over the whole head, base 10000.
+                let n_head_kv = optional(&g, &k(".attention.head_count_kv"), n_head, MAX_DIM)?;
+                let head_dim = n_embd / n_head;
+                let n_rot = optional(&g, &k(".rope.dimension_count"), head_dim, MAX_DIM)?;
+                let base = match g.get(&k(".rope.freq_base")) {
+                    None => 10000.0,
+                    Some(v) => v.as_f32().ok_or(Error::BadMetadataType)?,
+                };
+                let eps = g.get_f32(&k(".attention.layer_norm_rms_epsilon"))?;
+                if n_head % n_head_kv != 0 || n_rot % 2 != 0 || n_rot > head_dim {
+                    return Err(Error::BadHyperparameters);
+                }
+                if !(base.is_finite() && base > 1.0) {
+                    return Err(Error::BadHyperparameters);
+                }
+                (n_head_kv, eps, n_rot, base)
+            }
+        };
         if n_embd % n_head != 0 || !(eps > 0.0 && eps < 1.0) {
             return Err(Error::BadHyperparameters);
         }
@@ -272,6 +365,11 @@ impl<'a> Model<'a> {
         let n_vocab = te.ne[1];
         if n_vocab == 0 || n_vocab > MAX_VOCAB {
             return Err(Error::BadHyperparameters);
+        }
+        if let Some(v) = g.get(&k(".vocab_size")) {
+            if v.as_u64().ok_or(Error::BadMetadataType)? != n_vocab as u64 {
+                return Err(Error::ShapeMismatch);
+            }
         }
         let hp = Hparams {
             arch,
@@ -281,9 +379,12 @@ impl<'a> Model<'a> {
             n_ff,
             n_layer,
             n_head,
-            n_head_kv: n_head,
+            n_head_kv,
             eps,
+            n_rot,
+            rope_freq_base,
         };
+        let is_gpt2 = arch == Arch::Gpt2;
 
         let mut token_embd = None;
         let mut pos_embd = None;
@@ -294,6 +395,10 @@ impl<'a> Model<'a> {
         for t in g.tensors() {
             match classify(t.name).ok_or(Error::UnexpectedTensor)? {
                 Slot::Global(kind) => {
+                    let gpt2_only = matches!(kind, GlobalKind::PosEmbd | GlobalKind::OutputNormB);
+                    if gpt2_only && !is_gpt2 {
+                        return Err(Error::UnexpectedTensor);
+                    }
                     let (slot_is_set, ne0, ne1, is_matrix) = match kind {
                         GlobalKind::TokenEmbd => (token_embd.is_some(), n_embd, n_vocab, true),
                         GlobalKind::PosEmbd => (pos_embd.is_some(), n_embd, n_ctx, true),
@@ -314,10 +419,10 @@ impl<'a> Model<'a> {
                     }
                 }
                 Slot::Layer(l, kind) => {
-                    if l >= n_layer {
+                    let bit = 1u32 << kind as usize;
+                    if l >= n_layer || layer_mask(arch) & bit == 0 {
                         return Err(Error::UnexpectedTensor);
                     }
-                    let bit = 1u32 << kind as usize;
                     if present[l] & bit != 0 {
                         return Err(Error::DuplicateName);
                     }
@@ -327,14 +432,16 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        let required: u32 = (1u32 << N_LAYER_KINDS) - 1;
+        let required = layer_mask(arch);
         if present[..n_layer].iter().any(|&m| m & required != required) {
             return Err(Error::MissingTensor);
         }
         let token_embd = token_embd.ok_or(Error::MissingTensor)?;
-        let pos_embd = Some(pos_embd.ok_or(Error::MissingTensor)?);
+        if is_gpt2 && (pos_embd.is_none() || norm_b.is_none()) {
+            return Err(Error::MissingTensor);
+        }
         let output_norm_w = norm_w.ok_or(Error::MissingTensor)?;
-        let output_norm_b = Some(norm_b.ok_or(Error::MissingTensor)?);
+        let output_norm_b = norm_b;
         let tied = output.is_none();
         let output = output.unwrap_or(token_embd);
         if !output.ty.is_supported() {

@@ -9,7 +9,7 @@
 use core::arch::asm;
 use core::ptr::read_unaligned;
 
-use super::rows_dot;
+use super::{gemm_by, rows_dot};
 #[cfg(target_abi = "eabihf")]
 use crate::kernels::scalar::fold_lanes;
 use crate::quant::BlockQ8_0;
@@ -320,4 +320,23 @@ pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 /// Q4_0 weights x Q8_0 activations (the table entry).
 pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     rows_q4_0_q8_0::<1>(&[w], x)[0]
+}
+
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): 4 rows at a time.
+pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+}
+
+/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 2 rows at a time.
+pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_by::<2>(
+        w,
+        rows,
+        x,
+        n,
+        out,
+        18,
+        |w, x| rows_q4_0_q8_0::<2>(w, x),
+        vec_dot_q4_0_q8_0,
+    )
 }

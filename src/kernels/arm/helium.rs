@@ -9,7 +9,7 @@
 
 use core::arch::asm;
 
-use super::rows_dot;
+use super::{gemm_by, rows_dot};
 use crate::kernels::scalar::fold_lanes;
 use crate::quant::BlockQ8_0;
 
@@ -303,4 +303,23 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
         // SAFETY: `rows_dot` calls with `j * 18 + 18 <= w.len()`; `xb.qs` is 32 bytes.
         [unsafe { sums_q4_x1(p, xb.qs.as_ptr() as *const u8) }]
     })[0]
+}
+
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): 4 rows at a time.
+pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+}
+
+/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 4 rows at a time.
+pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    gemm_by::<4>(
+        w,
+        rows,
+        x,
+        n,
+        out,
+        18,
+        |w, x| rows_q4_0_q8_0(w, x),
+        vec_dot_q4_0_q8_0,
+    )
 }

@@ -11,8 +11,8 @@
 //! (`sumi as f32 * (dw * dx)` added to lane `j % 8`, then the fold by halves) is
 //! the Rust of [`super::scalar`], so every result is bit-identical to it.
 //!
-//! Besides the one-row table entries, [`matvec`] computes several rows at once
-//! sharing the widened activations (see [`super::matmul`]).
+//! Besides the one-row table entries, the batched (`gemm_*`) entries compute 4
+//! rows at a time sharing the widened activations (see [`super::matmul`]).
 
 #[cfg(feature = "dsp")]
 pub mod dsp;
@@ -92,13 +92,59 @@ pub(crate) fn rows_dot<const R: usize>(
     out
 }
 
-/// `out[r] = dot(row r, x)` for all rows of a Q8_0 or Q4_0 matrix, several rows
-/// at a time. Returns false (doing nothing) when `backend` has no multi-row
-/// kernel for `ty`; the caller then uses the one-row table entry.
-///
-/// `data` is `out.len()` rows of `rb` bytes each (extra bytes are ignored,
-/// missing rows leave `out` entries unwritten). Public for the on-target tests
-/// and the instructions-per-MAC probe; [`super::matmul`] calls it.
+/// The batched form (`out[r * n + t]` = row `r` of `w` with activation row `t`,
+/// the layout and shape checks of `scalar::gemm_with`), `R` rows at a time
+/// through `many` (sharing each token's widened activations), the remaining
+/// rows through `one`. Every element equals the single-row dot bit for bit.
+#[cfg_attr(not(any(feature = "dsp", feature = "helium")), allow(dead_code))]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_by<const R: usize>(
+    w: &[u8],
+    rows: usize,
+    x: &[BlockQ8_0],
+    n: usize,
+    out: &mut [f32],
+    bs: usize,
+    mut many: impl FnMut(&[&[u8]; R], &[BlockQ8_0]) -> [f32; R],
+    mut one: impl FnMut(&[u8], &[BlockQ8_0]) -> f32,
+) {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+        return;
+    }
+    let nb = x.len() / n;
+    let rb = nb * bs;
+    if w.len() != rows * rb || out.len() < rows * n {
+        return;
+    }
+    let row = |r: usize| w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
+    for t in 0..n {
+        let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
+        let mut r = 0;
+        while r + R <= rows {
+            let ws: [&[u8]; R] = core::array::from_fn(|i| row(r + i));
+            let res = many(&ws, xr);
+            for (i, v) in res.into_iter().enumerate() {
+                if let Some(o) = out.get_mut((r + i) * n + t) {
+                    *o = v;
+                }
+            }
+            r += R;
+        }
+        while r < rows {
+            if let Some(o) = out.get_mut(r * n + t) {
+                *o = one(row(r), xr);
+            }
+            r += 1;
+        }
+    }
+}
+
+/// `out[r] = dot(row r, x)` for the `out.len()` rows of `rb` bytes at the start
+/// of `data`, through the backend's batched kernel (as [`super::matmul`] calls
+/// it, with one activation row). Returns false (doing nothing) when `backend`
+/// has no Cortex-M kernel for `ty`. For the on-target tests and the
+/// instructions-per-MAC probe.
 #[allow(unused_variables)]
 pub fn matvec(
     backend: Backend,
@@ -108,78 +154,31 @@ pub fn matvec(
     x: &[BlockQ8_0],
     out: &mut [f32],
 ) -> bool {
-    if rb == 0 {
+    let rows = out.len();
+    let Some(w) = rows.checked_mul(rb).and_then(|len| data.get(..len)) else {
         return false;
-    }
+    };
     match (backend, ty) {
         #[cfg(feature = "dsp")]
         (Backend::CortexMDsp, GgmlType::Q8_0) => {
-            rows_by::<4>(
-                data,
-                rb,
-                out,
-                |w| dsp::rows4_q8_0_q8_0(w, x),
-                |w| dsp::vec_dot_q8_0_q8_0(w, x),
-            );
+            dsp::gemm_q8_0_q8_0(w, rows, x, 1, out);
             true
         }
         #[cfg(feature = "dsp")]
         (Backend::CortexMDsp, GgmlType::Q4_0) => {
-            rows_by::<2>(
-                data,
-                rb,
-                out,
-                |w| dsp::rows_q4_0_q8_0(w, x),
-                |w| dsp::vec_dot_q4_0_q8_0(w, x),
-            );
+            dsp::gemm_q4_0_q8_0(w, rows, x, 1, out);
             true
         }
         #[cfg(feature = "helium")]
         (Backend::Helium, GgmlType::Q8_0) => {
-            rows_by::<4>(
-                data,
-                rb,
-                out,
-                |w| helium::rows4_q8_0_q8_0(w, x),
-                |w| helium::vec_dot_q8_0_q8_0(w, x),
-            );
+            helium::gemm_q8_0_q8_0(w, rows, x, 1, out);
             true
         }
         #[cfg(feature = "helium")]
         (Backend::Helium, GgmlType::Q4_0) => {
-            rows_by::<4>(
-                data,
-                rb,
-                out,
-                |w| helium::rows_q4_0_q8_0(w, x),
-                |w| helium::vec_dot_q4_0_q8_0(w, x),
-            );
+            helium::gemm_q4_0_q8_0(w, rows, x, 1, out);
             true
         }
         _ => false,
-    }
-}
-
-/// Walk `data` in groups of `R` rows (`many`), the remainder one row at a time (`one`).
-#[allow(dead_code)]
-#[inline(always)]
-fn rows_by<const R: usize>(
-    data: &[u8],
-    rb: usize,
-    out: &mut [f32],
-    mut many: impl FnMut(&[&[u8]; R]) -> [f32; R],
-    mut one: impl FnMut(&[u8]) -> f32,
-) {
-    let mut rows = data.chunks_exact(rb);
-    let mut outs = out.chunks_exact_mut(R);
-    for o in &mut outs {
-        let mut w: [&[u8]; R] = [&[]; R];
-        for wr in w.iter_mut() {
-            *wr = rows.next().unwrap_or(&[]);
-        }
-        o.copy_from_slice(&many(&w));
-    }
-    for (o, wr) in outs.into_remainder().iter_mut().zip(rows) {
-        *o = one(wr);
     }
 }

@@ -1,0 +1,191 @@
+//! The Llama forward pass, top to bottom like the math (HF `LlamaForCausalLM`,
+//! with llama.cpp's GGUF conventions).
+//!
+//! Shapes: `n` tokens in this call, `d = n_embd`, `ff = n_ff`, `V = n_vocab`,
+//! `T = n_ctx` of the context, `hd = d / n_head`, `kvd = hd * n_head_kv`,
+//! `r = n_rot` (RoPE dimensions per head, `r <= hd`).
+//!
+//! RoPE is llama.cpp's "normal" mode: within each head the consecutive pairs
+//! `(x[2i], x[2i+1])`, `i < r/2`, rotate by `pos * base^(-2i/r)`. HF's
+//! `rotate_half` pairs `(x[i], x[i + hd/2])` instead; the two agree because
+//! converters permute the rows of `Wq` and `Wk` (llama.cpp's `permute`), which is
+//! why GGUF files store Q/K in this interleaved order.
+//!
+//! Grouped-query attention: query head `h` reads key/value head `h / (n_head / n_head_kv)`.
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::kernels::{matmul, QuantScratch};
+use crate::model::LayerKind as K;
+use crate::ops::{dot, f32s, softmax};
+use crate::quant::dequantize_row;
+
+/// `out = x / sqrt(mean(x^2) + eps) * w` over one row (HF `LlamaRMSNorm`).
+fn rms_norm(x: &[f32], w: &[u8], eps: f32, out: &mut [f32]) {
+    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let inv = 1.0 / libm::sqrtf(ms + eps);
+    for ((o, &xv), wv) in out.iter_mut().zip(x).zip(f32s(w)) {
+        *o = xv * inv * wv;
+    }
+}
+
+/// `gate = silu(gate) * up` with `silu(g) = g / (1 + e^-g)` (SwiGLU).
+fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + libm::expf(-*g)) * u;
+    }
+}
+
+/// Fill `table` (`[r/2][2]`) with `(cos, sin)` of `pos * base^(-2i/r)`.
+/// Angles are formed in f64 so that long positions keep full f32 precision.
+fn rope_table(pos: usize, base: f32, table: &mut [f32]) {
+    let r = table.len() as f64;
+    for (i, cs) in table.chunks_exact_mut(2).enumerate() {
+        let freq = libm::pow(base as f64, -((2 * i) as f64) / r);
+        let angle = pos as f64 * freq;
+        cs[0] = libm::cos(angle) as f32;
+        cs[1] = libm::sin(angle) as f32;
+    }
+}
+
+/// Rotate the first `table.len()` dimensions of every `hd`-wide head in `row`.
+fn rope(row: &mut [f32], hd: usize, table: &[f32]) {
+    for head in row.chunks_exact_mut(hd) {
+        for (pair, cs) in head.chunks_exact_mut(2).zip(table.chunks_exact(2)) {
+            let (x0, x1) = (pair[0], pair[1]);
+            pair[0] = x0 * cs[0] - x1 * cs[1];
+            pair[1] = x0 * cs[1] + x1 * cs[0];
+        }
+    }
+}
+
+/// Evaluate `tokens` at positions `ctx.n_past ..`, which the caller has checked
+/// fit (ids in range, `n <= n_batch`, positions inside the context). Writes the
+/// logits of the last token (row 0) or of every token (rows `0..n`).
+pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: bool) -> Result<()> {
+    let Context {
+        model: m,
+        kernels: k,
+        n_ctx: t_max,
+        n_past: pos0,
+        layers,
+        k_cache,
+        v_cache,
+        x,
+        xn,
+        qkv,
+        att,
+        ffn,
+        scores,
+        rope: rope_buf,
+        logits,
+        q8_0,
+        q8_1,
+        ..
+    } = ctx;
+    let (m, k, t_max, pos0) = (*m, *k, *t_max, *pos0);
+    let mut scratch = QuantScratch { q8_0, q8_1 };
+    let hp = *m.hparams();
+    let (n, d, ff) = (tokens.len(), hp.n_embd, hp.n_ff);
+    let (n_head, hd, kvd) = (hp.n_head, hp.head_dim(), hp.kv_dim());
+    let group = n_head / hp.n_head_kv;
+    let scale = 1.0 / libm::sqrtf(hd as f32);
+
+    // x = embd[token]                                             x: [n][d]
+    let x = &mut x[..n * d];
+    let xn = &mut xn[..n * d];
+    for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
+        dequantize_row(m.token_embd.ty, m.token_embd.row(tok as usize), row)?;
+    }
+
+    // (cos, sin) of every position of the batch               rope: [n][r/2][2]
+    let r = hp.n_rot;
+    let rope_tab = &mut rope_buf[..n * r];
+    for (b, tab) in rope_tab.chunks_exact_mut(r).enumerate() {
+        rope_table(pos0 + b, hp.rope_freq_base, tab);
+    }
+
+    for l in 0..hp.n_layer {
+        let lr = layers[l];
+        let t = |kind: K| lr.t[kind as usize];
+
+        // ---- attention: xn = rms_norm(x) * w_attn_norm           xn: [n][d]
+        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+            rms_norm(xr, m.vector_of(&t(K::AttnNormW)), hp.eps, nr);
+        }
+        // q = xn Wq^T, k = xn Wk^T, v = xn Wv^T      q: [n][d], k, v: [n][kvd]
+        let (q, rest) = qkv[..n * (d + 2 * kvd)].split_at_mut(n * d);
+        let (kk, vv) = rest.split_at_mut(n * kvd);
+        matmul(&k, &m.matrix_of(&t(K::AttnQW)), xn, n, q, &mut scratch)?;
+        matmul(&k, &m.matrix_of(&t(K::AttnKW)), xn, n, kk, &mut scratch)?;
+        matmul(&k, &m.matrix_of(&t(K::AttnVW)), xn, n, vv, &mut scratch)?;
+
+        // q, k = rope(q, pos), rope(k, pos)
+        for (b, tab) in rope_tab.chunks_exact(r).enumerate() {
+            rope(&mut q[b * d..(b + 1) * d], hd, tab);
+            rope(&mut kk[b * kvd..(b + 1) * kvd], hd, tab);
+        }
+
+        // k, v of the new tokens go to the cache     k_cache, v_cache: [L][T][kvd]
+        let layer_k = &mut k_cache[l * t_max * kvd..(l + 1) * t_max * kvd];
+        let layer_v = &mut v_cache[l * t_max * kvd..(l + 1) * t_max * kvd];
+        let p0 = pos0 * kvd;
+        layer_k[p0..p0 + n * kvd].copy_from_slice(kk);
+        layer_v[p0..p0 + n * kvd].copy_from_slice(vv);
+
+        // att = softmax(q k^T / sqrt(hd)) v, causal; head h reads kv head h / group
+        let att = &mut att[..n * d]; //                              att: [n][d]
+        att.fill(0.0);
+        for b in 0..n {
+            let p = pos0 + b;
+            for h in 0..n_head {
+                let kv_off = (h / group) * hd;
+                let qh = &q[b * d + h * hd..b * d + (h + 1) * hd];
+                let scores = &mut scores[..=p]; //               scores: [p + 1]
+                for (j, s) in scores.iter_mut().enumerate() {
+                    let kj = &layer_k[j * kvd + kv_off..j * kvd + kv_off + hd];
+                    *s = dot(qh, kj) * scale;
+                }
+                softmax(scores);
+                let out = &mut att[b * d + h * hd..b * d + (h + 1) * hd];
+                for (j, &a) in scores.iter().enumerate() {
+                    let vj = &layer_v[j * kvd + kv_off..j * kvd + kv_off + hd];
+                    for (o, &vv) in out.iter_mut().zip(vj) {
+                        *o += a * vv;
+                    }
+                }
+            }
+        }
+
+        // x = x + att Wo^T                                        xn: [n][d]
+        matmul(&k, &m.matrix_of(&t(K::AttnOutW)), att, n, xn, &mut scratch)?;
+        for (a, &b) in x.iter_mut().zip(xn.iter()) {
+            *a += b;
+        }
+
+        // ---- MLP: xn = rms_norm(x) * w_ffn_norm
+        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+            rms_norm(xr, m.vector_of(&t(K::FfnNormW)), hp.eps, nr);
+        }
+        // h = silu(xn Wgate^T) * (xn Wup^T)                 gate, up: [n][ff]
+        let (gate, up) = ffn[..2 * n * ff].split_at_mut(n * ff);
+        matmul(&k, &m.matrix_of(&t(K::FfnGateW)), xn, n, gate, &mut scratch)?;
+        matmul(&k, &m.matrix_of(&t(K::FfnUpW)), xn, n, up, &mut scratch)?;
+        swiglu(gate, up);
+        // x = x + h Wdown^T                                       xn: [n][d]
+        matmul(&k, &m.matrix_of(&t(K::FfnDownW)), gate, n, xn, &mut scratch)?;
+        for (a, &b) in x.iter_mut().zip(xn.iter()) {
+            *a += b;
+        }
+    }
+
+    // logits = rms_norm(x) * w_out_norm Wout^T                 logits: [n or 1][V]
+    let first = if all_logits { 0 } else { n - 1 };
+    let rows = n - first;
+    for (xr, nr) in x[first * d..].chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+        rms_norm(xr, m.output_norm_w, hp.eps, nr);
+    }
+    let logits = &mut logits[..rows * hp.n_vocab];
+    matmul(&k, &m.output, &xn[..rows * d], rows, logits, &mut scratch)?;
+    Ok(())
+}

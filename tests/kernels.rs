@@ -1,0 +1,713 @@
+//! Every available SIMD backend against the scalar reference, bit for bit.
+//!
+//! Runs on any architecture: it tests whichever backends the running CPU has and
+//! prints `SKIPPED: backend X not available on this CPU` for the others.
+//! Equality is exact (`to_bits`), except that two NaNs are equal whatever their
+//! payloads (Rust does not specify NaN bit patterns).
+//!
+//! `EMBERGPT_EXPECT_BEST=<name>` makes `detected_backend_is_the_expected_one`
+//! assert what `Backend::detect()` picks (set by `tests/scripts/qemu_x86.sh`).
+
+mod common;
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use embergpt::kernels::parallel::TaskFn;
+use embergpt::kernels::{matmul, Kernels, Matrix, QuantScratch};
+use embergpt::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1};
+use embergpt::{Backend, Context, ContextParams, Error, GgmlType, Model, ParallelFor};
+
+// ---------------------------------------------------------------------------
+// helpers
+// ---------------------------------------------------------------------------
+
+/// splitmix64: a small seeded generator.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn byte(&mut self) -> u8 {
+        self.next() as u8
+    }
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn same(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+fn assert_same(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            same(*x, *y),
+            "{what}: element {i}: {x:e} ({:#x}) vs scalar {y:e} ({:#x})",
+            x.to_bits(),
+            y.to_bits()
+        );
+    }
+}
+
+/// The SIMD backends this CPU runs (scalar excluded); prints the skipped ones.
+fn simd_backends() -> Vec<Kernels> {
+    let mut v = Vec::new();
+    for &b in Backend::ALL {
+        if b == Backend::Scalar {
+            continue;
+        }
+        if b.is_available() {
+            v.push(Kernels::new(b).expect("available backend builds"));
+        } else {
+            println!("SKIPPED: backend {} not available on this CPU", b.name());
+            assert_eq!(Kernels::new(b).err(), Some(Error::BackendUnavailable));
+        }
+    }
+    // The VNNI kernel logic with vpdpbusd emulated on AVX2 (labelled avxvnni),
+    // so it is exercised even where no VNNI CPU is available.
+    if !Backend::AvxVnni.is_available() {
+        if let Some(k) = embergpt::kernels::__x86_emulated_vnni() {
+            println!("testing the VNNI kernels with vpdpbusd emulated on AVX2");
+            v.push(k);
+        }
+    }
+    v
+}
+
+fn scalar_k() -> Kernels {
+    Kernels::new(Backend::Scalar).unwrap()
+}
+
+/// Interesting f16 scales: normal, zero, subnormal, largest, inf, negative.
+const SCALES: [f32; 9] = [
+    0.01,
+    0.5,
+    0.0,
+    6.0e-8,
+    3.0e-5,
+    65504.0,
+    f32::INFINITY,
+    -0.02,
+    1.5,
+];
+
+fn scale_bits(rng: &mut Rng, extreme: bool) -> u16 {
+    if extreme && rng.below(4) == 0 {
+        f32_to_f16(SCALES[rng.below(SCALES.len())])
+    } else {
+        f32_to_f16(rng.unit() * 0.05)
+    }
+}
+
+/// A random weight row of `cols` elements of `ty` (raw block bytes).
+fn weight_row(rng: &mut Rng, ty: GgmlType, cols: usize, extreme: bool) -> Vec<u8> {
+    let nb = cols / 32;
+    let mut out = Vec::new();
+    match ty {
+        GgmlType::F32 => {
+            for _ in 0..cols {
+                let v = if extreme && rng.below(50) == 0 {
+                    1.0e30
+                } else {
+                    rng.unit()
+                };
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        GgmlType::F16 => {
+            for _ in 0..cols {
+                let v = if extreme && rng.below(20) == 0 {
+                    [6.0e-8, 65504.0, f32::INFINITY, -3.0e-6][rng.below(4)]
+                } else {
+                    rng.unit()
+                };
+                out.extend_from_slice(&f32_to_f16(v).to_le_bytes());
+            }
+        }
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 => {
+            for _ in 0..nb {
+                out.extend_from_slice(&scale_bits(rng, extreme).to_le_bytes());
+                if ty == GgmlType::Q4_1 {
+                    out.extend_from_slice(&scale_bits(rng, extreme).to_le_bytes());
+                }
+                let nq = if ty == GgmlType::Q8_0 { 32 } else { 16 };
+                let zero = extreme && rng.below(5) == 0;
+                for _ in 0..nq {
+                    let q = if zero {
+                        if ty == GgmlType::Q4_0 {
+                            0x88
+                        } else {
+                            0
+                        }
+                    } else if extreme && rng.below(4) == 0 {
+                        [0x80, 0x7f, 0xff, 0x00][rng.below(4)]
+                    } else {
+                        rng.byte()
+                    };
+                    out.push(q);
+                }
+            }
+        }
+        _ => unreachable!(),
+    }
+    out
+}
+
+/// Random activations: mostly unit-scale, with extreme values when asked.
+fn activations(rng: &mut Rng, n: usize, extreme: bool) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            if extreme {
+                match rng.below(12) {
+                    0 => 1.0e30 * rng.unit(),
+                    1 => 1.0e-40,
+                    2 => 0.0,
+                    3 => -0.0,
+                    4 if (i / 32) % 3 == 0 => 0.0,
+                    5 => (rng.below(255) as f32 - 127.0) * 0.5, // exact halves
+                    _ => rng.unit() * 10.0,
+                }
+            } else {
+                rng.unit() * 3.0
+            }
+        })
+        .collect()
+}
+
+/// Activation blocks with arbitrary bytes (-128 included) and scales.
+fn raw_q8_0(rng: &mut Rng, nb: usize, extreme: bool) -> Vec<BlockQ8_0> {
+    (0..nb)
+        .map(|_| BlockQ8_0 {
+            d: scale_bits(rng, extreme),
+            qs: std::array::from_fn(|_| rng.byte() as i8),
+        })
+        .collect()
+}
+
+fn raw_q8_1(rng: &mut Rng, nb: usize, extreme: bool) -> Vec<BlockQ8_1> {
+    (0..nb)
+        .map(|_| BlockQ8_1 {
+            d: scale_bits(rng, extreme),
+            s: scale_bits(rng, extreme),
+            qs: std::array::from_fn(|_| rng.byte() as i8),
+        })
+        .collect()
+}
+
+#[cfg(not(miri))]
+const COLS: &[usize] = &[32, 64, 96, 224, 256, 288, 480, 512, 768, 1056, 3072];
+/// Under Miri (which interprets every instruction) a few edge shapes only.
+#[cfg(miri)]
+const COLS: &[usize] = &[32, 96, 288];
+/// Repetitions of the random cases.
+const REPS: usize = if cfg!(miri) { 1 } else { 4 };
+
+// ---------------------------------------------------------------------------
+// single-row kernels
+// ---------------------------------------------------------------------------
+
+#[test]
+fn float_dots_match_scalar() {
+    let s = scalar_k();
+    let mut rng = Rng(1);
+    for k in simd_backends() {
+        let ns: &[usize] = if cfg!(miri) {
+            &[1, 17, 33]
+        } else {
+            &[1, 7, 15, 16, 17, 31, 33, 100, 768, 3072, 3075]
+        };
+        for &n in ns {
+            for extreme in [false, true] {
+                for ty in [GgmlType::F32, GgmlType::F16] {
+                    let w = weight_row(&mut rng, ty, n, extreme);
+                    let x = activations(&mut rng, n, extreme);
+                    let (f, fs) = if ty == GgmlType::F32 {
+                        (k.vec_dot_f32_f32, s.vec_dot_f32_f32)
+                    } else {
+                        (k.vec_dot_f16_f32, s.vec_dot_f16_f32)
+                    };
+                    let what =
+                        format!("{} {} n={n} extreme={extreme}", k.backend.name(), ty.name());
+                    assert_same(&[f(&w, &x)], &[fs(&w, &x)], &what);
+                    // mismatched lengths only shorten the loop, like the scalar
+                    assert_same(&[f(&w, &x[..n / 2])], &[fs(&w, &x[..n / 2])], &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn quantize_matches_scalar() {
+    let s = scalar_k();
+    let mut rng = Rng(2);
+    for k in simd_backends() {
+        for &cols in COLS {
+            for extreme in [false, true] {
+                let mut x = activations(&mut rng, cols, extreme);
+                if extreme {
+                    x[0] = f32::NAN;
+                    x[cols - 1] = f32::INFINITY;
+                }
+                let nb = cols / 32;
+                let (mut a, mut b) = (
+                    vec![BlockQ8_0::default(); nb],
+                    vec![BlockQ8_0::default(); nb],
+                );
+                (k.quantize_row_q8_0)(&x, &mut a);
+                (s.quantize_row_q8_0)(&x, &mut b);
+                assert!(
+                    a == b,
+                    "{} quantize_row_q8_0 cols={cols} extreme={extreme}",
+                    k.backend.name()
+                );
+                let (mut a, mut b) = (
+                    vec![BlockQ8_1::default(); nb],
+                    vec![BlockQ8_1::default(); nb],
+                );
+                (k.quantize_row_q8_1)(&x, &mut a);
+                (s.quantize_row_q8_1)(&x, &mut b);
+                assert!(
+                    a == b,
+                    "{} quantize_row_q8_1 cols={cols} extreme={extreme}",
+                    k.backend.name()
+                );
+            }
+        }
+        // Special blocks: all zero, tiny (id overflows to inf), huge, NaN-only.
+        for v in [0.0f32, 1.0e-44, 3.0e38, f32::NAN, f32::NEG_INFINITY] {
+            let x = [v; 32];
+            let (mut a, mut b) = ([BlockQ8_1::default()], [BlockQ8_1::default()]);
+            (k.quantize_row_q8_1)(&x, &mut a);
+            (s.quantize_row_q8_1)(&x, &mut b);
+            assert!(a == b, "{} quantize {v}", k.backend.name());
+        }
+    }
+}
+
+fn check_q_dots(
+    k: &Kernels,
+    s: &Kernels,
+    rng: &mut Rng,
+    cols: usize,
+    extreme: bool,
+    raw_act: bool,
+) {
+    let nb = cols / 32;
+    let x = activations(rng, cols, extreme);
+    let (mut a0, mut a1) = (
+        vec![BlockQ8_0::default(); nb],
+        vec![BlockQ8_1::default(); nb],
+    );
+    (s.quantize_row_q8_0)(&x, &mut a0);
+    (s.quantize_row_q8_1)(&x, &mut a1);
+    if raw_act {
+        a0 = raw_q8_0(rng, nb, extreme);
+        a1 = raw_q8_1(rng, nb, extreme);
+    }
+    let what = |t: &str| {
+        format!(
+            "{} {t} cols={cols} extreme={extreme} raw={raw_act}",
+            k.backend.name()
+        )
+    };
+    let w = weight_row(rng, GgmlType::Q8_0, cols, extreme);
+    assert_same(
+        &[(k.vec_dot_q8_0_q8_0)(&w, &a0)],
+        &[(s.vec_dot_q8_0_q8_0)(&w, &a0)],
+        &what("q8_0"),
+    );
+    let w = weight_row(rng, GgmlType::Q4_0, cols, extreme);
+    assert_same(
+        &[(k.vec_dot_q4_0_q8_0)(&w, &a0)],
+        &[(s.vec_dot_q4_0_q8_0)(&w, &a0)],
+        &what("q4_0"),
+    );
+    let w = weight_row(rng, GgmlType::Q4_1, cols, extreme);
+    assert_same(
+        &[(k.vec_dot_q4_1_q8_1)(&w, &a1)],
+        &[(s.vec_dot_q4_1_q8_1)(&w, &a1)],
+        &what("q4_1"),
+    );
+}
+
+#[test]
+fn quantized_dots_match_scalar() {
+    let s = scalar_k();
+    let mut rng = Rng(3);
+    for k in simd_backends() {
+        for &cols in COLS {
+            for extreme in [false, true] {
+                for raw in [false, true] {
+                    for _ in 0..REPS {
+                        check_q_dots(&k, &s, &mut rng, cols, extreme, raw);
+                    }
+                }
+            }
+        }
+        // Random block counts 1..=40.
+        for _ in 0..50 * REPS {
+            let cols = 32 * (1 + rng.below(40));
+            let (e, r) = (rng.below(2) == 0, rng.below(2) == 0);
+            check_q_dots(&k, &s, &mut rng, cols, e, r);
+        }
+    }
+}
+
+#[test]
+fn batched_kernels_match_single_row_dots() {
+    let s = scalar_k();
+    let mut rng = Rng(4);
+    let mut ks = simd_backends();
+    ks.push(s);
+    for k in ks {
+        let shapes: &[(usize, usize, usize)] = if cfg!(miri) {
+            &[(1, 1, 32), (5, 6, 288)]
+        } else {
+            &[
+                (1, 1, 32),
+                (3, 2, 96),
+                (4, 4, 256),
+                (5, 7, 288),
+                (9, 17, 224),
+                (8, 16, 768),
+                (6, 5, 3072),
+            ]
+        };
+        for (&(rows, n, cols), extreme) in shapes.iter().flat_map(|s| [(s, false), (s, true)]) {
+            let nb = cols / 32;
+            let x = activations(&mut rng, n * cols, extreme);
+            let (mut a0, mut a1) = (
+                vec![BlockQ8_0::default(); n * nb],
+                vec![BlockQ8_1::default(); n * nb],
+            );
+            for t in 0..n {
+                (s.quantize_row_q8_0)(&x[t * cols..(t + 1) * cols], &mut a0[t * nb..(t + 1) * nb]);
+                (s.quantize_row_q8_1)(&x[t * cols..(t + 1) * cols], &mut a1[t * nb..(t + 1) * nb]);
+            }
+            for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+                let w: Vec<u8> = (0..rows)
+                    .flat_map(|_| weight_row(&mut rng, ty, cols, extreme))
+                    .collect();
+                let rb = w.len() / rows;
+                let mut out = vec![0.0f32; rows * n];
+                let mut want = vec![0.0f32; rows * n];
+                for r in 0..rows {
+                    for t in 0..n {
+                        let wr = &w[r * rb..(r + 1) * rb];
+                        want[r * n + t] = match ty {
+                            GgmlType::Q8_0 => (s.vec_dot_q8_0_q8_0)(wr, &a0[t * nb..(t + 1) * nb]),
+                            GgmlType::Q4_0 => (s.vec_dot_q4_0_q8_0)(wr, &a0[t * nb..(t + 1) * nb]),
+                            _ => (s.vec_dot_q4_1_q8_1)(wr, &a1[t * nb..(t + 1) * nb]),
+                        };
+                    }
+                }
+                let ran = match ty {
+                    GgmlType::Q8_0 => k.gemm_q8_0_q8_0.map(|g| g(&w, rows, &a0, n, &mut out)),
+                    GgmlType::Q4_0 => k.gemm_q4_0_q8_0.map(|g| g(&w, rows, &a0, n, &mut out)),
+                    _ => k.gemm_q4_1_q8_1.map(|g| g(&w, rows, &a1, n, &mut out)),
+                };
+                if ran.is_none() {
+                    println!(
+                        "{}: no batched {} kernel (matmul uses its dots)",
+                        k.backend.name(),
+                        ty.name()
+                    );
+                    continue;
+                }
+                let what = format!(
+                    "{} gemm {} rows={rows} n={n} cols={cols}",
+                    k.backend.name(),
+                    ty.name()
+                );
+                assert_same(&out, &want, &what);
+            }
+        }
+        // Shape mismatches leave the output untouched.
+        if let Some(g) = k.gemm_q8_0_q8_0 {
+            let mut out = vec![7.0f32; 4];
+            g(&[0u8; 34 * 2], 2, &[BlockQ8_0::default(); 3], 2, &mut out);
+            assert_eq!(out, vec![7.0; 4]);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// matmul: big shapes, all types, thread counts
+// ---------------------------------------------------------------------------
+
+/// The task data pointer, shared with the spawned threads.
+struct Data(*const c_void);
+// SAFETY: the core's task data is meant to be used from any thread (ParallelFor's contract).
+unsafe impl Sync for Data {}
+impl Data {
+    fn get(&self) -> *const c_void {
+        self.0
+    }
+}
+
+unsafe extern "C" fn scoped_run(user: *mut c_void, n: usize, task: TaskFn, data: *const c_void) {
+    let threads = user as usize;
+    let next = AtomicUsize::new(0);
+    let data = Data(data);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= n {
+                    break;
+                }
+                // SAFETY: the core's task callback with its data, each index once.
+                unsafe { task(data.get(), i) };
+            });
+        }
+    });
+}
+
+/// A test host's hook: `threads` scoped threads per call.
+fn scoped_hook(threads: usize) -> ParallelFor {
+    // SAFETY: scoped_run runs every index exactly once and joins before returning.
+    unsafe { ParallelFor::new(scoped_run, threads as *mut c_void, threads) }
+}
+
+fn run_matmul(
+    k: &Kernels,
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    w: &[u8],
+    x: &[f32],
+    n: usize,
+) -> Vec<f32> {
+    let m = Matrix {
+        ty,
+        rows,
+        cols,
+        data: w,
+    };
+    let mut out = vec![0.0f32; n * rows];
+    let mut q0 = vec![BlockQ8_0::default(); n * cols / 32];
+    let mut q1 = vec![BlockQ8_1::default(); n * cols / 32];
+    let mut sc = QuantScratch {
+        q8_0: &mut q0,
+        q8_1: &mut q1,
+    };
+    matmul(k, &m, x, n, &mut out, &mut sc).expect("matmul");
+    out
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "too large for Miri")]
+fn matmul_matches_scalar_all_types_and_thread_counts() {
+    let s = scalar_k();
+    let mut rng = Rng(5);
+    let mut ks = simd_backends();
+    ks.push(s);
+    for &(rows, cols, n) in &[(50257usize, 768usize, 1usize), (97, 3072, 5), (13, 768, 33)] {
+        for ty in [
+            GgmlType::Q8_0,
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::F16,
+            GgmlType::F32,
+        ] {
+            if rows > 1000 && matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::Q4_1) {
+                continue; // the big shape once per integer path is enough
+            }
+            let w: Vec<u8> = (0..rows)
+                .flat_map(|_| weight_row(&mut rng, ty, cols, false))
+                .collect();
+            let x = activations(&mut rng, n * cols, false);
+            let want = run_matmul(&s, ty, rows, cols, &w, &x, n);
+            for k in &ks {
+                // The 50257-row shape once single-threaded and once split (debug builds are slow).
+                let counts: &[usize] = if rows > 1000 { &[1, 3] } else { &[1, 2, 3, 7] };
+                for &threads in counts {
+                    let mut kt = *k;
+                    kt.parallel = Some(scoped_hook(threads));
+                    let got = run_matmul(&kt, ty, rows, cols, &w, &x, n);
+                    let what = format!(
+                        "{} matmul {} {rows}x{cols} n={n} threads={threads}",
+                        k.backend.name(),
+                        ty.name()
+                    );
+                    assert_same(&got, &want, &what);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+#[cfg_attr(miri, ignore = "too large for Miri")]
+fn std_thread_pool_runs_every_task_once() {
+    use embergpt::kernels::parallel::ThreadPool;
+    let pool = ThreadPool::leak(3);
+    let hits: Vec<AtomicUsize> = (0..1000).map(|_| AtomicUsize::new(0)).collect();
+    unsafe extern "C" fn bump(data: *const c_void, i: usize) {
+        // SAFETY: data is the &Vec<AtomicUsize> passed below.
+        let h = unsafe { &*(data as *const Vec<AtomicUsize>) };
+        h[i].fetch_add(1, Ordering::SeqCst);
+    }
+    for round in 0..50 {
+        let n = 1 + round * 19 % 1000;
+        // SAFETY: bump is callable from any thread.
+        unsafe { pool.run(n, bump, &hits as *const Vec<AtomicUsize> as *const c_void) };
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(
+                h.swap(0, Ordering::SeqCst),
+                (i < n) as usize,
+                "round {round} task {i}"
+            );
+        }
+    }
+    // And a forward pass through the pool equals the single-threaded one.
+    let bytes = read_fixture("gpt2/a.q8_0.gguf");
+    let tokens: Vec<u32> = (0..20).map(|i| (i * 37 % 256) as u32).collect();
+    let one = logits_with(&bytes, &tokens, None, None);
+    let many = logits_with(&bytes, &tokens, None, Some(pool.hook()));
+    assert_same(&many, &one, "pool forward");
+}
+
+// ---------------------------------------------------------------------------
+// whole model: every backend forced, every thread count
+// ---------------------------------------------------------------------------
+
+fn logits_with(
+    bytes: &[u8],
+    tokens: &[u32],
+    backend: Option<Backend>,
+    parallel: Option<ParallelFor>,
+) -> Vec<f32> {
+    let model = Model::load(bytes).expect("load");
+    let p = ContextParams {
+        n_batch: tokens.len(),
+        logits_all: true,
+        backend,
+        parallel,
+        ..Default::default()
+    };
+    let mut arena = arena(Context::arena_size(&model, &p).unwrap());
+    let mut ctx = Context::new(model, &p, &mut arena).unwrap();
+    ctx.eval_all(tokens).unwrap();
+    ctx.all_logits().unwrap().to_vec()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "too large for Miri")]
+fn golden_models_bit_identical_on_every_backend_and_thread_count() {
+    let m = manifest();
+    // Forced through ContextParams, so only the backends this CPU really runs.
+    let backends: Vec<Backend> = simd_backends()
+        .iter()
+        .map(|k| k.backend)
+        .filter(|b| b.is_available())
+        .collect();
+    for model in m["models"].as_array().unwrap() {
+        let name = model["name"].as_str().unwrap();
+        let tokens: Vec<u32> = model["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        for ty in model["types"].as_array().unwrap() {
+            let ty = ty.as_str().unwrap();
+            let bytes = read_fixture(&format!("gpt2/{name}.{ty}.gguf"));
+            let want = logits_with(&bytes, &tokens, Some(Backend::Scalar), None);
+            for &b in backends.iter().chain([Backend::Scalar].iter()) {
+                for threads in [None, Some(2), Some(3)] {
+                    let got = logits_with(&bytes, &tokens, Some(b), threads.map(scoped_hook));
+                    let what = format!("{name}.{ty} backend {} threads {threads:?}", b.name());
+                    assert_same(&got, &want, &what);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn detected_backend_is_the_expected_one() {
+    let best = Backend::detect();
+    println!("Backend::detect() = {}", best.name());
+    assert!(best.is_available());
+    assert_eq!(Kernels::detect().backend, best);
+    match std::env::var("EMBERGPT_EXPECT_BEST") {
+        Ok(want) => assert_eq!(best.name(), want, "EMBERGPT_EXPECT_BEST"),
+        Err(_) => println!("EMBERGPT_EXPECT_BEST not set: detection result not asserted"),
+    }
+}
+
+/// Small enough for Miri: the parallel-for path (raw-pointer output shared by
+/// tasks) with real threads, every type, against the single-threaded result.
+#[test]
+fn small_matmul_with_threads() {
+    let mut rng = Rng(6);
+    // 37 x 288 x 4 = 42,624 multiply-adds: above matmul's split threshold (32,768).
+    let (rows, cols, n) = (37usize, 288usize, 4usize);
+    let mut ks = simd_backends();
+    ks.push(scalar_k());
+    for ty in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::F16,
+        GgmlType::F32,
+    ] {
+        let w: Vec<u8> = (0..rows)
+            .flat_map(|_| weight_row(&mut rng, ty, cols, false))
+            .collect();
+        let x = activations(&mut rng, n * cols, false);
+        let want = run_matmul(&scalar_k(), ty, rows, cols, &w, &x, n);
+        for k in &ks {
+            for threads in [2usize, 3] {
+                let mut kt = *k;
+                kt.parallel = Some(scoped_hook(threads));
+                let got = run_matmul(&kt, ty, rows, cols, &w, &x, n);
+                assert_same(
+                    &got,
+                    &want,
+                    &format!("{} {} threads={threads}", k.backend.name(), ty.name()),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+#[test]
+fn std_thread_pool_small() {
+    use embergpt::kernels::parallel::ThreadPool;
+    let pool = ThreadPool::new(3);
+    let hits: Vec<AtomicUsize> = (0..20).map(|_| AtomicUsize::new(0)).collect();
+    unsafe extern "C" fn bump(data: *const c_void, i: usize) {
+        // SAFETY: data is the &Vec<AtomicUsize> passed below.
+        let h = unsafe { &*(data as *const Vec<AtomicUsize>) };
+        h[i].fetch_add(1, Ordering::SeqCst);
+    }
+    for n in [1usize, 2, 7, 20, 0, 5] {
+        // SAFETY: bump is callable from any thread.
+        unsafe { pool.run(n, bump, &hits as *const Vec<AtomicUsize> as *const c_void) };
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(
+                h.swap(0, Ordering::SeqCst),
+                (i < n) as usize,
+                "n {n} task {i}"
+            );
+        }
+    }
+    drop(pool); // joins the workers
+}
