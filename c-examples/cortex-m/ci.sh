@@ -2,8 +2,9 @@
 # Everything CI runs for the Cortex-M port (from any directory):
 #   1. build the QEMU instruction-count plugin (into c-examples/cortex-m/build/)
 #   2. build and run the firmware on Cortex-M4F and Cortex-M55 (make run, run-m55) with
-#      the default model, and again with a Q4_0 model; each run's greedy token ids must
-#      equal the host C API's (c-examples/generate) for the same model and prompt
+#      the default model (text in and out when it has a tokenizer), and again with a
+#      Q4_0 fixture (token ids); each run's greedy token ids must equal the host C
+#      API's (c-examples/generate) for the same model and prompt ids
 #   3. the on-target kernel tests: cargo test --test cortex_m on both targets
 #   4. instructions per MAC (make macs)
 #   5. the core builds for thumbv6m-none-eabi (Cortex-M0+) and riscv32imac-unknown-none-elf
@@ -45,7 +46,9 @@ check_run() {
     $MAKE -s -C c-examples/cortex-m MODEL="$model" PROMPT_IDS="$ids" N_GEN="$ngen" "$@" \
         2>&1 | grep -v 'GNU-stack\|NOTE: This behaviour' | tee "$build/ci-$name.out"
     got=$(sed -n 's/^generated: *//p' "$build/ci-$name.out")
-    want=$("$root/c-examples/build/generate" "$model" "$ngen" $(echo "$ids" | tr ',' ' ') 2> /dev/null |
+    # The prompt ids the firmware evaluated (tokenized on the target in text mode).
+    pids=$(sed -n 's/^prompt: *//p' "$build/ci-$name.out")
+    want=$("$root/c-examples/build/generate" "$model" "$ngen" $pids 2> /dev/null |
         sed -n 's/^generated: *\([0-9 ]*\).*/\1/p' | tr -s ' ' | sed 's/ *$//')
     if [ -z "$got" ] || [ "$got" != "$want" ]; then
         echo "FAIL: $name generated [$got], host C API [$want]" >&2

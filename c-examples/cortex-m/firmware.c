@@ -11,7 +11,8 @@
  * functions; until then the firmware works on token ids.
  *
  * Build-time parameters (-D): PROMPT_IDS (comma list), N_GEN, N_CTX (0 = model's),
- * N_BATCH, BACKEND (an EGPT_BACKEND_* value; default AUTO), PARAM_ADDR (a word QEMU may preload: nonzero overrides N_GEN), and
+ * PROMPT_TEXT (used when the model has a tokenizer: tokenized on the target, and the
+ * generated tokens printed as text), N_BATCH, BACKEND (an EGPT_BACKEND_* value; default AUTO), PARAM_ADDR (a word QEMU may preload: nonzero overrides N_GEN), and
  * SIZING (print the arena size as a C header and exit; no arena linked).
  */
 #include <stddef.h>
@@ -49,6 +50,12 @@ static uint64_t model_mem[EGPT_MODEL_STORAGE_SIZE / sizeof(uint64_t)];
 _Static_assert(ARENA_BYTES >= EGPT_ARENA_REQUIRED,
                "arena smaller than egpt_context_arena_size() reports for this model/params");
 __attribute__((section(".arena"), aligned(16))) static uint8_t arena[ARENA_BYTES];
+/* Text mode: the model has a tokenizer (EGPT_TOK_ARENA_REQUIRED > 0) and a prompt text. */
+#if defined(PROMPT_TEXT) && EGPT_TOK_ARENA_REQUIRED > 0
+#define TEXT_MODE 1
+__attribute__((section(".arena"), aligned(16))) static uint8_t tok_arena[EGPT_TOK_ARENA_REQUIRED];
+static char gen_text[2048];
+#endif
 #endif
 
 /* ---- output ---------------------------------------------------------------- */
@@ -108,8 +115,14 @@ __attribute__((unused)) static uint32_t argmax(const float *v, size_t n) {
 /* ---- main ------------------------------------------------------------------ */
 
 int main(void) {
+#ifdef TEXT_MODE
+    static uint32_t prompt[64];
+    size_t n_prompt = 0;
+    size_t n_text = 0;
+#else
     static const uint32_t prompt[] = {PROMPT_IDS};
     const size_t n_prompt = sizeof prompt / sizeof prompt[0];
+#endif
     uint32_t n_gen = N_GEN;
 #ifdef PARAM_ADDR
     {
@@ -149,6 +162,12 @@ int main(void) {
     put_str("#define EGPT_ARENA_REQUIRED ");
     put_u(need);
     put_str("u\n");
+    size_t tneed = 0;
+    if (egpt_tokenizer_arena_size(model, &tneed) != EGPT_OK)
+        tneed = 0; /* no tokenizer in this model: token-id mode */
+    put_str("#define EGPT_TOK_ARENA_REQUIRED ");
+    put_u(tneed);
+    put_str("u\n");
     return 0;
 #else
     put_str("embergpt ");
@@ -182,6 +201,21 @@ int main(void) {
     put_u(need);
     put_str(" bytes, backend ");
     put_str(egpt_backend_name(backend));
+#ifdef TEXT_MODE
+    egpt_tokenizer *tok = NULL;
+    s = egpt_tokenizer_create(model, tok_arena, sizeof tok_arena, &tok);
+    if (s != EGPT_OK)
+        return fail("egpt_tokenizer_create", s);
+    {
+        static const char text[] = PROMPT_TEXT;
+        s = egpt_tokenize(tok, text, sizeof text - 1, 0, prompt, sizeof prompt / sizeof prompt[0],
+                          &n_prompt);
+        if (s != EGPT_OK)
+            return fail("egpt_tokenize", s);
+        put_str("\nprompt text: ");
+        put_str(text);
+    }
+#endif
     put_str("\nprompt:");
     for (size_t i = 0; i < n_prompt; i++) {
         put_str(" ");
@@ -202,6 +236,17 @@ int main(void) {
         uint32_t next = argmax(logits, n_vocab);
         put_str(" ");
         put_u(next);
+#ifdef TEXT_MODE
+        {
+            size_t n_piece = 0;
+            size_t room = sizeof gen_text - 1 - n_text;
+            s = egpt_token_to_piece(tok, next, gen_text + n_text, room, &n_piece);
+            if (s == EGPT_OK)
+                n_text += n_piece;
+            else if (s != EGPT_ERR_BUFFER_TOO_SMALL)
+                return fail("egpt_token_to_piece", s);
+        }
+#endif
         if (i + 1 == n_gen)
             break;
         s = egpt_context_eval(ctx, &next, 1);
@@ -210,6 +255,12 @@ int main(void) {
             return fail("egpt_context_eval (token)", s);
         }
     }
+#ifdef TEXT_MODE
+    gen_text[n_text] = '\0';
+    put_str("\ntext: ");
+    put_str(PROMPT_TEXT);
+    put_str(gen_text);
+#endif
     put_str("\nstack: ");
     put_u(stack_high_water());
     put_str(" of ");
