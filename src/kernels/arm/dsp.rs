@@ -336,7 +336,7 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
         n,
         out,
         18,
-        |w, x| rows_q4_0_q8_0::<2>(w, x),
+        rows_q4_0_q8_0::<2>,
         vec_dot_q4_0_q8_0,
     )
 }

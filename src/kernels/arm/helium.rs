@@ -312,14 +312,5 @@ pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
 
 /// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 4 rows at a time.
 pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    gemm_by::<4>(
-        w,
-        rows,
-        x,
-        n,
-        out,
-        18,
-        |w, x| rows_q4_0_q8_0(w, x),
-        vec_dot_q4_0_q8_0,
-    )
+    gemm_by::<4>(w, rows, x, n, out, 18, rows_q4_0_q8_0, vec_dot_q4_0_q8_0)
 }
