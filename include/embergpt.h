@@ -427,6 +427,12 @@ typedef struct egpt_generate_result {
 // wasm32 simd128.
 #define EGPT_BACKEND_SIMD128 7
 
+// Cortex-M4/M7/M33 DSP extension (`SXTB16`/`SMLAD`); built with feature `dsp`.
+#define EGPT_BACKEND_CORTEXM_DSP 8
+
+// Cortex-M55 Helium/MVE; built with feature `helium`.
+#define EGPT_BACKEND_HELIUM 9
+
 // The model produced its end-of-text token (not emitted).
 #define EGPT_STOP_EOS 1
 

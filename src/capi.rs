@@ -419,6 +419,10 @@ pub const EGPT_BACKEND_NEON: egpt_backend = 5;
 pub const EGPT_BACKEND_DOTPROD: egpt_backend = 6;
 /// wasm32 simd128.
 pub const EGPT_BACKEND_SIMD128: egpt_backend = 7;
+/// Cortex-M4/M7/M33 DSP extension (`SXTB16`/`SMLAD`); built with feature `dsp`.
+pub const EGPT_BACKEND_CORTEXM_DSP: egpt_backend = 8;
+/// Cortex-M55 Helium/MVE; built with feature `helium`.
+pub const EGPT_BACKEND_HELIUM: egpt_backend = 9;
 
 const fn backend_to_c(b: Backend) -> egpt_backend {
     match b {
@@ -429,6 +433,8 @@ const fn backend_to_c(b: Backend) -> egpt_backend {
         Backend::Neon => EGPT_BACKEND_NEON,
         Backend::NeonDotprod => EGPT_BACKEND_DOTPROD,
         Backend::Simd128 => EGPT_BACKEND_SIMD128,
+        Backend::CortexMDsp => EGPT_BACKEND_CORTEXM_DSP,
+        Backend::Helium => EGPT_BACKEND_HELIUM,
     }
 }
 
@@ -454,6 +460,8 @@ fn backend_c_name(b: Backend) -> &'static CStr {
         Backend::Neon => c"neon",
         Backend::NeonDotprod => c"dotprod",
         Backend::Simd128 => c"simd128",
+        Backend::CortexMDsp => c"dsp",
+        Backend::Helium => c"helium",
     }
 }
 

@@ -9,6 +9,8 @@
 //! output element is computed by the same code whichever task computes it, so
 //! results are bit-identical for any thread count.
 
+#[cfg(target_arch = "arm")]
+pub mod arm;
 pub mod parallel;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -46,6 +48,10 @@ pub enum Backend {
     NeonDotprod,
     /// wasm32 simd128.
     Simd128,
+    /// Cortex-M4/M7/M33 DSP extension (`SXTB16`/`SMLAD`); Cargo feature `dsp`.
+    CortexMDsp,
+    /// Cortex-M55 Helium/MVE (`VMLADAVA`); Cargo feature `helium`.
+    Helium,
 }
 
 impl Backend {
@@ -57,6 +63,8 @@ impl Backend {
         Backend::NeonDotprod,
         Backend::Neon,
         Backend::Simd128,
+        Backend::Helium,
+        Backend::CortexMDsp,
         Backend::Scalar,
     ];
 
@@ -70,6 +78,8 @@ impl Backend {
             Backend::Neon => "neon",
             Backend::NeonDotprod => "dotprod",
             Backend::Simd128 => "simd128",
+            Backend::CortexMDsp => "dsp",
+            Backend::Helium => "helium",
         }
     }
 
@@ -96,6 +106,9 @@ impl Backend {
             ))]
             Backend::NeonDotprod => aarch64::has_dotprod(),
             Backend::Simd128 => cfg!(all(target_arch = "wasm32", target_feature = "simd128")),
+            // Chosen at build time (no run-time detection on bare-metal Cortex-M).
+            Backend::CortexMDsp => cfg!(all(target_arch = "arm", feature = "dsp")),
+            Backend::Helium => cfg!(all(target_arch = "arm", feature = "helium")),
             // Filled in by the SIMD modules (x86_64: CPUID + XGETBV; others: compile time).
             _ => false,
         }
@@ -186,6 +199,26 @@ impl Kernels {
             | Backend::Neon
             | Backend::NeonDotprod
             | Backend::Simd128 => return Err(Error::BackendUnavailable),
+            #[cfg(all(target_arch = "arm", feature = "dsp"))]
+            Backend::CortexMDsp => Kernels {
+                backend,
+                vec_dot_q8_0_q8_0: arm::dsp::vec_dot_q8_0_q8_0,
+                vec_dot_q4_0_q8_0: arm::dsp::vec_dot_q4_0_q8_0,
+                gemm_q8_0_q8_0: Some(arm::dsp::gemm_q8_0_q8_0),
+                gemm_q4_0_q8_0: Some(arm::dsp::gemm_q4_0_q8_0),
+                ..SCALAR
+            },
+            #[cfg(all(target_arch = "arm", feature = "helium"))]
+            Backend::Helium => Kernels {
+                backend,
+                vec_dot_q8_0_q8_0: arm::helium::vec_dot_q8_0_q8_0,
+                vec_dot_q4_0_q8_0: arm::helium::vec_dot_q4_0_q8_0,
+                gemm_q8_0_q8_0: Some(arm::helium::gemm_q8_0_q8_0),
+                gemm_q4_0_q8_0: Some(arm::helium::gemm_q4_0_q8_0),
+                ..SCALAR
+            },
+            #[allow(unreachable_patterns)]
+            Backend::CortexMDsp | Backend::Helium => return Err(Error::BackendUnavailable),
             Backend::Scalar => SCALAR,
         })
     }

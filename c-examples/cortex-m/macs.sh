@@ -1,0 +1,39 @@
+#!/bin/sh
+# Instructions per multiply-accumulate of a Q8_0 64 x 512 matrix-vector product
+# (Q8_0 activations, 32768 MACs) on Cortex-M4F and Cortex-M55 under QEMU: the
+# release build of tests/cortex_m.rs in probe mode (a word QEMU preloads selects
+# 4 = setup only, 1 = scalar reference as LLVM compiles it, 2 = DSP, 3 = Helium);
+# cost = (total(mode) - total(setup only)) / 32768. QEMU counts instructions, not cycles.
+#   macs.sh PLUGIN
+set -eu
+plugin=$1
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+macs=32768
+
+probe() { # target features qemu-args addr label modes...
+    target=$1 features=$2 qargs=$3 addr=$4 label=$5
+    shift 5
+    exe=$(cargo test --release --target "$target" --features "$features" --test cortex_m --no-run \
+        --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
+    [ -n "$exe" ] || { echo "macs: build failed for $target" >&2; exit 1; }
+    count() {
+        f=$(mktemp)
+        INSNCOUNT_OUT=$f qemu-system-arm $qargs -nographic -semihosting-config enable=on,target=native \
+            -plugin "$plugin" -d plugin -D /dev/null \
+            -device loader,addr="$addr",data="$1",data-len=4 -kernel "$exe" > /dev/null 2>&1
+        sed -n 's/.*total=\([0-9]*\).*/\1/p' "$f"
+        rm -f "$f"
+    }
+    base=$(count 4)
+    for m in "$@"; do
+        case $m in 1) k="scalar (LLVM)";; 2) k="dsp (SXTB16/SMLAD)";; 3) k="helium (VMLADAVA)";; esac
+        t=$(count "$m")
+        awk -v l="$label" -v k="$k" -v d="$((t - base))" -v n=$macs \
+            'BEGIN { printf "%-11s %-20s %8d instructions  %.3f per MAC\n", l, k, d, d / n }'
+    done
+}
+
+echo "Q8_0 x Q8_0 matrix-vector product, 64 rows x 512 columns (QEMU instruction counts, not cycles):"
+probe thumbv7em-none-eabihf dsp "-machine mps2-an386 -cpu cortex-m4" 0x21000000 "Cortex-M4F" 1 2
+probe thumbv8m.main-none-eabihf dsp,helium "-machine mps3-an547 -cpu cortex-m55" 0x60000000 "Cortex-M55" 1 2 3

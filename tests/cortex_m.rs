@@ -1,0 +1,419 @@
+//! On-target tests of the Cortex-M kernels (src/kernels/arm/) against the scalar
+//! reference, bit for bit, run under QEMU with semihosting:
+//!
+//! ```text
+//! cargo test --target thumbv7em-none-eabihf --features dsp --test cortex_m
+//! cargo test --target thumbv8m.main-none-eabihf --features dsp,helium --test cortex_m
+//! ```
+//! (runners and link flags in .cargo/config.toml). Prints `N passed, N failed`
+//! and exits through semihosting with status 0 only if all passed.
+//!
+//! Also the instructions-per-MAC probe of c-examples/cortex-m (`make macs`):
+//! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
+//! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none)
+//! and exits; differences of instruction totals between modes give the cost.
+//!
+//! On hosted targets this file prints that it skipped.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    println!(
+        "SKIPPED: tests/cortex_m.rs runs only on thumbv7em/thumbv8m under QEMU \
+         (c-examples/cortex-m/ci.sh)"
+    );
+}
+
+#[cfg(target_os = "none")]
+mod target {
+    use core::fmt::Write;
+    use cortex_m_rt::entry;
+    use cortex_m_semihosting::{debug, hio};
+    use embergpt::kernels::{self, scalar, Backend, Kernels, Matrix, QuantScratch};
+    use embergpt::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1, GgmlType};
+
+    /// Where `make macs` preloads the probe mode (`-device loader,...,data=N`):
+    /// PSRAM on mps2-an386, DDR on mps3-an547, both outside the linked image.
+    const MODE_ADDR: usize = if cfg!(feature = "helium") {
+        0x6000_0000
+    } else {
+        0x2100_0000
+    };
+
+    struct Out(Option<hio::HostStream>);
+    impl Write for Out {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            match &mut self.0 {
+                Some(h) => h.write_str(s),
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn out() -> Out {
+        Out(hio::hstdout().ok())
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        let _ = writeln!(out(), "PANIC: {info}");
+        debug::exit(debug::EXIT_FAILURE);
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// xorshift32: deterministic test data.
+    struct Rng(u32);
+    impl Rng {
+        fn next(&mut self) -> u32 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            self.0 = x;
+            x
+        }
+        fn byte(&mut self) -> u8 {
+            (self.next() >> 24) as u8
+        }
+        /// A finite f16 scale of either sign, mostly normal magnitudes.
+        fn scale(&mut self) -> u16 {
+            let v = (self.next() % 2000) as f32 / 1000.0 - 1.0;
+            f32_to_f16(v * 0.05)
+        }
+    }
+
+    /// Special f16 scales: 0, -0, smallest and largest subnormal, largest finite,
+    /// inf, -inf, quiet NaN, signalling NaN, negative NaN with payload.
+    const SPECIAL: [u16; 10] = [
+        0x0000, 0x8000, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0xfc00, 0x7e00, 0x7d00, 0xfe01,
+    ];
+
+    const MAX_ROWS: usize = 9;
+    const MAX_NB: usize = 33;
+    const MAX_COLS: usize = MAX_NB * 32;
+
+    struct Stats {
+        passed: u32,
+        failed: u32,
+    }
+
+    impl Stats {
+        fn check(&mut self, what: &str, backend: Backend, case: usize, got: f32, want: f32) {
+            if got.to_bits() == want.to_bits() {
+                self.passed += 1;
+            } else {
+                self.failed += 1;
+                let _ = writeln!(
+                    out(),
+                    "FAIL {what} [{}] case {case}: got {got:e} ({:#010x}) want {want:e} ({:#010x})",
+                    backend.name(),
+                    got.to_bits(),
+                    want.to_bits()
+                );
+            }
+        }
+    }
+
+    /// Fill weights of type `ty` (`rows` x `nb` blocks, starting `off` bytes into
+    /// `buf` to test any alignment) and return the row bytes.
+    #[allow(clippy::too_many_arguments)]
+    fn fill_weights<'a>(
+        rng: &mut Rng,
+        buf: &'a mut [u8],
+        off: usize,
+        ty: GgmlType,
+        rows: usize,
+        nb: usize,
+        extreme: bool,
+        special: Option<u16>,
+    ) -> &'a [u8] {
+        let bs = if ty == GgmlType::Q8_0 { 34 } else { 18 };
+        let data = &mut buf[off..off + rows * nb * bs];
+        for blk in data.chunks_exact_mut(bs) {
+            let d = special.unwrap_or_else(|| rng.scale());
+            blk[..2].copy_from_slice(&d.to_le_bytes());
+            for q in &mut blk[2..] {
+                // Q8_0 extremes: -128 (not produced by quantizing, but legal in files).
+                *q = if extreme {
+                    if ty == GgmlType::Q8_0 {
+                        0x80
+                    } else {
+                        0x00
+                    }
+                } else {
+                    rng.byte()
+                };
+            }
+        }
+        data
+    }
+
+    fn fill_act(rng: &mut Rng, x: &mut [BlockQ8_0], extreme: bool, special: Option<u16>) {
+        for b in x {
+            b.d = special.unwrap_or_else(|| rng.scale());
+            for q in &mut b.qs {
+                *q = if extreme { -128 } else { rng.byte() as i8 };
+            }
+        }
+    }
+
+    fn arm_backends() -> impl Iterator<Item = Backend> {
+        [Backend::CortexMDsp, Backend::Helium]
+            .into_iter()
+            .filter(|b| b.is_available())
+    }
+
+    /// The backend's 4-row Q8_0 kernel.
+    fn rows4(b: Backend, w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
+        match b {
+            #[cfg(feature = "dsp")]
+            Backend::CortexMDsp => kernels::arm::dsp::rows4_q8_0_q8_0(w, x),
+            #[cfg(feature = "helium")]
+            Backend::Helium => kernels::arm::helium::rows4_q8_0_q8_0(w, x),
+            _ => [f32::NAN; 4],
+        }
+    }
+
+    /// Table entries (one row) and the multi-row matvec against scalar.
+    fn test_dots(st: &mut Stats) {
+        let mut rng = Rng(0x1234_5678);
+        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut x = [BlockQ8_0::default(); MAX_NB];
+        let mut outv = [0.0f32; MAX_ROWS];
+        let nbs = [0usize, 1, 2, 3, 7, 8, 9, 15, 16, 17, 33];
+        let mut case = 0;
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+            let bs = if ty == GgmlType::Q8_0 { 34 } else { 18 };
+            for &nb in &nbs {
+                for rows in [1usize, 3, 4, 5, 8, 9] {
+                    for variant in 0..(3 + SPECIAL.len()) {
+                        case += 1;
+                        let off = case % 4;
+                        let extreme = variant == 1;
+                        let special = variant.checked_sub(3).map(|i| SPECIAL[i]);
+                        let w =
+                            fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
+                        // Activations: specials on the activation side for odd cases.
+                        let sx = if case % 2 == 1 { special } else { None };
+                        fill_act(&mut rng, &mut x[..nb], extreme, sx);
+                        let x = &x[..nb];
+                        let sref = if ty == GgmlType::Q8_0 {
+                            scalar::vec_dot_q8_0_q8_0
+                        } else {
+                            scalar::vec_dot_q4_0_q8_0
+                        };
+                        for b in arm_backends() {
+                            let k = match Kernels::new(b) {
+                                Ok(k) => k,
+                                Err(_) => {
+                                    st.failed += 1;
+                                    continue;
+                                }
+                            };
+                            let kd = if ty == GgmlType::Q8_0 {
+                                k.vec_dot_q8_0_q8_0
+                            } else {
+                                k.vec_dot_q4_0_q8_0
+                            };
+                            if nb == 0 {
+                                st.check("vec_dot empty", b, case, kd(&[], x), sref(&[], x));
+                                continue;
+                            }
+                            for (r, wr) in w.chunks_exact(nb * bs).enumerate() {
+                                st.check("vec_dot", b, case * 16 + r, kd(wr, x), sref(wr, x));
+                            }
+                            let handled =
+                                kernels::arm::matvec(b, ty, w, nb * bs, x, &mut outv[..rows]);
+                            if !handled {
+                                st.check("matvec handled", b, case, 0.0, 1.0);
+                                continue;
+                            }
+                            for (r, wr) in w.chunks_exact(nb * bs).enumerate() {
+                                st.check("matvec", b, case * 16 + r, outv[r], sref(wr, x));
+                            }
+                            // Rows not evenly spaced (the 4-row kernels' other path).
+                            if ty == GgmlType::Q8_0 && rows >= 4 {
+                                let rb = nb * bs;
+                                let pick = [2usize, 0, 3, 1];
+                                let wr: [&[u8]; 4] =
+                                    core::array::from_fn(|i| &w[pick[i] * rb..(pick[i] + 1) * rb]);
+                                let got = rows4(b, &wr, x);
+                                for i in 0..4 {
+                                    st.check(
+                                        "rows4 uneven",
+                                        b,
+                                        case * 16 + i,
+                                        got[i],
+                                        sref(wr[i], x),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Shorter activations than the row (the scalar loop stops at the shorter).
+        let w = fill_weights(&mut rng, &mut wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
+        fill_act(&mut rng, &mut x[..5], false, None);
+        for b in arm_backends() {
+            if let Ok(k) = Kernels::new(b) {
+                st.check(
+                    "short x",
+                    b,
+                    0,
+                    (k.vec_dot_q8_0_q8_0)(w, &x[..5]),
+                    scalar::vec_dot_q8_0_q8_0(w, &x[..5]),
+                );
+            }
+        }
+    }
+
+    /// `kernels::matmul` (quantize + matvec) through each backend's table against
+    /// the scalar table, for n = 1..3 activation rows.
+    fn test_matmul(st: &mut Stats) {
+        let mut rng = Rng(0x9e37_79b9);
+        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut xf = [0.0f32; 3 * MAX_COLS];
+        let mut q8_0 = [BlockQ8_0::default(); 3 * MAX_NB];
+        let mut q8_1 = [BlockQ8_1::default(); 3 * MAX_NB];
+        let mut o_ref = [0.0f32; 3 * MAX_ROWS];
+        let mut o_got = [0.0f32; 3 * MAX_ROWS];
+        let sk = match Kernels::new(Backend::Scalar) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let mut case = 0;
+        for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+            for nb in [1usize, 4, 16, 33] {
+                for rows in [1usize, 4, 7, 9] {
+                    for n in 1..=3usize {
+                        case += 1;
+                        let cols = nb * 32;
+                        let data =
+                            fill_weights(&mut rng, &mut wbuf, case % 3, ty, rows, nb, false, None);
+                        let m = Matrix {
+                            ty,
+                            rows,
+                            cols,
+                            data,
+                        };
+                        for v in &mut xf[..n * cols] {
+                            *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0;
+                        }
+                        let x = &xf[..n * cols];
+                        let mut s = QuantScratch {
+                            q8_0: &mut q8_0,
+                            q8_1: &mut q8_1,
+                        };
+                        let r = kernels::matmul(&sk, &m, x, n, &mut o_ref[..n * rows], &mut s);
+                        if r.is_err() {
+                            st.check("matmul ref ok", Backend::Scalar, case, 0.0, 1.0);
+                            continue;
+                        }
+                        for b in arm_backends() {
+                            let Ok(k) = Kernels::new(b) else { continue };
+                            let mut s = QuantScratch {
+                                q8_0: &mut q8_0,
+                                q8_1: &mut q8_1,
+                            };
+                            o_got[..n * rows].fill(f32::NAN);
+                            match kernels::matmul(&k, &m, x, n, &mut o_got[..n * rows], &mut s) {
+                                Ok(()) => {
+                                    for i in 0..n * rows {
+                                        st.check("matmul", b, case * 64 + i, o_got[i], o_ref[i]);
+                                    }
+                                }
+                                Err(_) => st.check("matmul ok", b, case, 0.0, 1.0),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The instructions-per-MAC probe: one 64 x 512 Q8_0 matrix-vector product.
+    fn probe(mode: u32) {
+        const ROWS: usize = 64;
+        const NB: usize = 16;
+        static mut W: [u8; ROWS * NB * 34] = [0; ROWS * NB * 34];
+        let mut rng = Rng(7);
+        // SAFETY: single-threaded bare-metal code; the only reference to W.
+        let w: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(W) };
+        let w = fill_weights(&mut rng, w, 0, GgmlType::Q8_0, ROWS, NB, false, None);
+        let mut x = [BlockQ8_0::default(); NB];
+        fill_act(&mut rng, &mut x, false, None);
+        let mut o = [0.0f32; ROWS];
+        match mode {
+            1 => {
+                for (r, wr) in w.chunks_exact(NB * 34).enumerate() {
+                    o[r] = scalar::vec_dot_q8_0_q8_0(core::hint::black_box(wr), &x);
+                }
+            }
+            2 | 3 => {
+                let b = if mode == 2 {
+                    Backend::CortexMDsp
+                } else {
+                    Backend::Helium
+                };
+                if !kernels::arm::matvec(
+                    b,
+                    GgmlType::Q8_0,
+                    core::hint::black_box(w),
+                    NB * 34,
+                    &x,
+                    &mut o,
+                ) {
+                    let _ = writeln!(out(), "probe: backend {} not built in", b.name());
+                    debug::exit(debug::EXIT_FAILURE);
+                }
+            }
+            _ => {}
+        }
+        core::hint::black_box(&o);
+        let _ = writeln!(out(), "probe mode {mode}: o[0] = {:#010x}", o[0].to_bits());
+        debug::exit(debug::EXIT_SUCCESS);
+    }
+
+    #[entry]
+    fn main() -> ! {
+        // SAFETY: MODE_ADDR is emulated RAM outside the image (zero unless preloaded).
+        let mode = unsafe { core::ptr::read_volatile(MODE_ADDR as *const u32) };
+        if mode != 0 {
+            probe(mode);
+        }
+        let mut st = Stats {
+            passed: 0,
+            failed: 0,
+        };
+        if arm_backends().next().is_none() {
+            let _ = writeln!(
+                out(),
+                "no Cortex-M backend built in: pass --features dsp (and helium on M55)"
+            );
+            st.failed += 1;
+        }
+        for b in arm_backends() {
+            let _ = writeln!(out(), "testing backend {}", b.name());
+        }
+        test_dots(&mut st);
+        test_matmul(&mut st);
+        let _ = writeln!(
+            out(),
+            "cortex_m: {} passed, {} failed",
+            st.passed,
+            st.failed
+        );
+        debug::exit(if st.failed == 0 {
+            debug::EXIT_SUCCESS
+        } else {
+            debug::EXIT_FAILURE
+        });
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+}
