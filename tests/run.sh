@@ -62,6 +62,9 @@ tests/scripts/qemu_x86.sh
 step "cross targets: aarch64 (qemu -cpu max / cortex-a53), wasm32-wasip1 (node)"
 tests/scripts/cross_test.sh
 
+step "Cortex-M: firmware on mps2-an386 (M4F) and mps3-an547 (M55), on-target kernel tests, footprint"
+c-examples/cortex-m/ci.sh
+
 # ------------------------------------------------------------------ hardening
 step "fuzz smoke (cargo-fuzz, nightly): ${FUZZ_SECONDS:-45} s per target"
 FUZZ_SECONDS="${FUZZ_SECONDS:-45}" bash tests/scripts/fuzz_smoke.sh
