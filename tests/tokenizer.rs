@@ -579,17 +579,15 @@ fn hostile_metadata_is_an_error() {
     );
     // Duplicate merge: allowed, first rank wins.
     assert_eq!(build(&small(|_, m, _| m.push(b"a b".to_vec()))), Ok(()));
-    // Types of the wrong length; a missing byte token; a normal token outside bytes_to_unicode.
+    // Types of the wrong length; a normal token outside bytes_to_unicode.
     assert_eq!(
         build(&small(|_, _, ty| {
             ty.pop();
         })),
         Err(BadTokenizer)
     );
-    assert_eq!(
-        build(&small(|t, _, _| t[0] = b"zz".to_vec())),
-        Err(BadTokenizer)
-    );
+    // A missing byte token is allowed (SmolLM2 lacks 21); tested in missing_byte_token_is_dropped.
+    assert_eq!(build(&small(|t, _, _| t[0] = b"zz".to_vec())), Ok(()));
     assert_eq!(
         build(&small(|t, _, _| t[256] = b"a b".to_vec())),
         Err(BadTokenizer)
@@ -604,6 +602,38 @@ fn hostile_metadata_is_an_error() {
     let n = bytes.len();
     bytes[n - 4..].copy_from_slice(&1000u32.to_le_bytes());
     assert_eq!(build(&bytes), Err(BadTokenizer));
+}
+
+/// A byte without a token is dropped, as Hugging Face's BPE (no unk, no byte fallback) drops it.
+#[test]
+fn missing_byte_token_is_dropped() {
+    // Byte 0x00 (GPT-2 character U+0100) has no token: its slot holds "zz".
+    let bytes = small(|t, _, _| t[0] = b"zz".to_vec());
+    let g = Gguf::parse(&bytes).unwrap();
+    let mut arena = vec![0u8; Tokenizer::arena_size(&g).unwrap()];
+    let mut t = Tokenizer::new(&g, &mut arena).unwrap();
+    assert_eq!(
+        encode(&mut t, b"x\0y", false),
+        vec![b'x' as u32, b'y' as u32]
+    );
+    assert_eq!(encode(&mut t, b"\0", false), Vec::<u32>::new());
+    assert_eq!(encode(&mut t, &[0u8; 100], false), Vec::<u32>::new());
+    t.set_bpe_window(16).unwrap();
+    assert_eq!(encode(&mut t, &[0u8; 100], false), Vec::<u32>::new());
+    assert_eq!(
+        encode(&mut t, b"x\0y", false),
+        vec![b'x' as u32, b'y' as u32]
+    );
+    // Dropped inside a piece: the neighbours meet and merge. No tokens for 0xC3 and 0xA9,
+    // the bytes of 'é' (a letter, so "aébc" is one piece): "a" "b" -> "ab", "ab" "c" -> "abc".
+    let bytes = small(|t, _, _| {
+        t[0xC3] = b"zz".to_vec();
+        t[0xA9] = b"yy".to_vec();
+    });
+    let g = Gguf::parse(&bytes).unwrap();
+    let mut arena = vec![0u8; Tokenizer::arena_size(&g).unwrap()];
+    let mut t = Tokenizer::new(&g, &mut arena).unwrap();
+    assert_eq!(encode(&mut t, "aébc é".as_bytes(), false), vec![257, 32]);
 }
 
 #[test]
@@ -639,7 +669,16 @@ fn mutated_metadata_never_panics() {
         for text in [&b"abcab <eot> ab\xff\xc3"[..], b"", b"  x\n\n"] {
             for special in [false, true] {
                 let ids = encode(&mut t, text, special);
-                assert_eq!(decode(&t, &ids, false), text);
+                // Bytes without a token (a mutation can remove one) are dropped; with
+                // `special`, a special token's text is not, so compare only when none is.
+                let kept: Vec<u8> = text
+                    .iter()
+                    .copied()
+                    .filter(|&b| t.token_id(&[b]).is_some())
+                    .collect();
+                if !special || kept.len() == text.len() {
+                    assert_eq!(decode(&t, &ids, false), kept);
+                }
             }
         }
     }

@@ -1,10 +1,12 @@
 //! `embergpt`: the command-line tool (std). Command forms are a contract; see README.md.
 
 mod bench;
+mod chat;
 mod common;
 mod generate;
 mod inspect;
 mod logits;
+mod perplexity;
 mod tokenize;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,10 @@ enum Cmd {
     Bench(bench::Args),
     /// Generate text from a prompt (the bundled model when -m is absent).
     Generate(generate::Args),
+    /// Chat with an instruction model (ChatML template; KV cache kept across turns).
+    Chat(chat::Args),
+    /// Perplexity of a text file (llama.cpp's chunked method).
+    Perplexity(perplexity::Args),
     /// Print the token ids of a text as one JSON array.
     Tokenize(tokenize::TokenizeArgs),
     /// Print the text of comma-separated token ids.
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
         Cmd::Logits(a) => logits::run(a),
         Cmd::Bench(a) => bench::run(a),
         Cmd::Generate(a) => generate::run(a),
+        Cmd::Chat(a) => chat::run(a),
+        Cmd::Perplexity(a) => perplexity::run(a),
         Cmd::Tokenize(a) => tokenize::tokenize(a),
         Cmd::Detokenize(a) => tokenize::detokenize(a),
         Cmd::Convert(a) => embergpt_cli::convert::run(&a).map_err(|e| e.to_string()),

@@ -16,10 +16,11 @@
 //! Building is linear in the vocabulary and merge counts (expected; hash tables are at most half
 //! full). Hostile metadata gives [`Error::NoTokenizer`] (absent, or a model or pre-tokenizer
 //! embergpt does not know) or [`Error::BadTokenizer`] (wrong types, lengths that disagree,
-//! duplicate normal tokens, a normal token that is not in `bytes_to_unicode` form, a missing
-//! single-byte token, merges that are not `"left right"` or name tokens that do not exist, or
+//! duplicate normal tokens, a normal token that is not in `bytes_to_unicode` form, merges that are not `"left right"` or name tokens that do not exist, or
 //! whose concatenation is not a token, out-of-range bos/eos). Duplicate merges are allowed; the
-//! first (lowest rank) wins.
+//! first (lowest rank) wins. A vocabulary may lack some single-byte tokens (SmolLM2 has none for
+//! 21 bytes, e.g. 0xC0, 0xF5..=0xFF): such a byte is dropped when encoding, as Hugging Face's BPE
+//! without `unk_token` or `byte_fallback` drops it (its neighbours then meet and may merge).
 //!
 //! # Encoding
 //! 1. With `parse_special`, the literal text of every control (type 3) and user-defined (type 4)
@@ -29,7 +30,8 @@
 //!    valid UTF-8 sequence (as `core::str::from_utf8` defines validity: no overlong forms, no
 //!    surrogates, nothing above U+10FFFF) is a piece of its own and becomes its single-byte token;
 //!    each valid run between such bytes is pre-tokenized as if it were a whole text. So
-//!    `decode(encode(x)) == x` for every byte string `x`.
+//!    `decode(encode(x)) == x` for every byte string `x` (less the bytes that have no token,
+//!    when the vocabulary lacks some single-byte tokens).
 //! 3. The pre-tokenizer splits each valid run into pieces ([`pretok`]).
 //! 4. Inside each piece, GPT-2's BPE: start from the single-byte tokens, repeatedly merge the
 //!    adjacent pair with the lowest merge rank (leftmost on ties) until no pair is a merge.
@@ -179,6 +181,9 @@ fn gpt2_decode_into(s: &[u8], out: &mut [u8]) -> usize {
     }
     n
 }
+
+/// `byte_ids` entry of a byte the vocabulary has no token for (never a valid id).
+const NO_TOKEN: u32 = u32::MAX;
 
 // ------------------------------------------------------------------ hashing
 
@@ -347,7 +352,7 @@ struct Vocab<'m, 'a> {
     specials: &'a [u32],
     /// Bit set of the first bytes of special token texts.
     special_first: [u32; 8],
-    /// Token id of each single byte.
+    /// Token id of each single byte ([`NO_TOKEN`] if the vocabulary has none).
     byte_ids: [u32; 256],
     max_token_len: usize,
 }
@@ -487,10 +492,25 @@ impl<'m, 'a> Vocab<'m, 'a> {
     /// looked up again only next to the symbols the pass created.
     fn merge_window(&self, s: &mut Scratch<'_>, bytes: &[u8]) -> usize {
         const FRESH: u32 = 1 << 31; // flag in `lens`: symbol made by the current pass
-        let mut n = bytes.len().min(s.ids.len());
-        for (i, &b) in bytes.iter().take(n).enumerate() {
-            s.ids[i] = self.byte_ids[b as usize];
-            s.lens[i] = 1;
+        let w = bytes.len().min(s.ids.len());
+        let mut n: usize = 0;
+        // A byte without a token is dropped before merging (Hugging Face's BPE skips a
+        // character it has no id for); its length goes to the symbol before it (or, at the
+        // start, the one after) so the lengths still cover the window.
+        let mut pending = 0u32;
+        for &b in bytes.iter().take(w) {
+            let id = self.byte_ids[b as usize];
+            if id == NO_TOKEN {
+                match n.checked_sub(1) {
+                    Some(p) => s.lens[p] += 1,
+                    None => pending += 1,
+                }
+                continue;
+            }
+            s.ids[n] = id;
+            s.lens[n] = 1 + pending;
+            pending = 0;
+            n += 1;
         }
         for i in 0..n {
             s.ranks[i] = if i + 1 < n {
@@ -548,7 +568,10 @@ impl<'m, 'a> Vocab<'m, 'a> {
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         if let [b] = piece {
-            return sink.push(self.byte_ids[*b as usize]);
+            return match self.byte_ids[*b as usize] {
+                NO_TOKEN => Ok(()),
+                id => sink.push(id),
+            };
         }
         let window = window.min(s.ids.len()).max(1);
         let mut pos = 0;
@@ -556,6 +579,11 @@ impl<'m, 'a> Vocab<'m, 'a> {
             let rest = piece.get(pos..).unwrap_or(&[]);
             let w = rest.len().min(window);
             let n = self.merge_window(s, rest.get(..w).unwrap_or(&[]));
+            if n == 0 {
+                // Every byte of the window was dropped (no tokens for them).
+                pos += w;
+                continue;
+            }
             if w == rest.len() {
                 for &id in &s.ids[..n] {
                     sink.push(id)?;
@@ -617,7 +645,9 @@ impl<'m, 'a> Vocab<'m, 'a> {
                     let bad = e.error_len().unwrap_or(tail.len()).min(tail.len()).max(1);
                     let (bad, tail) = tail.split_at(bad.min(tail.len()));
                     for &b in bad {
-                        sink.push(self.byte_ids[b as usize])?;
+                        if let id @ 0..=0xFFFF_FFFE = self.byte_ids[b as usize] {
+                            sink.push(id)?;
+                        }
                     }
                     rest = tail;
                     if rest.is_empty() {
@@ -741,7 +771,7 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         };
         for b in 0..=255u8 {
             let (u, n) = byte_char_utf8(b);
-            vocab.byte_ids[b as usize] = vocab.find(&u[..n], &[]).ok_or(Error::BadTokenizer)?;
+            vocab.byte_ids[b as usize] = vocab.find(&u[..n], &[]).unwrap_or(NO_TOKEN);
         }
         for &id in specials {
             if let Some(&b) = vocab.text(id as usize).first() {

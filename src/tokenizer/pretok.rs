@@ -14,6 +14,12 @@
 //! 3. a white-space run: all of it if it reaches the end of the text, else all but its last
 //!    character (which then starts the next piece, usually as the optional space of rule 2),
 //!    and a single white-space character when the run is only one long.
+//!
+//! SmolLM (`"smollm"`, llama.cpp's `LLAMA_VOCAB_PRE_TYPE_SMOLLM`; Hugging Face's
+//! `Sequence[Digits(individual_digits=true), ByteLevel(use_regex=true)]`) first isolates every
+//! `\p{N}` character as a piece of its own, then splits the text between them with the GPT-2
+//! pattern, which sees each such stretch as a whole text (so a space before a digit is never
+//! joined to it, and a white-space run before a digit ends its stretch).
 
 use super::unicode_tables::{ASCII, RANGES};
 
@@ -65,7 +71,15 @@ pub fn char_class(c: char) -> CharClass {
 pub enum PreTokenizer {
     /// GPT-2's pattern (see the module documentation).
     Gpt2,
+    /// Each number character alone, then GPT-2's pattern between them (SmolLM, SmolLM2).
+    SmolLm,
 }
+
+/// `tokenizer.ggml.pre` names and the pre-tokenizer each selects (absent key: GPT-2).
+const NAMES: &[(&[u8], PreTokenizer)] = &[
+    (b"gpt-2", PreTokenizer::Gpt2),
+    (b"smollm", PreTokenizer::SmolLm),
+];
 
 impl PreTokenizer {
     /// The pre-tokenizer for a byte-level BPE vocabulary given the value of
@@ -73,8 +87,8 @@ impl PreTokenizer {
     /// Unknown names give `None`.
     pub fn from_name(name: Option<&[u8]>) -> Option<Self> {
         match name {
-            None | Some(b"gpt-2") => Some(PreTokenizer::Gpt2),
-            _ => None,
+            None => Some(PreTokenizer::Gpt2),
+            Some(n) => NAMES.iter().find(|(k, _)| *k == n).map(|&(_, p)| p),
         }
     }
 
@@ -84,6 +98,7 @@ impl PreTokenizer {
     pub fn piece_end(self, s: &str, start: usize) -> usize {
         match self {
             PreTokenizer::Gpt2 => gpt2_piece_end(s, start),
+            PreTokenizer::SmolLm => digits_then_gpt2_piece_end(s, start),
         }
     }
 
@@ -195,6 +210,38 @@ fn gpt2_piece_end(s: &str, start: usize) -> usize {
     }
 }
 
+/// `\p{N}` isolated, then GPT-2 inside the stretches between number characters.
+///
+/// The GPT-2 piece on the whole text can differ from the one on the stretch only if it looked at
+/// a number character: one inside it (` 123`), or the character after a white-space run that the
+/// `\s+(?!\S)` rule inspected. So the stretch end is searched only that far (at most the piece,
+/// the white space after it and one more character), which keeps encoding linear.
+fn digits_then_gpt2_piece_end(s: &str, start: usize) -> usize {
+    let rest = match s.get(start..) {
+        Some(r) if !r.is_empty() => r,
+        _ => return s.len(),
+    };
+    let mut chars = rest.char_indices();
+    match chars.next() {
+        Some((_, c)) if char_class(c) == CharClass::Number => return start + c.len_utf8(),
+        Some(_) => {}
+        None => return s.len(),
+    }
+    let e = gpt2_piece_end(s, start);
+    for (off, c) in chars {
+        let k = char_class(c);
+        if k == CharClass::Number {
+            // The stretch ends here; GPT-2 on it alone.
+            let stretch = s.get(..start + off).unwrap_or(s);
+            return gpt2_piece_end(stretch, start);
+        }
+        if start + off >= e && k != CharClass::Space {
+            break;
+        }
+    }
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,10 +323,48 @@ mod tests {
         assert_eq!(split("!'s"), ["!'", "s"]);
     }
 
+    fn split_smollm(s: &str) -> Vec<&str> {
+        PreTokenizer::SmolLm.pieces(s).collect()
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(PreTokenizer::from_name(None), Some(PreTokenizer::Gpt2));
+        assert_eq!(
+            PreTokenizer::from_name(Some(b"gpt-2")),
+            Some(PreTokenizer::Gpt2)
+        );
+        assert_eq!(
+            PreTokenizer::from_name(Some(b"smollm")),
+            Some(PreTokenizer::SmolLm)
+        );
+        assert_eq!(PreTokenizer::from_name(Some(b"llama-bpe")), None);
+    }
+
+    // Expected splits: Hugging Face `tokenizers`
+    // `Sequence([Digits(individual_digits=True), ByteLevel(add_prefix_space=False)])`.
+    #[test]
+    fn smollm_digits_alone() {
+        assert_eq!(split_smollm("12345"), ["1", "2", "3", "4", "5"]);
+        assert_eq!(split_smollm("abc 123"), ["abc", " ", "1", "2", "3"]);
+        assert_eq!(split_smollm("a  1"), ["a", "  ", "1"]);
+        assert_eq!(split_smollm("a \n 1b"), ["a", " \n ", "1", "b"]);
+        assert_eq!(split_smollm("x²½ y"), ["x", "²", "½", " y"]);
+        assert_eq!(
+            split_smollm("in 1999, 3.14!"),
+            ["in", " ", "1", "9", "9", "9", ",", " ", "3", ".", "1", "4", "!"]
+        );
+        assert_eq!(split_smollm("Hello world"), ["Hello", " world"]);
+        assert_eq!(split_smollm("it's  ok"), ["it", "'s", " ", " ok"]);
+        assert_eq!(split_smollm("a1 "), ["a", "1", " "]);
+    }
+
     #[test]
     fn pieces_cover_the_text() {
         let s = "Mixed: ΑΒΓ 123 \u{2003}\u{2003}x 'd\r\n\r\n  end\u{85}";
         let joined: std::string::String = split(s).concat();
+        assert_eq!(joined, s);
+        let joined: std::string::String = split_smollm(s).concat();
         assert_eq!(joined, s);
     }
 }
