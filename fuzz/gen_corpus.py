@@ -98,6 +98,35 @@ def main():
     for i, (m, nc, nb, fl, sh, ln) in enumerate(seeds):
         write("arena_context", f"seed{i}",
               struct.pack("<BHHBHiB", m, nc, nb, fl, sh, ln, 7))
+
+    # tokenizer: [flags (bit 0 vocabulary, bit 1 id mode), text or 3-byte ids]
+    texts = [b"Hello world<|endoftext|> and more", b"\xff\xfe caf\xc3\xa9 \xe2\x82 \xf0\x9f\x98\x80!",
+             b"ROMEO:\nBut soft, what light through yonder window breaks?\n\n",
+             b"   12345 it's  they'll\t\r\n", b"<|endoftext|><|endoftext|x"]
+    for t in (0, 1):
+        for i, text in enumerate(texts):
+            write("tokenizer", f"t{t}_text{i}", bytes([t]) + text)
+        write("tokenizer", f"t{t}_ids", bytes([t | 2, 1, 0, 0, 0xff, 0xff, 0x7f, 5, 0, 0xff, 10, 2, 0]))
+
+    # sampler: [n_vocab u16, temp, top_k u16, top_p, min_p, rep, pres, freq (floats: a
+    # byte < 0x80 picks a boundary value), last_n, seed u32, flag, n_accept, accepts u32..., logits]
+    sam = [
+        bytes([8, 0, 0x03, 40, 0, 0x0e, 0x0d, 0x05, 0x03, 0x03, 10, 1, 0, 0, 0, 1, 2]) + bytes([1, 0, 0, 0, 2, 0, 0, 0]) + bytes([0x81, 0x90, 0x85, 0x90, 0x00, 0x02]),
+        bytes([0, 2, 0x08, 0, 1, 0x05, 0x03, 0x07, 0x07, 0x07, 16, 9, 9, 9, 9, 1, 0]) + bytes([0x85, 0x86, 0x87]),
+        bytes([5, 0, 0x03, 0, 0, 0x05, 0x03, 0x05, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x00]),
+        bytes([44, 1, 0x8c, 0, 1, 0x0e, 0x0d, 0x08, 0x87, 0x88, 32, 3, 0, 0, 0, 1, 3]) + bytes(12) + bytes(range(0x80, 0xc0)),
+    ]
+    for i, b in enumerate(sam):
+        write("sampler", f"seed{i}", b)
+
+    # capi_sequence: [ctx byte, batch byte, sampler byte, seed, ops...] (see checks.rs)
+    ops = bytes([0, 2, 3, 1, 2, 3, 1, 2, 2, 4, 5, 3, 0, 0, 0, 2, 0, 1,
+                 4, 0, 5]) + b"hello" + bytes([1, 9, 0, 3, 1, 1]) + b"e" + bytes([0, 2, 7, 9, 2,
+                 10, 0, 2, 0, 0, 1, 3, 1, 0, 5, 1, 1, 0, 6, 1, 1, 7, 0x10, 0, 0, 0, 0,
+                 6, 0x60, 1, 0, 4, 5, 0x40, 3, 0x10, 2, 3, 11, 0x08, 12, 0, 13, 3, 0, 0, 0, 0, 7])
+    for i, head in enumerate([bytes([0x1b, 0x03, 0, 0]), bytes([0x05, 0x81, 1, 3]), bytes([0x0b, 0xc2, 3, 0x05, 0x0e, 0x00, 0x05, 40, 8, 1])]):
+        write("capi_sequence", f"seed{i}", head + ops)
+        write("capi_sequence", f"gen{i}", head + bytes([9, 0, 0, 0, 0, 5, 1, 2, 3, 4, 5, 2, 9, 0, 4, 0, 0x20, 0]))
     print("corpus written to", OUT, file=sys.stderr)
 
 

@@ -87,3 +87,85 @@ fn properties_hold_on_seed_inputs() {
     }
     checks::gguf_parse(b"GGUF\x03\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "fixture-sized vocabularies")]
+fn tokenizer_regressions() {
+    let n = replay("tokenizer", checks::tokenizer);
+    println!("{n} tokenizer regression inputs");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "see tests/miri_text.rs for the Miri run")]
+fn sampler_regressions() {
+    let n = replay("sampler", checks::sampler);
+    println!("{n} sampler regression inputs");
+}
+
+#[cfg(feature = "capi")]
+#[test]
+#[cfg_attr(miri, ignore = "forward passes of the bundled model")]
+fn capi_sequence_regressions() {
+    let n = replay("capi_sequence", checks::capi_sequence);
+    println!("{n} capi_sequence regression inputs");
+}
+
+/// The text-side properties on a few hand-made inputs, so they run in plain
+/// `cargo test` even with no saved crash.
+#[test]
+#[cfg_attr(miri, ignore = "fixture-sized vocabularies")]
+fn text_properties_hold_on_seed_inputs() {
+    for t in [0u8, 1] {
+        for text in [
+            &b"Hello world<|endoftext|> and more"[..],
+            b"\xff\xfe caf\xc3\xa9 \xe2\x82 \xf0\x9f\x98\x80!!  \n\n\t12345",
+            b"",
+            b"<|endoftext|><|endoftext|>",
+        ] {
+            let mut d = vec![t];
+            d.extend_from_slice(text);
+            checks::tokenizer(&d);
+        }
+        // Ids: in range, out of range, near u32::MAX.
+        checks::tokenizer(&[t | 2, 1, 0, 0, 0xff, 0xff, 0x7f, 5, 0, 0xff]);
+        checks::tokenizer(&[t | 2, 10, 0, 0, 20, 0, 0, 0xff, 1, 0]);
+    }
+    // Sampler: default-like and greedy parameters over NaN / inf / tie rows.
+    for seed in [
+        &[
+            8u8, 0, 0x03, 0, 0, 0x0e, 0x00, 0x05, 0x03, 0x03, 10, 1, 0, 0, 0, 1, 2, 1, 2, 3, 0, 0,
+            0,
+        ][..],
+        &[
+            3, 0, 0x85, 2, 0, 0x05, 0x00, 0x05, 0x03, 0x03, 4, 7, 0, 0, 0, 1, 0, 0x01, 0x00, 0x02,
+        ][..],
+        &[
+            5, 0, 0x03, 0, 0, 0x05, 0x03, 0x05, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0x00,
+        ][..],
+        &[
+            0, 2, 0x88, 0, 1, 0x05, 0x03, 0x07, 0x07, 0x07, 16, 9, 9, 9, 9, 0, 3, 0x85, 0x86,
+        ][..],
+    ] {
+        checks::sampler(seed);
+    }
+    #[cfg(feature = "capi")]
+    {
+        // Context 12/4 with logits_all; evals, rewinds, tokenize, generate, bad handles.
+        checks::capi_sequence(&[
+            0x1b, 0x03, 0x00, 0x00, // context, sampler
+            0, 2, 3, 1, 2, 3, // eval 3 tokens
+            1, 2, 2, 4, 5, // eval_all 2
+            3, 0, 0, 0, // logits
+            2, 0, 1, // rewind to 1
+            4, 0, 5, b'h', b'e', b'l', b'l', b'o', 1, // tokenize, short buffer
+            9, 0, 3, 1, 1, b'e', 0x00, 2, 7, 9, 2, // generate
+            10, 0, 2, 0, 0x00, 1, 3, 1, // generate, nasty callback
+            0, 5, 1, 1, // eval with a NULL handle
+            0, 6, 1, 1, // eval with a fake handle
+            7, 0x10, 0, 0, 0, 0, // sample a NaN row
+            6, 0x60, 1, 0, 4, // corrupted stream decoder
+            5, 0x40, 3, 0x10, 2, 3, // token_to_piece, out of range
+            11, 0x08, 12, 0, 13, 3, 0, 0, 0, 0, 7, // getters, second context
+        ]);
+    }
+}

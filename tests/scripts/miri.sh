@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run the parser, arena, context, forward pass and scalar kernels under Miri
+# Run the parser, arena, context, forward pass, scalar kernels, tokenizer,
+# sampler and generation loop under Miri
 # (undefined behaviour, out-of-bounds and alignment checks on the unsafe arena
 # carving and on unaligned weight reads). Heavy tests are #[cfg_attr(miri,
 # ignore)]; what runs takes a few minutes of CPU on the tiny fixture `a`.
@@ -37,5 +38,10 @@ start=$(date +%s)
 # more are #[cfg_attr(miri, ignore)].
 cargo +nightly miri test -p embergpt "${FEAT[@]}" --lib
 cargo +nightly miri test -p embergpt "${FEAT[@]}" --test bad_input
+# Text side (tests/miri_text.rs): the tokenizer built from the bundled 512-token
+# model in an odd-aligned arena, a few strings encoded, decoded and stream-decoded;
+# the sampler on 6-logit rows; two greedy tokens generated on fixture `a` (two
+# forward passes, the bulk of its time).
+cargo +nightly miri test -p embergpt "${FEAT[@]}" --test miri_text
 end=$(date +%s)
 echo "miri.sh: done in $((end - start)) s"
