@@ -90,19 +90,41 @@ pub fn run(a: Args) -> CliResult<()> {
     );
     println!("pp{}: {:.2} tok/s", a.prompt, best_pp);
     println!("tg{}: {:.2} tok/s", a.gen, best_tg);
+    // Peak resident set of the whole process (model bytes + arena + runtime).
+    let peak = peak_rss_bytes();
+    match peak {
+        Some(p) => println!(
+            "peak RSS: {} bytes (model file {} + arena {} + {} other)",
+            p,
+            bytes.len(),
+            arena_bytes,
+            p as i64 - bytes.len() as i64 - arena_bytes as i64
+        ),
+        None => println!("peak RSS: not available on this OS"),
+    }
     if a.json {
         println!(
-            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"backend\": \"{}\", \"arena_bytes\": {}}}",
+            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"backend\": \"{}\", \"arena_bytes\": {}, \"model_bytes\": {}, \"peak_rss_bytes\": {}}}",
             best_pp,
             best_tg,
             a.prompt,
             a.gen,
             a.threads,
             ctx.backend().name(),
-            arena_bytes
+            arena_bytes,
+            bytes.len(),
+            peak.map_or("null".to_string(), |p| p.to_string())
         );
     }
     Ok(())
+}
+
+/// The process's peak resident set size (`VmHWM` in `/proc/self/status`), Linux only.
+fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Index of the largest logit (lowest index on ties).

@@ -209,3 +209,45 @@ fn tokenize_and_detokenize_round_trip() {
         "[82, 79, 77, 69, 79, 58]"
     );
 }
+
+/// Issue 5's memory promise: while generating, the process's peak RSS stays
+/// within model file + arena + 16 MiB (the CLI reads the file into memory; the
+/// arena is the only other large allocation). Checked on a 16 MiB random GPT-2.
+#[test]
+fn bench_peak_rss_within_model_plus_arena_plus_16_mib() {
+    if !std::path::Path::new("/proc/self/status").exists() {
+        println!("SKIPPED: peak RSS needs /proc/self/status (Linux)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("embergpt-rss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("rss.q8_0.gguf");
+    let bytes =
+        embergpt_cli::gguf_write::random_gpt2(8192, 256, 512, 8, 4, embergpt::GgmlType::Q8_0, 5)
+            .unwrap();
+    std::fs::write(&model, &bytes).unwrap();
+    let out = bin()
+        .args(["bench", "-m"])
+        .arg(&model)
+        .args(["-p", "64", "-n", "32", "--reps", "1", "--json"])
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8(out.stdout).unwrap();
+    let j: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
+    let peak = j["peak_rss_bytes"].as_u64().unwrap();
+    let model_b = j["model_bytes"].as_u64().unwrap();
+    let arena = j["arena_bytes"].as_u64().unwrap();
+    assert_eq!(model_b, bytes.len() as u64);
+    let bound = model_b + arena + (16 << 20);
+    println!("peak RSS {peak} B, model {model_b} B, arena {arena} B, bound {bound} B");
+    assert!(
+        peak <= bound,
+        "peak RSS {peak} > model {model_b} + arena {arena} + 16 MiB"
+    );
+}
