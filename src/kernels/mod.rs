@@ -302,6 +302,8 @@ const TILE_ROWS: usize = 4;
 const TILE_TOKENS: usize = 16;
 /// Multiply-accumulates below which a matmul is not worth splitting across threads.
 const MIN_PARALLEL_MACS: usize = 1 << 15;
+/// Row-range tasks per pool thread in a split matmul.
+const TASKS_PER_THREAD: usize = 4;
 
 /// `out[t][r] = dot(w[r], x[t])` for `t < n`, `r < w.rows`.
 ///
@@ -354,7 +356,11 @@ pub fn matmul(
     let tiles = rows.div_ceil(TILE_ROWS);
     let macs = rows.saturating_mul(w.cols).saturating_mul(n);
     let n_tasks = match &k.parallel {
-        Some(p) if macs >= MIN_PARALLEL_MACS => p.n_threads().min(tiles).max(1),
+        // Several tasks per thread: the tasks are handed out dynamically, so a
+        // thread that starts late (woken, or sharing its core) takes fewer.
+        Some(p) if macs >= MIN_PARALLEL_MACS && p.n_threads() > 1 => {
+            (p.n_threads() * TASKS_PER_THREAD).min(tiles).max(1)
+        }
         _ => 1,
     };
     let chunk = tiles.div_ceil(n_tasks) * TILE_ROWS;

@@ -164,6 +164,8 @@ mod pool {
         idle: Condvar,
         next: AtomicUsize,
         done: AtomicUsize,
+        /// Mirror of `State::active` (written under the lock, read without it).
+        busy: AtomicUsize,
         generation: AtomicU64,
         run_lock: Mutex<()>,
     }
@@ -194,6 +196,7 @@ mod pool {
                 idle: Condvar::new(),
                 next: AtomicUsize::new(0),
                 done: AtomicUsize::new(0),
+                busy: AtomicUsize::new(0),
                 generation: AtomicU64::new(0),
                 run_lock: Mutex::new(()),
             });
@@ -262,6 +265,16 @@ mod pool {
                 unsafe { task(data, i) };
                 s.done.fetch_add(1, Ordering::SeqCst);
             }
+            // The workers usually finish within microseconds of the caller: spin
+            // on the counter before sleeping on the condition variable (a futex
+            // round trip per matmul costs more than a small matmul).
+            let mut spins = 0;
+            while (s.done.load(Ordering::Acquire) != n || s.busy.load(Ordering::Acquire) != 0)
+                && spins < 200_000
+            {
+                core::hint::spin_loop();
+                spins += 1;
+            }
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             while !(s.done.load(Ordering::SeqCst) == n && st.active == 0) {
                 st = s.idle.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -299,6 +312,7 @@ mod pool {
                 match st.job {
                     Some(j) => {
                         st.active += 1;
+                        s.busy.store(st.active, Ordering::Release);
                         j
                     }
                     None => continue,
@@ -315,6 +329,7 @@ mod pool {
             }
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             st.active -= 1;
+            s.busy.store(st.active, Ordering::Release);
             s.idle.notify_all();
         }
     }

@@ -1,24 +1,33 @@
 #!/usr/bin/env python3
-"""embergpt's CLI bench and llama.cpp side by side on the same GGUF.
+"""embergpt's CLI bench and llama.cpp's llama-bench side by side on the same GGUF files.
 
-The model is GPT-2 124M-shaped with random weights (tests/scripts/make_bench_gpt2.py,
-plus a synthetic byte-level BPE vocabulary because llama.cpp insists on one).
-Both engines get the same prompt token ids (the CLI's formula), prefill them in
-one batch, then decode single tokens. Reported: prefill and decode tokens/s,
-best of --reps.
+The models are GPT-2 124M-shaped with random weights (tests/scripts/make_bench_gpt2.py,
+plus a synthetic byte-level BPE vocabulary because llama.cpp insists on one): one Q8_0
+and one with every matrix Q4_0 (token embedding included; norms, biases and the position
+embedding stay F32 in both engines). For every round, type and thread count the two engines
+run one after the other (alternating, so a change in machine load hits both), each doing a
+prefill of -p tokens in one batch and -n single-token decode steps. Reported: the median
+over rounds of prefill and decode tokens/s, and the ratios embergpt / llama.cpp.
 
-llama.cpp comes from the PyPI package `llama-cpp-python` (it compiles llama.cpp
-on install: `pip install --target DIR llama-cpp-python`, then pass --llama-path DIR
-or have it importable). Without it the llama.cpp column says "not installed".
+Differences to keep in mind: embergpt decodes its -n tokens after the -p prompt (attention
+over p..p+n positions, plus an argmax over the logits), llama-bench's tg test decodes from
+an empty context; both favour llama.cpp slightly.
+
+llama.cpp: any build of `llama-bench` (cmake -DLLAMA_BUILD_TOOLS=ON, target llama-bench;
+the sources also ship inside PyPI's llama-cpp-python sdist under vendor/llama.cpp). Pass
+--llama-bench PATH or set LLAMA_BENCH; without it the llama.cpp columns say "not run".
 
 usage: bench_vs_llamacpp.py [--dir /tmp/embergpt-bench] [--types q8_0 q4_0]
-                            [--threads 1 2] [-p 32] [-n 16] [--reps 3] [--llama-path DIR]
+                            [--threads 1 2] [-p 128] [-n 64] [--rounds 3]
+                            [--llama-bench PATH]
 """
 import argparse
 import json
+import os
+import shutil
+import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,34 +36,31 @@ sys.path.insert(0, str(HERE))
 import make_bench_gpt2 as mk  # noqa: E402
 
 
-def prompt_ids(p, vocab):
-    return [(i * 2654435761 + 17) % vocab for i in range(p)]
+def embergpt_bin():
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "embergpt-cli"], cwd=ROOT,
+                   check=True)
+    return ROOT / "target" / "release" / "embergpt"
 
 
-def embergpt_bench(model, p, n, t, reps):
-    cmd = ["cargo", "run", "-q", "--release", "-p", "embergpt-cli", "--", "bench", "-m", str(model),
-           "-p", str(p), "-n", str(n), "-t", str(t), "--reps", str(reps), "--json"]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+def embergpt_run(exe, model, p, n, t):
+    cmd = [str(exe), "bench", "-m", str(model), "-p", str(p), "-n", str(n), "-t", str(t),
+           "--reps", "1", "--json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
-    return j["pp_tps"], j["tg_tps"], j.get("backend", "?")
+    return j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes")
 
 
-def llama_bench(model, p, n, t, reps):
-    from llama_cpp import Llama  # noqa: imported late: optional
-    llm = Llama(model_path=str(model), n_ctx=p + n, n_batch=p, n_threads=t, n_threads_batch=t,
-                verbose=False)
-    prompt = prompt_ids(p, mk.V)
-    best_pp = best_tg = 0.0
-    for _ in range(reps):
-        llm.reset()
-        t0 = time.perf_counter()
-        llm.eval(prompt)
-        best_pp = max(best_pp, p / (time.perf_counter() - t0))
-        t1 = time.perf_counter()
-        for i in range(n):
-            llm.eval([(i * 31) % mk.V])
-        best_tg = max(best_tg, n / (time.perf_counter() - t1))
-    return best_pp, best_tg
+def llama_run(exe, model, p, n, t):
+    cmd = [str(exe), "-m", str(model), "-p", str(p), "-n", str(n), "-t", str(t), "-r", "1",
+           "-o", "json"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    pp = tg = None
+    for r in json.loads(out):
+        if r.get("n_prompt") == p and r.get("n_gen") == 0:
+            pp = r["avg_ts"]
+        if r.get("n_gen") == n and r.get("n_prompt") == 0:
+            tg = r["avg_ts"]
+    return pp, tg
 
 
 def main():
@@ -62,41 +68,70 @@ def main():
     ap.add_argument("--dir", default="/tmp/embergpt-bench")
     ap.add_argument("--types", nargs="+", default=["q8_0", "q4_0"])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("-p", type=int, default=32)
-    ap.add_argument("-n", type=int, default=16)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--llama-path")
+    ap.add_argument("-p", type=int, default=128)
+    ap.add_argument("-n", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH")
+                    or shutil.which("llama-bench"))
     a = ap.parse_args()
-    if a.llama_path:
-        sys.path.insert(0, a.llama_path)
-    try:
-        import llama_cpp  # noqa: F401
-        have_llama = True
-    except ImportError:
-        have_llama = False
-        print("llama-cpp-python not importable: llama.cpp column skipped", file=sys.stderr)
 
     d = Path(a.dir)
     d.mkdir(parents=True, exist_ok=True)
-    rows = []
+    exe = embergpt_bin()
+    models = {}
     for ty in a.types:
-        model = d / f"gpt2-124m-vocab.{ty}.gguf"
-        if not model.exists():
-            print(f"writing {model}", file=sys.stderr)
-            mk.write(model, ty, vocab=True)
-        for t in a.threads:
-            epp, etg, backend = embergpt_bench(model, a.p, a.n, t, a.reps)
-            if have_llama:
-                lpp, ltg = llama_bench(model, a.p, a.n, t, a.reps)
-                lcol = f"{lpp:.1f} | {ltg:.1f}"
-            else:
-                lcol = "not installed | not installed"
-            rows.append(f"| {ty} | {t} | {backend} | {epp:.1f} | {etg:.1f} | {lcol} |")
-    print(f"GPT-2 124M-shaped random model, prompt {a.p} tokens, {a.n} decode steps, best of {a.reps}")
-    print("| type | threads | embergpt backend | embergpt prefill tok/s | embergpt decode tok/s "
-          "| llama.cpp prefill tok/s | llama.cpp decode tok/s |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
+        models[ty] = d / f"gpt2-124m-vocab.{ty}.gguf"
+        if not models[ty].exists():
+            print(f"writing {models[ty]}", file=sys.stderr)
+            mk.write(models[ty], ty, vocab=True)
+    if not a.llama_bench:
+        print("llama-bench not found (--llama-bench PATH or LLAMA_BENCH): llama.cpp not run",
+              file=sys.stderr)
+
+    res = {}  # (ty, t) -> lists
+    for rnd in range(a.rounds):
+        for ty in a.types:
+            for t in a.threads:
+                r = res.setdefault((ty, t), {"epp": [], "etg": [], "lpp": [], "ltg": [],
+                                             "backend": "?", "rss": None})
+                epp, etg, backend, rss = embergpt_run(exe, models[ty], a.p, a.n, t)
+                r["epp"].append(epp)
+                r["etg"].append(etg)
+                r["backend"], r["rss"] = backend, rss
+                if a.llama_bench:
+                    lpp, ltg = llama_run(a.llama_bench, models[ty], a.p, a.n, t)
+                    r["lpp"].append(lpp)
+                    r["ltg"].append(ltg)
+                print(f"round {rnd + 1} {ty} t{t}: embergpt {epp:.1f}/{etg:.1f}"
+                      + (f", llama.cpp {lpp:.1f}/{ltg:.1f}" if a.llama_bench else ""),
+                      file=sys.stderr)
+
+    med = lambda v: statistics.median(v) if v else None  # noqa: E731
+    fmt = lambda v: f"{v:.1f}" if v is not None else "not run"  # noqa: E731
+    ratio = lambda x, y: f"{x / y:.2f}x" if x and y else "-"  # noqa: E731
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"GPT-2 124M-shaped random model, prompt {a.p} tokens in one batch, {a.n} decode "
+          f"steps; median of {a.rounds} alternating rounds; load average at the end {load:.1f}")
+    print()
+    print("| type | threads | embergpt prefill | llama.cpp prefill | ratio "
+          "| embergpt decode | llama.cpp decode | ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (ty, t), r in res.items():
+        epp, etg, lpp, ltg = med(r["epp"]), med(r["etg"]), med(r["lpp"]), med(r["ltg"])
+        print(f"| {ty} | {t} | {fmt(epp)} | {fmt(lpp)} | {ratio(epp, lpp)} | {fmt(etg)} "
+              f"| {fmt(ltg)} | {ratio(etg, ltg)} |")
+    print()
+    print("tokens/s; embergpt backend: "
+          + ", ".join(sorted({r["backend"] for r in res.values()})))
+    for ty in a.types:
+        r1, r2 = res.get((ty, 1)), res.get((ty, 2))
+        if r1 and r2:
+            print(f"{ty}: embergpt 2 threads / 1 thread decode {med(r2['etg']) / med(r1['etg']):.2f}x"
+                  + (f", llama.cpp {med(r2['ltg']) / med(r1['ltg']):.2f}x" if r1["ltg"] else ""))
+        rss = next((res[(ty, t)]["rss"] for t in a.threads if res[(ty, t)]["rss"]), None)
+        if rss:
+            print(f"{ty}: embergpt peak RSS {rss / 2**20:.1f} MiB "
+                  f"(model file {models[ty].stat().st_size / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":
