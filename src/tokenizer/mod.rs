@@ -1,7 +1,11 @@
-//! Text in, text out: GPT-2 byte-level BPE read from GGUF metadata.
+//! Text in, text out: GPT-2 byte-level BPE or SentencePiece, read from GGUF metadata.
+//!
+//! `tokenizer.ggml.model` chooses the algorithm: `"gpt2"` is byte-level BPE (below), `"llama"`
+//! is SentencePiece-style, llama.cpp's `llm_tokenizer_spm` (see [`spm`]); anything else is
+//! [`Error::NoTokenizer`]. Both have the same API, arena discipline and streaming decoder.
 //!
 //! # Vocabulary
-//! [`Tokenizer::new`] reads `tokenizer.ggml.model` (must be `"gpt2"`), `tokenizer.ggml.tokens`
+//! For `"gpt2"`, [`Tokenizer::new`] reads `tokenizer.ggml.tokens`
 //! (strings in GPT-2's `bytes_to_unicode` form), `tokenizer.ggml.merges` (`"left right"` in rank
 //! order), the optional `tokenizer.ggml.token_type` (int32; 1 normal, 3 control, 4 user-defined,
 //! ...), `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.ggml.pre` (which selects the
@@ -75,7 +79,7 @@
 //! ```
 
 pub mod pretok;
-mod spm;
+pub mod spm;
 mod stream;
 mod unicode_tables;
 
