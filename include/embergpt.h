@@ -172,7 +172,7 @@ typedef struct egpt_tokenizer_info {
   size_t struct_size;
   // Tokens in the vocabulary.
   size_t n_vocab;
-  // BPE merges.
+  // BPE merges (0 for a SentencePiece vocabulary).
   size_t n_merges;
   // Longest token text in bytes (`egpt_token_to_piece` never needs more).
   size_t max_token_len;
@@ -187,7 +187,9 @@ typedef struct egpt_tokenizer_info {
 // it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
 // incomplete UTF-8 character at the end of a token until the next token
 // completes it, so printed text never shows a broken character; concatenating
-// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes
+// (except the leading space a SentencePiece vocabulary drops there: the stream
+// continues a text, e.g. generation after a prompt).
 typedef struct egpt_stream_decoder {
   // Private.
   uint32_t magic;
@@ -779,7 +781,8 @@ egpt_status egpt_token_to_piece(const struct egpt_tokenizer *tok,
 
 // The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
 // `*n_out` = bytes written. With `skip_special` nonzero, control and
-// user-defined tokens give nothing.
+// user-defined tokens give nothing. A SentencePiece (llama) vocabulary drops
+// the leading space of the first token, as llama.cpp's `llama_detokenize`.
 //
 // Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
 // `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes

@@ -1708,7 +1708,7 @@ pub struct egpt_tokenizer_info {
     pub struct_size: usize,
     /// Tokens in the vocabulary.
     pub n_vocab: usize,
-    /// BPE merges.
+    /// BPE merges (0 for a SentencePiece vocabulary).
     pub n_merges: usize,
     /// Longest token text in bytes (`egpt_token_to_piece` never needs more).
     pub max_token_len: usize,
@@ -1847,7 +1847,8 @@ pub unsafe extern "C" fn egpt_token_to_piece(
 
 /// The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
 /// `*n_out` = bytes written. With `skip_special` nonzero, control and
-/// user-defined tokens give nothing.
+/// user-defined tokens give nothing. A SentencePiece (llama) vocabulary drops
+/// the leading space of the first token, as llama.cpp's `llama_detokenize`.
 ///
 /// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
 /// `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes
@@ -1896,7 +1897,9 @@ pub unsafe extern "C" fn egpt_detokenize(
 /// it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
 /// incomplete UTF-8 character at the end of a token until the next token
 /// completes it, so printed text never shows a broken character; concatenating
-/// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+/// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes
+/// (except the leading space a SentencePiece vocabulary drops there: the stream
+/// continues a text, e.g. generation after a prompt).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct egpt_stream_decoder {
