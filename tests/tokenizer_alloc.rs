@@ -79,7 +79,11 @@ fn no_allocation_in_build_encode_decode() {
 fn sentencepiece_allocates_nothing() {
     use embergpt::tokenizer::token_type;
     let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-    let mut types = vec![token_type::UNKNOWN, token_type::CONTROL, token_type::CONTROL];
+    let mut types = vec![
+        token_type::UNKNOWN,
+        token_type::CONTROL,
+        token_type::CONTROL,
+    ];
     tokens.extend((0..256).map(|b| format!("<0x{b:02X}>")));
     types.extend([token_type::BYTE; 256]);
     for p in ["\u{2581}", "a", "b", "\u{2581}a", "ab", "\u{2581}ab", "aa"] {

@@ -719,12 +719,12 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
                 add_bos: meta.add_bos,
             });
         }
+        let meta = Meta::read(gguf)?;
         let add_bos = match gguf.get("tokenizer.ggml.add_bos_token") {
             None => false,
             Some(Value::Bool(b)) => b,
             Some(_) => return Err(Error::BadTokenizer),
         };
-        let meta = Meta::read(gguf)?;
         let needed = meta.plan()?.total()?;
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall {
@@ -969,10 +969,28 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
     }
 
     fn walk(&mut self, text: &[u8], parse_special: bool, sink: &mut Sink<'_>) -> Result<()> {
-        match &mut self.model {
-            Model::Gpt2(g) => g.walk(self.window, text, parse_special, sink),
-            Model::Spm(s) => s.encode(text, parse_special, self.window, sink),
+        let (v, s, pre) = match &mut self.model {
+            Model::Gpt2(g) => (&g.vocab, &mut g.scratch, g.pre),
+            Model::Spm(m) => return m.encode(text, parse_special, self.window, sink),
+        };
+        if !parse_special || v.specials.is_empty() {
+            return v.encode_ordinary(pre, s, self.window, text, sink);
         }
+        let mut seg = 0;
+        let mut p = 0;
+        while let Some(&b) = text.get(p) {
+            if v.special_first[(b >> 5) as usize] & (1 << (b & 31)) != 0 {
+                if let Some((id, len)) = v.match_special(text.get(p..).unwrap_or(&[])) {
+                    v.encode_ordinary(pre, s, self.window, text.get(seg..p).unwrap_or(&[]), sink)?;
+                    sink.push(id)?;
+                    p += len;
+                    seg = p;
+                    continue;
+                }
+            }
+            p += 1;
+        }
+        v.encode_ordinary(pre, s, self.window, text.get(seg..).unwrap_or(&[]), sink)
     }
 
     /// Encode `text` into `out`, returning the number of ids written. With `parse_special`, the
@@ -1060,38 +1078,6 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
             };
         }
         Ok(n)
-    }
-}
-
-impl Gpt2<'_, '_> {
-    fn walk(
-        &mut self,
-        window: usize,
-        text: &[u8],
-        parse_special: bool,
-        sink: &mut Sink<'_>,
-    ) -> Result<()> {
-        let v = &self.vocab;
-        let s = &mut self.scratch;
-        let pre = self.pre;
-        if !parse_special || v.specials.is_empty() {
-            return v.encode_ordinary(pre, s, window, text, sink);
-        }
-        let mut seg = 0;
-        let mut p = 0;
-        while let Some(&b) = text.get(p) {
-            if v.special_first[(b >> 5) as usize] & (1 << (b & 31)) != 0 {
-                if let Some((id, len)) = v.match_special(text.get(p..).unwrap_or(&[])) {
-                    v.encode_ordinary(pre, s, window, text.get(seg..p).unwrap_or(&[]), sink)?;
-                    sink.push(id)?;
-                    p += len;
-                    seg = p;
-                    continue;
-                }
-            }
-            p += 1;
-        }
-        v.encode_ordinary(pre, s, window, text.get(seg..).unwrap_or(&[]), sink)
     }
 }
 
