@@ -994,7 +994,8 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
     }
 
     /// Encode `text` into `out`, returning the number of ids written. With `parse_special`, the
-    /// literal text of control and user-defined tokens becomes their ids (see the module docs).
+    /// literal text of control and user-defined tokens becomes their ids (see the module docs;
+    /// SentencePiece as llama.cpp: user-defined always, control and unknown with `parse_special`).
     /// [`Error::BufferTooSmall`] if `out` is too short ([`Tokenizer::count`] gives the length
     /// needed); `out` then holds a prefix of the ids.
     pub fn encode(&mut self, text: &[u8], parse_special: bool, out: &mut [u32]) -> Result<usize> {
