@@ -541,3 +541,64 @@ fn gpt2_vocabularies_do_not_add_bos() {
     let f = std::fs::read(p).unwrap();
     with_tok(&f, |t| assert!(!t.add_bos()));
 }
+
+#[test]
+fn random_bytes_keep_the_api_invariants() {
+    let Some(file) = stories() else { return };
+    with_tok(file, |t| {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let pieces: [&[u8]; 10] = [
+            b" ",
+            b"a",
+            b"<s>",
+            b"</s>",
+            b"<unk>",
+            b"\xe2\x96\x81",
+            b"\xff",
+            b"\xc3",
+            "語".as_bytes(),
+            b"\n",
+        ];
+        for round in 0..3000 {
+            let len = (next() % 40) as usize;
+            let text: Vec<u8> = (0..len)
+                .flat_map(|_| {
+                    let r = next();
+                    if r % 3 == 0 {
+                        pieces[(r / 3 % pieces.len() as u64) as usize].to_vec()
+                    } else {
+                        vec![(r >> 8) as u8]
+                    }
+                })
+                .collect();
+            for special in [false, true] {
+                let ids = encode(t, &text, special);
+                assert!(ids.iter().all(|&id| id < 512));
+                if !special {
+                    assert!(ids.iter().all(|&id| !t.is_special(id)), "{text:?}");
+                }
+                if let Some(n) = ids.len().checked_sub(1) {
+                    let mut short = vec![u32::MAX; n];
+                    assert_eq!(
+                        t.encode(&text, special, &mut short),
+                        Err(Error::BufferTooSmall)
+                    );
+                    assert_eq!(short, ids[..n], "round {round}: a prefix is written");
+                }
+                let plain = decode(t, &ids, false);
+                assert_eq!(stream(t, &ids, StreamDecoder::at_start()), plain);
+                let kept: Vec<u32> = ids.iter().copied().filter(|&i| !t.is_special(i)).collect();
+                // skip_special drops the specials; the leading-space rule looks at ids[0] only.
+                if ids.first().is_none_or(|&i| !t.is_special(i)) {
+                    assert_eq!(decode(t, &ids, true), decode(t, &kept, false));
+                }
+            }
+        }
+    });
+}
