@@ -737,14 +737,27 @@ egpt_status egpt_tokenizer_create_gguf(const uint8_t *bytes,
 egpt_status egpt_tokenizer_get_info(const struct egpt_tokenizer *tok,
                                     struct egpt_tokenizer_info *out_info);
 
+// Whether a prompt should start with the BOS token (`egpt_tokenizer_info.bos`):
+// `*out` = 1 or 0. It is the vocabulary's `tokenizer.ggml.add_bos_token`, by default
+// 1 for SentencePiece (llama) vocabularies and 0 for GPT-2 ones, as llama.cpp and
+// `embergpt generate` do; [`egpt_tokenize`] never adds it.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not a tokenizer handle).
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL); `out` writable.
+egpt_status egpt_tokenizer_add_bos(const struct egpt_tokenizer *tok, int *out);
+
 // Tokenize `text[0..text_len]` (any bytes, no NUL needed) into `out[0..out_len]`;
 // `*n_out` = the number of ids. With `parse_special` nonzero the literal text of
 // control and user-defined tokens (e.g. `<|endoftext|>`) becomes their ids.
 //
 // Invalid UTF-8 is defined behaviour: every byte that does not start a valid
 // UTF-8 sequence becomes its own single-byte token, so `egpt_detokenize` gives
-// the input back exactly. There are never more ids than bytes, so `out_len >=
-// text_len` always suffices (and then tokenizes in one pass).
+// the input back exactly. A GPT-2 vocabulary never gives more ids than bytes, so
+// `out_len >= text_len` always suffices (and then tokenizes in one pass); a
+// SentencePiece (llama) one can give more (a prefix space; byte fallback), up to
+// `7 * text_len + 3`.
 //
 // Errors: `NULL_POINTER` (`tok`, `n_out`, or a NULL buffer with nonzero length),
 // `BAD_STATE` (not a tokenizer handle), `BAD_PARAMETER` (misaligned `out`),

@@ -421,6 +421,20 @@ fn merge_order_is_highest_score_then_leftmost() {
 }
 
 #[test]
+fn max_ids_bounds_the_worst_case() {
+    // No ▁ piece: every space is three byte tokens, and every fragment gets a prefix space.
+    let f = synth(&[("a", -1.0)], |_| {});
+    with_tok(&f, |t| {
+        for text in [&b" "[..], b"  ", b"<s> <s> ", b" <s>", b"a", b""] {
+            let n = encode(t, text, true).len();
+            assert!(n <= t.max_ids(text.len()), "{text:?}: {n}");
+        }
+        assert_eq!(encode(t, b" ", false).len(), 6);
+        assert_eq!(encode(t, b"<s> <s> ", true).len(), 2 + 3 * 4);
+    });
+}
+
+#[test]
 fn missing_byte_tokens_fall_back_to_unk_and_user_defined_always_match() {
     let tokens = ["<unk>", "<s>", "</s>", "▁", "a", "<|u|>", "<0x62>"];
     let scores = [0.0, 0.0, 0.0, -1.0, -1.0, 0.0, 0.0];
@@ -580,6 +594,7 @@ fn random_bytes_keep_the_api_invariants() {
             for special in [false, true] {
                 let ids = encode(t, &text, special);
                 assert!(ids.iter().all(|&id| id < 512));
+                assert!(ids.len() <= t.max_ids(text.len()));
                 if !special {
                     assert!(ids.iter().all(|&id| !t.is_special(id)), "{text:?}");
                 }

@@ -1008,6 +1008,16 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         Ok(sink.n)
     }
 
+    /// An upper bound on the ids [`Tokenizer::encode`] gives for any text of `text_len` bytes:
+    /// `text_len` for GPT-2 (never more ids than bytes); `7 * text_len + 3` for SentencePiece
+    /// (a space becomes `▁`, up to 3 byte tokens; each text fragment may get a prefix space).
+    pub fn max_ids(&self, text_len: usize) -> usize {
+        match &self.model {
+            Model::Gpt2(_) => text_len,
+            Model::Spm(_) => text_len.saturating_mul(7).saturating_add(3),
+        }
+    }
+
     /// Number of ids [`Tokenizer::encode`] produces for `text`.
     pub fn count(&mut self, text: &[u8], parse_special: bool) -> usize {
         let mut sink = Sink {
