@@ -172,7 +172,7 @@ typedef struct egpt_tokenizer_info {
   size_t struct_size;
   // Tokens in the vocabulary.
   size_t n_vocab;
-  // BPE merges.
+  // BPE merges (0 for a SentencePiece vocabulary).
   size_t n_merges;
   // Longest token text in bytes (`egpt_token_to_piece` never needs more).
   size_t max_token_len;
@@ -187,7 +187,9 @@ typedef struct egpt_tokenizer_info {
 // it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
 // incomplete UTF-8 character at the end of a token until the next token
 // completes it, so printed text never shows a broken character; concatenating
-// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes
+// (except the leading space a SentencePiece vocabulary drops there: the stream
+// continues a text, e.g. generation after a prompt).
 typedef struct egpt_stream_decoder {
   // Private.
   uint32_t magic;
@@ -735,14 +737,27 @@ egpt_status egpt_tokenizer_create_gguf(const uint8_t *bytes,
 egpt_status egpt_tokenizer_get_info(const struct egpt_tokenizer *tok,
                                     struct egpt_tokenizer_info *out_info);
 
+// Whether a prompt should start with the BOS token (`egpt_tokenizer_info.bos`):
+// `*out` = 1 or 0. It is the vocabulary's `tokenizer.ggml.add_bos_token`, by default
+// 1 for SentencePiece (llama) vocabularies and 0 for GPT-2 ones, as llama.cpp and
+// `embergpt generate` do; [`egpt_tokenize`] never adds it.
+//
+// Errors: `NULL_POINTER`, `BAD_STATE` (not a tokenizer handle).
+//
+// # Safety
+// `tok` from [`egpt_tokenizer_create`] (or NULL); `out` writable.
+egpt_status egpt_tokenizer_add_bos(const struct egpt_tokenizer *tok, int *out);
+
 // Tokenize `text[0..text_len]` (any bytes, no NUL needed) into `out[0..out_len]`;
 // `*n_out` = the number of ids. With `parse_special` nonzero the literal text of
 // control and user-defined tokens (e.g. `<|endoftext|>`) becomes their ids.
 //
 // Invalid UTF-8 is defined behaviour: every byte that does not start a valid
 // UTF-8 sequence becomes its own single-byte token, so `egpt_detokenize` gives
-// the input back exactly. There are never more ids than bytes, so `out_len >=
-// text_len` always suffices (and then tokenizes in one pass).
+// the input back exactly. A GPT-2 vocabulary never gives more ids than bytes, so
+// `out_len >= text_len` always suffices (and then tokenizes in one pass); a
+// SentencePiece (llama) one can give more (a prefix space; byte fallback), up to
+// `7 * text_len + 3`.
 //
 // Errors: `NULL_POINTER` (`tok`, `n_out`, or a NULL buffer with nonzero length),
 // `BAD_STATE` (not a tokenizer handle), `BAD_PARAMETER` (misaligned `out`),
@@ -779,7 +794,8 @@ egpt_status egpt_token_to_piece(const struct egpt_tokenizer *tok,
 
 // The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
 // `*n_out` = bytes written. With `skip_special` nonzero, control and
-// user-defined tokens give nothing.
+// user-defined tokens give nothing. A SentencePiece (llama) vocabulary drops
+// the leading space of the first token, as llama.cpp's `llama_detokenize`.
 //
 // Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
 // `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes

@@ -1708,7 +1708,7 @@ pub struct egpt_tokenizer_info {
     pub struct_size: usize,
     /// Tokens in the vocabulary.
     pub n_vocab: usize,
-    /// BPE merges.
+    /// BPE merges (0 for a SentencePiece vocabulary).
     pub n_merges: usize,
     /// Longest token text in bytes (`egpt_token_to_piece` never needs more).
     pub max_token_len: usize,
@@ -1749,14 +1749,40 @@ pub unsafe extern "C" fn egpt_tokenizer_get_info(
     })())
 }
 
+/// Whether a prompt should start with the BOS token (`egpt_tokenizer_info.bos`):
+/// `*out` = 1 or 0. It is the vocabulary's `tokenizer.ggml.add_bos_token`, by default
+/// 1 for SentencePiece (llama) vocabularies and 0 for GPT-2 ones, as llama.cpp and
+/// `embergpt generate` do; [`egpt_tokenize`] never adds it.
+///
+/// Errors: `NULL_POINTER`, `BAD_STATE` (not a tokenizer handle).
+///
+/// # Safety
+/// `tok` from [`egpt_tokenizer_create`] (or NULL); `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn egpt_tokenizer_add_bos(
+    tok: *const egpt_tokenizer,
+    out: *mut c_int,
+) -> egpt_status {
+    status((|| {
+        non_null(&[out.cast_const().cast()])?;
+        // SAFETY: caller contract.
+        let t = &unsafe { tokenizer_ref(tok)? }.tok;
+        // SAFETY: non-NULL, writable by contract.
+        unsafe { put(out, c_int::from(t.add_bos())) };
+        Ok(())
+    })())
+}
+
 /// Tokenize `text[0..text_len]` (any bytes, no NUL needed) into `out[0..out_len]`;
 /// `*n_out` = the number of ids. With `parse_special` nonzero the literal text of
 /// control and user-defined tokens (e.g. `<|endoftext|>`) becomes their ids.
 ///
 /// Invalid UTF-8 is defined behaviour: every byte that does not start a valid
 /// UTF-8 sequence becomes its own single-byte token, so `egpt_detokenize` gives
-/// the input back exactly. There are never more ids than bytes, so `out_len >=
-/// text_len` always suffices (and then tokenizes in one pass).
+/// the input back exactly. A GPT-2 vocabulary never gives more ids than bytes, so
+/// `out_len >= text_len` always suffices (and then tokenizes in one pass); a
+/// SentencePiece (llama) one can give more (a prefix space; byte fallback), up to
+/// `7 * text_len + 3`.
 ///
 /// Errors: `NULL_POINTER` (`tok`, `n_out`, or a NULL buffer with nonzero length),
 /// `BAD_STATE` (not a tokenizer handle), `BAD_PARAMETER` (misaligned `out`),
@@ -1786,7 +1812,7 @@ pub unsafe extern "C" fn egpt_tokenize(
         // SAFETY: caller contract.
         let out = unsafe { buf_out(out, out_len)? };
         let special = parse_special != 0;
-        if out.len() < text.len() {
+        if out.len() < t.max_ids(text.len()) {
             let needed = t.count(text, special);
             if needed > out.len() {
                 // SAFETY: non-NULL, writable by contract.
@@ -1795,7 +1821,7 @@ pub unsafe extern "C" fn egpt_tokenize(
         }
         let n = match t.encode(text, special, out) {
             Ok(n) => n,
-            // Unreachable (never more ids than bytes); keep the documented contract anyway.
+            // Unreachable (`out` holds `max_ids` ids); keep the documented contract anyway.
             Err(Error::BufferTooSmall) => {
                 let needed = t.count(text, special);
                 // SAFETY: non-NULL, writable by contract.
@@ -1847,7 +1873,8 @@ pub unsafe extern "C" fn egpt_token_to_piece(
 
 /// The text of `tokens[0..n_tokens]` into `buf[0..buf_len]`, not NUL-terminated;
 /// `*n_out` = bytes written. With `skip_special` nonzero, control and
-/// user-defined tokens give nothing.
+/// user-defined tokens give nothing. A SentencePiece (llama) vocabulary drops
+/// the leading space of the first token, as llama.cpp's `llama_detokenize`.
 ///
 /// Errors: `NULL_POINTER`, `BAD_STATE`, `BAD_PARAMETER` (misaligned `tokens`),
 /// `TOKEN_OUT_OF_RANGE`, `BUFFER_TOO_SMALL` (nothing written; `*n_out` = bytes
@@ -1896,7 +1923,9 @@ pub unsafe extern "C" fn egpt_detokenize(
 /// it with [`egpt_stream_decoder_init`]. It holds back (at most 3 bytes of) an
 /// incomplete UTF-8 character at the end of a token until the next token
 /// completes it, so printed text never shows a broken character; concatenating
-/// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes.
+/// every push and the final flush gives exactly [`egpt_detokenize`]'s bytes
+/// (except the leading space a SentencePiece vocabulary drops there: the stream
+/// continues a text, e.g. generation after a prompt).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct egpt_stream_decoder {
@@ -2855,6 +2884,13 @@ mod tests {
                 EGPT_OK
             );
             assert_eq!(ids, [15496, 995]);
+            let mut add_bos: c_int = 7;
+            assert_eq!(egpt_tokenizer_add_bos(tok, &mut add_bos), EGPT_OK);
+            assert_eq!(add_bos, 0, "GPT-2 vocabularies start prompts without BOS");
+            assert_eq!(
+                egpt_tokenizer_add_bos(tok, ptr::null_mut()),
+                EGPT_ERR_NULL_POINTER
+            );
 
             let mut model_mem = [0u8; EGPT_MODEL_STORAGE_SIZE];
             let mut model: *mut egpt_model = ptr::null_mut();
@@ -2978,5 +3014,92 @@ mod tests {
             ERRORS.len(),
             "include/embergpt.h is stale: run c-examples/check-header.sh --fix"
         );
+    }
+
+    /// A SentencePiece (llama) vocabulary through the C functions: tokenize, the
+    /// first-space rule of egpt_detokenize, and add_bos.
+    #[cfg(feature = "std")]
+    #[test]
+    fn sentencepiece_vocabulary_through_the_c_api() {
+        use crate::tokenizer::token_type;
+        let mut tokens: std::vec::Vec<std::string::String> = ["<unk>", "<s>", "</s>"]
+            .iter()
+            .map(|s| (*s).into())
+            .collect();
+        let mut types = std::vec![
+            token_type::UNKNOWN,
+            token_type::CONTROL,
+            token_type::CONTROL
+        ];
+        for p in ["\u{2581}", "a", "\u{2581}a"] {
+            tokens.push(p.into());
+            types.push(token_type::NORMAL);
+        }
+        let mut w = crate::gguf_write::GgufWriter::new();
+        w.add_str("tokenizer.ggml.model", "llama");
+        w.add_str_array("tokenizer.ggml.tokens", &tokens);
+        w.add_f32_array("tokenizer.ggml.scores", &[0.0, 0.0, 0.0, -3.0, -2.0, -1.0]);
+        w.add_i32_array("tokenizer.ggml.token_type", &types);
+        w.add_u32("tokenizer.ggml.bos_token_id", 1);
+        let vocab = w.to_bytes();
+        let mut need = 0usize;
+        // SAFETY: valid buffers with their true lengths; the handle lives in `ta`, used
+        // on this thread only while `ta` and `vocab` live.
+        unsafe {
+            assert_eq!(
+                egpt_tokenizer_arena_size_gguf(vocab.as_ptr(), vocab.len(), &mut need),
+                EGPT_OK
+            );
+            let mut ta = std::vec![0u8; need];
+            let mut tok: *mut egpt_tokenizer = ptr::null_mut();
+            assert_eq!(
+                egpt_tokenizer_create_gguf(
+                    vocab.as_ptr(),
+                    vocab.len(),
+                    ta.as_mut_ptr().cast(),
+                    need,
+                    &mut tok
+                ),
+                EGPT_OK
+            );
+            let mut add_bos: c_int = 7;
+            assert_eq!(egpt_tokenizer_add_bos(tok, &mut add_bos), EGPT_OK);
+            assert_eq!(add_bos, 1);
+            let mut ids = [0u32; 8];
+            let mut n = 0usize;
+            assert_eq!(
+                egpt_tokenize(
+                    tok,
+                    b"a a".as_ptr().cast(),
+                    3,
+                    0,
+                    ids.as_mut_ptr(),
+                    8,
+                    &mut n
+                ),
+                EGPT_OK
+            );
+            assert_eq!(ids[..n], [5, 5]);
+            let mut text = [0u8; 8];
+            assert_eq!(
+                egpt_detokenize(tok, ids.as_ptr(), 2, 0, text.as_mut_ptr().cast(), 8, &mut n),
+                EGPT_OK
+            );
+            assert_eq!(text[..n], *b"a a");
+            let with_bos = [1u32, 5];
+            assert_eq!(
+                egpt_detokenize(
+                    tok,
+                    with_bos.as_ptr(),
+                    2,
+                    1,
+                    text.as_mut_ptr().cast(),
+                    8,
+                    &mut n
+                ),
+                EGPT_OK
+            );
+            assert_eq!(text[..n], *b" a");
+        }
     }
 }

@@ -507,7 +507,9 @@ fn hostile_metadata_is_an_error() {
     };
     assert_eq!(build(&base(b"gpt2", None)), Ok(()));
     assert_eq!(build(&base(b"gpt2", Some(b"gpt-2"))), Ok(()));
-    assert_eq!(build(&base(b"llama", None)), Err(NoTokenizer));
+    // A SentencePiece vocabulary needs scores (tests/tokenizer_llama.rs has the rest).
+    assert_eq!(build(&base(b"llama", None)), Err(BadTokenizer));
+    assert_eq!(build(&base(b"bert", None)), Err(NoTokenizer));
     assert_eq!(build(&base(b"gpt2", Some(b"qwen2"))), Err(NoTokenizer));
     assert_eq!(build(&gguf(&[])), Err(NoTokenizer));
     assert_eq!(

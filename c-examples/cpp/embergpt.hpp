@@ -134,10 +134,15 @@ class Tokenizer {
     }
 
     std::vector<std::uint32_t> tokenize(std::string_view text, bool parse_special = false) {
-        std::vector<std::uint32_t> ids(text.size());  // never more ids than bytes
+        std::vector<std::uint32_t> ids(text.size());  // enough for GPT-2: never more ids than bytes
         std::size_t n = 0;
-        check(egpt_tokenize(tok_, text.data(), text.size(), parse_special ? 1 : 0, ids.data(), ids.size(), &n),
-              "egpt_tokenize");
+        const int special = parse_special ? 1 : 0;
+        egpt_status s = egpt_tokenize(tok_, text.data(), text.size(), special, ids.data(), ids.size(), &n);
+        if (s == EGPT_ERR_BUFFER_TOO_SMALL) {  // SentencePiece can need more; n says how many
+            ids.resize(n);
+            s = egpt_tokenize(tok_, text.data(), text.size(), special, ids.data(), ids.size(), &n);
+        }
+        check(s, "egpt_tokenize");
         ids.resize(n);
         return ids;
     }

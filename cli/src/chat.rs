@@ -219,6 +219,12 @@ pub fn run(a: Args) -> CliResult<()> {
             };
             turn.extend(encode(&mut tok, &[Piece::Text(&text)])?);
         }
+        if first {
+            // BOS first when the vocabulary asks for it (llama/SentencePiece models).
+            if let Some(b) = tok.bos().filter(|_| tok.add_bos()) {
+                turn.insert(0, b);
+            }
+        }
         first = false;
         if turn.is_empty() {
             continue;

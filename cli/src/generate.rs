@@ -56,13 +56,19 @@ pub fn run(a: Args) -> CliResult<()> {
     let gguf = *model.gguf();
     let mut tok_arena = vec![0u8; Tokenizer::arena_size(&gguf).map_err(err("tokenizer"))?];
     let mut tok = Tokenizer::new(&gguf, &mut tok_arena).map_err(err("tokenizer"))?;
+    // BOS first when the vocabulary asks for it (llama/SentencePiece models, as llama.cpp does).
+    let bos = tok.bos().filter(|_| tok.add_bos());
+    let skip = usize::from(bos.is_some());
     let n_prompt = tok.count(a.prompt.as_bytes(), false);
-    let mut prompt = vec![0u32; n_prompt];
-    tok.encode(a.prompt.as_bytes(), false, &mut prompt)
+    let mut prompt = vec![0u32; skip + n_prompt];
+    if let (Some(b), Some(first)) = (bos, prompt.first_mut()) {
+        *first = b;
+    }
+    tok.encode(a.prompt.as_bytes(), false, &mut prompt[skip..])
         .map_err(err("tokenize"))?;
     let hp = *model.hparams();
     if prompt.is_empty() {
-        // An empty prompt starts from the end-of-text token, as GPT-2 does.
+        // An empty prompt (and no BOS) starts from the end-of-text token, as GPT-2 does.
         prompt.push(
             tok.eos()
                 .ok_or("empty prompt and the model has no eos token")?,

@@ -250,4 +250,80 @@ fn bench_peak_rss_within_model_plus_arena_plus_16_mib() {
         peak <= bound,
         "peak RSS {peak} > model {model_b} + arena {arena} + 16 MiB"
     );
+/// stories260K (llama2.c, SentencePiece vocabulary) converted by the binary into a temp dir;
+/// None with a visible SKIPPED line when ../shared/data is absent (a failure under CI=true).
+fn stories_gguf() -> Option<PathBuf> {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    let (bin_file, tok) = (shared.join("stories260K.bin"), shared.join("tok512.bin"));
+    if !bin_file.exists() || !tok.exists() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{} missing under CI=true", shared.display());
+        }
+        eprintln!("SKIPPED: {} missing", shared.display());
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("egpt-cli-spm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("stories260K.gguf");
+    let st = bin()
+        .arg("convert")
+        .arg(&bin_file)
+        .arg("--tokenizer")
+        .arg(&tok)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    Some(out)
+}
+
+#[test]
+fn llama_vocabulary_tokenizes_and_generates() {
+    let Some(model) = stories_gguf() else { return };
+    let m = model.to_str().unwrap();
+    // llama.cpp's ids for this text (tests/fixtures/tokenizer/llama_cases.json has more).
+    let ids = run_ok(&["tokenize", "-m", m, "Once upon a time,"]);
+    assert_eq!(ids.trim(), "[403, 407, 261, 378, 432]");
+    let text = run_ok(&["detokenize", "-m", m, "--tokens", "403,407,261,378,432"]);
+    assert_eq!(text, "Once upon a time,\n");
+    let text = run_ok(&["detokenize", "-m", m, "--tokens", "1,403,407"]);
+    assert_eq!(
+        text, "<s> Once upon\n",
+        "after BOS the space stays (llama_detokenize)"
+    );
+    // generate puts BOS first: the greedy continuation of [BOS, Once upon a time,] is
+    // transformers' (tests/fixtures/llama/manifest.json), its pieces with ▁ as spaces.
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("llama/manifest.json")).unwrap()).unwrap();
+    let g = &manifest["stories260K"]["greedy"][1];
+    assert_eq!(g["prompt"], serde_json::json!([1, 403, 407, 261, 378, 432]));
+    let file = std::fs::read(&model).unwrap();
+    let gguf = embergpt::Gguf::parse(&file).unwrap();
+    let pieces = gguf.get_array("tokenizer.ggml.tokens").unwrap();
+    let mut want = String::from("Once upon a time,");
+    for id in g["continuation"].as_array().unwrap().iter().take(20) {
+        let p = pieces.get(id.as_u64().unwrap() as usize).unwrap();
+        want.push_str(
+            &std::str::from_utf8(p.as_str().unwrap())
+                .unwrap()
+                .replace('\u{2581}', " "),
+        );
+    }
+    let out = run_ok(&[
+        "generate",
+        "-m",
+        m,
+        "-p",
+        "Once upon a time,",
+        "-n",
+        "20",
+        "--temp",
+        "0",
+    ]);
+    assert_eq!(out, format!("{want}\n"));
 }

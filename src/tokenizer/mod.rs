@@ -1,7 +1,11 @@
-//! Text in, text out: GPT-2 byte-level BPE read from GGUF metadata.
+//! Text in, text out: GPT-2 byte-level BPE or SentencePiece, read from GGUF metadata.
+//!
+//! `tokenizer.ggml.model` chooses the algorithm: `"gpt2"` is byte-level BPE (below), `"llama"`
+//! is SentencePiece-style, llama.cpp's `llm_tokenizer_spm` (see [`spm`]); anything else is
+//! [`Error::NoTokenizer`]. Both have the same API, arena discipline and streaming decoder.
 //!
 //! # Vocabulary
-//! [`Tokenizer::new`] reads `tokenizer.ggml.model` (must be `"gpt2"`), `tokenizer.ggml.tokens`
+//! For `"gpt2"`, [`Tokenizer::new`] reads `tokenizer.ggml.tokens`
 //! (strings in GPT-2's `bytes_to_unicode` form), `tokenizer.ggml.merges` (`"left right"` in rank
 //! order), the optional `tokenizer.ggml.token_type` (int32; 1 normal, 3 control, 4 user-defined,
 //! ...), `tokenizer.ggml.bos_token_id` / `eos_token_id` and `tokenizer.ggml.pre` (which selects the
@@ -75,10 +79,12 @@
 //! ```
 
 pub mod pretok;
+pub mod spm;
 mod stream;
 mod unicode_tables;
 
 pub use pretok::{char_class, CharClass, PreTokenizer};
+pub use spm::SPM_WINDOW;
 pub use stream::StreamDecoder;
 
 use crate::arena::{Arena, Plan};
@@ -91,6 +97,12 @@ pub trait Detokenize {
     fn token_bytes(&self, id: u32, out: &mut [u8]) -> crate::Result<usize>;
     /// End-of-text token, if the vocabulary has one.
     fn eos(&self) -> Option<u32>;
+    /// The bytes of token `id` when it is the first token of a text (see
+    /// [`StreamDecoder::at_start`]): [`Detokenize::token_bytes`] unless the tokenizer drops
+    /// something there (SentencePiece drops the leading space of the first token).
+    fn first_token_bytes(&self, id: u32, out: &mut [u8]) -> crate::Result<usize> {
+        self.token_bytes(id, out)
+    }
 }
 
 /// Symbols of the BPE scratch: pieces up to this many bytes are encoded in one window.
@@ -661,27 +673,58 @@ impl<'m, 'a> Vocab<'m, 'a> {
 
 // ------------------------------------------------------------------ the tokenizer
 
-/// A GPT-2 byte-level BPE tokenizer over GGUF metadata (`'m`) with indexes in a caller arena (`'a`).
+/// A tokenizer over GGUF metadata (`'m`) with indexes in a caller arena (`'a`): GPT-2
+/// byte-level BPE (`tokenizer.ggml.model = "gpt2"`) or SentencePiece ([`spm`], `"llama"`).
 pub struct Tokenizer<'m, 'a> {
-    vocab: Vocab<'m, 'a>,
-    scratch: Scratch<'a>,
+    model: Model<'m, 'a>,
     window: usize,
-    pre: PreTokenizer,
     bos: Option<u32>,
     eos: Option<u32>,
+    add_bos: bool,
+}
+
+/// The tokenization algorithm and its vocabulary.
+enum Model<'m, 'a> {
+    Gpt2(Gpt2<'m, 'a>),
+    Spm(spm::Spm<'m, 'a>),
+}
+
+/// Byte-level BPE: the vocabulary, its scratch and its pre-tokenizer.
+struct Gpt2<'m, 'a> {
+    vocab: Vocab<'m, 'a>,
+    scratch: Scratch<'a>,
+    pre: PreTokenizer,
 }
 
 impl<'m, 'a> Tokenizer<'m, 'a> {
     /// Arena bytes [`Tokenizer::new`] needs for this file's vocabulary (a pure function of the
     /// metadata). Errors as [`Tokenizer::new`] for metadata of the wrong shape.
     pub fn arena_size(gguf: &Gguf<'m>) -> Result<usize> {
+        if spm::is_spm(gguf) {
+            return spm::Meta::read(gguf)?.plan()?.total();
+        }
         Meta::read(gguf)?.plan()?.total()
     }
 
     /// Build the tokenizer: check the metadata and fill the indexes in `arena`
     /// (at least [`Tokenizer::arena_size`] bytes).
     pub fn new(gguf: &Gguf<'m>, arena: &'a mut [u8]) -> Result<Self> {
+        if spm::is_spm(gguf) {
+            let meta = spm::Meta::read(gguf)?;
+            return Ok(Tokenizer {
+                model: Model::Spm(spm::Spm::new(&meta, arena)?),
+                window: BPE_WINDOW,
+                bos: meta.bos,
+                eos: meta.eos,
+                add_bos: meta.add_bos,
+            });
+        }
         let meta = Meta::read(gguf)?;
+        let add_bos = match gguf.get("tokenizer.ggml.add_bos_token") {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(_) => return Err(Error::BadTokenizer),
+        };
         let needed = meta.plan()?.total()?;
         if arena.len() < needed {
             return Err(Error::ArenaTooSmall {
@@ -816,22 +859,37 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         vocab.merges = merges;
         vocab.merge_table = merge_table;
         Ok(Tokenizer {
-            vocab,
-            scratch,
+            model: Model::Gpt2(Gpt2 {
+                vocab,
+                scratch,
+                pre: meta.pre,
+            }),
             window: BPE_WINDOW,
-            pre: meta.pre,
             bos: meta.bos,
             eos: meta.eos,
+            add_bos,
         })
     }
 
     /// Number of tokens in the vocabulary.
     pub fn n_vocab(&self) -> usize {
-        self.vocab.offsets.len()
+        match &self.model {
+            Model::Gpt2(g) => g.vocab.offsets.len(),
+            Model::Spm(s) => s.n_vocab(),
+        }
     }
-    /// Number of merges.
+    /// Number of merges (0 for SentencePiece, which merges by piece score).
     pub fn n_merges(&self) -> usize {
-        self.vocab.merges.len() / 3
+        match &self.model {
+            Model::Gpt2(g) => g.vocab.merges.len() / 3,
+            Model::Spm(_) => 0,
+        }
+    }
+    /// Whether a prompt should start with [`Tokenizer::bos`]: `tokenizer.ggml.add_bos_token`,
+    /// by default true for SentencePiece and false for GPT-2 vocabularies (as llama.cpp).
+    /// [`Tokenizer::encode`] never adds it; the caller (e.g. the CLI) does.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos && self.bos.is_some()
     }
     /// Beginning-of-text token, if the vocabulary names one.
     pub fn bos(&self) -> Option<u32> {
@@ -841,32 +899,54 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
     pub fn eos(&self) -> Option<u32> {
         self.eos
     }
-    /// The pre-tokenizer `tokenizer.ggml.pre` selected.
+    /// The pre-tokenizer `tokenizer.ggml.pre` selected (GPT-2 vocabularies;
+    /// [`PreTokenizer::Gpt2`] for SentencePiece, which has none).
     pub fn pre_tokenizer(&self) -> PreTokenizer {
-        self.pre
+        match &self.model {
+            Model::Gpt2(g) => g.pre,
+            Model::Spm(_) => PreTokenizer::Gpt2,
+        }
     }
     /// Longest decoded token, in bytes.
     pub fn max_token_len(&self) -> usize {
-        self.vocab.max_token_len
+        match &self.model {
+            Model::Gpt2(g) => g.vocab.max_token_len,
+            Model::Spm(s) => s.max_token_len(),
+        }
     }
     /// GGUF type of token `id` (see [`token_type`]); `None` if out of range.
     pub fn token_type(&self, id: u32) -> Option<i32> {
-        ((id as usize) < self.n_vocab()).then(|| self.vocab.ty(id as usize))
+        ((id as usize) < self.n_vocab()).then(|| match &self.model {
+            Model::Gpt2(g) => g.vocab.ty(id as usize),
+            Model::Spm(s) => s.ty(id as usize),
+        })
     }
-    /// The token's string as stored in the file (GPT-2 `bytes_to_unicode` form for normal tokens).
+    /// The token's string as stored in the file (GPT-2 `bytes_to_unicode` form for normal
+    /// GPT-2 tokens, `▁` for spaces in SentencePiece pieces).
     pub fn token_text(&self, id: u32) -> Option<&'m [u8]> {
-        ((id as usize) < self.n_vocab()).then(|| self.vocab.text(id as usize))
+        ((id as usize) < self.n_vocab()).then(|| match &self.model {
+            Model::Gpt2(g) => g.vocab.text(id as usize),
+            Model::Spm(s) => s.text(id as usize),
+        })
     }
-    /// True for control and user-defined tokens (those `parse_special` matches and `skip_special` drops).
+    /// True for control and user-defined tokens (those `parse_special` matches and
+    /// `skip_special` drops); for SentencePiece also the unknown token (as llama.cpp).
     pub fn is_special(&self, id: u32) -> bool {
-        matches!(
-            self.token_type(id),
-            Some(token_type::CONTROL | token_type::USER_DEFINED)
-        )
+        match &self.model {
+            Model::Gpt2(_) => matches!(
+                self.token_type(id),
+                Some(token_type::CONTROL | token_type::USER_DEFINED)
+            ),
+            Model::Spm(s) => s.is_special(id),
+        }
     }
     /// The id of a normal token given its decoded bytes, if it is one
     /// (byte strings longer than [`Tokenizer::max_token_len`] are never tokens).
     pub fn token_id(&self, bytes: &[u8]) -> Option<u32> {
+        let vocab = match &self.model {
+            Model::Gpt2(g) => &g.vocab,
+            Model::Spm(s) => return s.token_id(bytes),
+        };
         let mut buf = [0u8; 512];
         let mut n = 0;
         for &b in bytes {
@@ -874,11 +954,12 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
             buf.get_mut(n..n + k)?.copy_from_slice(&u[..k]);
             n += k;
         }
-        self.vocab.find(buf.get(..n)?, &[])
+        vocab.find(buf.get(..n)?, &[])
     }
 
     /// Use a BPE window of `n` symbols (between [`MIN_BPE_WINDOW`] and [`BPE_WINDOW`]) instead
     /// of the whole scratch: only useful to test the windowed path on shorter pieces.
+    /// (SentencePiece: a merge window of `min(n, SPM_WINDOW)` escaped bytes.)
     pub fn set_bpe_window(&mut self, n: usize) -> Result<()> {
         if !(MIN_BPE_WINDOW..=BPE_WINDOW).contains(&n) {
             return Err(Error::BadParameter);
@@ -888,23 +969,19 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
     }
 
     fn walk(&mut self, text: &[u8], parse_special: bool, sink: &mut Sink<'_>) -> Result<()> {
-        let v = &self.vocab;
-        let s = &mut self.scratch;
+        let (v, s, pre) = match &mut self.model {
+            Model::Gpt2(g) => (&g.vocab, &mut g.scratch, g.pre),
+            Model::Spm(m) => return m.encode(text, parse_special, self.window, sink),
+        };
         if !parse_special || v.specials.is_empty() {
-            return v.encode_ordinary(self.pre, s, self.window, text, sink);
+            return v.encode_ordinary(pre, s, self.window, text, sink);
         }
         let mut seg = 0;
         let mut p = 0;
         while let Some(&b) = text.get(p) {
             if v.special_first[(b >> 5) as usize] & (1 << (b & 31)) != 0 {
                 if let Some((id, len)) = v.match_special(text.get(p..).unwrap_or(&[])) {
-                    v.encode_ordinary(
-                        self.pre,
-                        s,
-                        self.window,
-                        text.get(seg..p).unwrap_or(&[]),
-                        sink,
-                    )?;
+                    v.encode_ordinary(pre, s, self.window, text.get(seg..p).unwrap_or(&[]), sink)?;
                     sink.push(id)?;
                     p += len;
                     seg = p;
@@ -913,17 +990,12 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
             }
             p += 1;
         }
-        v.encode_ordinary(
-            self.pre,
-            s,
-            self.window,
-            text.get(seg..).unwrap_or(&[]),
-            sink,
-        )
+        v.encode_ordinary(pre, s, self.window, text.get(seg..).unwrap_or(&[]), sink)
     }
 
     /// Encode `text` into `out`, returning the number of ids written. With `parse_special`, the
-    /// literal text of control and user-defined tokens becomes their ids (see the module docs).
+    /// literal text of control and user-defined tokens becomes their ids (see the module docs;
+    /// SentencePiece as llama.cpp: user-defined always, control and unknown with `parse_special`).
     /// [`Error::BufferTooSmall`] if `out` is too short ([`Tokenizer::count`] gives the length
     /// needed); `out` then holds a prefix of the ids.
     pub fn encode(&mut self, text: &[u8], parse_special: bool, out: &mut [u32]) -> Result<usize> {
@@ -934,6 +1006,16 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         };
         self.walk(text, parse_special, &mut sink)?;
         Ok(sink.n)
+    }
+
+    /// An upper bound on the ids [`Tokenizer::encode`] gives for any text of `text_len` bytes:
+    /// `text_len` for GPT-2 (never more ids than bytes); `7 * text_len + 3` for SentencePiece
+    /// (a space becomes `▁`, up to 3 byte tokens; each text fragment may get a prefix space).
+    pub fn max_ids(&self, text_len: usize) -> usize {
+        match &self.model {
+            Model::Gpt2(_) => text_len,
+            Model::Spm(_) => text_len.saturating_mul(7).saturating_add(3),
+        }
     }
 
     /// Number of ids [`Tokenizer::encode`] produces for `text`.
@@ -953,7 +1035,23 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         if id as usize >= self.n_vocab() {
             return Err(Error::TokenOutOfRange);
         }
-        Ok(self.vocab.token_len(id as usize))
+        Ok(match &self.model {
+            Model::Gpt2(g) => g.vocab.token_len(id as usize),
+            Model::Spm(s) => s.token_len(id as usize),
+        })
+    }
+
+    /// Whether decoding drops the leading space of token `id` as the first of a text:
+    /// SentencePiece with `add_space_prefix`, as llama.cpp's `llama_detokenize`.
+    fn lstrip(&self, id: u32, skip_special: bool) -> bool {
+        match &self.model {
+            Model::Gpt2(_) => false,
+            Model::Spm(s) => {
+                s.add_space_prefix()
+                    && !(skip_special && self.is_special(id))
+                    && s.first_byte(id) == Some(b' ')
+            }
+        }
     }
 
     /// Bytes [`Tokenizer::decode`] writes for `ids`.
@@ -966,21 +1064,29 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
                     .ok_or(Error::BufferTooSmall)?;
             }
         }
+        if ids.first().is_some_and(|&id| self.lstrip(id, skip_special)) {
+            n -= 1;
+        }
         Ok(n)
     }
 
     /// Decode `ids` into `out`, returning the number of bytes written; control and user-defined
     /// tokens give their text, or nothing with `skip_special`. [`Error::TokenOutOfRange`] for an
     /// id outside the vocabulary; [`Error::BufferTooSmall`] if `out` is too short
-    /// ([`Tokenizer::decode_len`] gives the length needed).
+    /// ([`Tokenizer::decode_len`] gives the length needed). SentencePiece: the first token's
+    /// leading space is dropped (see [`spm`]), so the bytes are those of the tokens less that one.
     pub fn decode(&self, ids: &[u32], skip_special: bool, out: &mut [u8]) -> Result<usize> {
         let mut n = 0usize;
-        for &id in ids {
+        for (i, &id) in ids.iter().enumerate() {
             if skip_special && self.is_special(id) {
                 continue;
             }
             let dst = out.get_mut(n..).ok_or(Error::BufferTooSmall)?;
-            n += self.vocab.token_bytes(id, dst)?;
+            n += if i == 0 {
+                self.first_token_bytes(id, dst)?
+            } else {
+                self.token_bytes(id, dst)?
+            };
         }
         Ok(n)
     }
@@ -988,7 +1094,16 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
 
 impl Detokenize for Tokenizer<'_, '_> {
     fn token_bytes(&self, id: u32, out: &mut [u8]) -> Result<usize> {
-        self.vocab.token_bytes(id, out)
+        match &self.model {
+            Model::Gpt2(g) => g.vocab.token_bytes(id, out),
+            Model::Spm(s) => s.token_bytes(id, out, false),
+        }
+    }
+    fn first_token_bytes(&self, id: u32, out: &mut [u8]) -> Result<usize> {
+        match &self.model {
+            Model::Gpt2(g) => g.vocab.token_bytes(id, out),
+            Model::Spm(s) => s.token_bytes(id, out, s.add_space_prefix()),
+        }
     }
     fn eos(&self) -> Option<u32> {
         self.eos

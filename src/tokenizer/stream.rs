@@ -9,11 +9,17 @@ use crate::error::{Error, Result};
 /// released as they are, so every input byte comes out exactly once and in order: concatenating
 /// all outputs plus [`StreamDecoder::flush`] gives the plain decoding.
 ///
-/// No allocation; 5 bytes of state.
+/// A decoder from [`StreamDecoder::new`] continues a text (e.g. generation after a prompt): each
+/// token gives [`Detokenize::token_bytes`]. One from [`StreamDecoder::at_start`] treats its first
+/// token as the start of a text, as [`super::Tokenizer::decode`] does (SentencePiece drops that
+/// token's leading space), so its output equals `decode` of the same ids.
+///
+/// No allocation; 6 bytes of state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamDecoder {
     held: [u8; 3],
     n_held: u8,
+    at_start: bool,
 }
 
 impl StreamDecoder {
@@ -22,6 +28,16 @@ impl StreamDecoder {
         StreamDecoder {
             held: [0; 3],
             n_held: 0,
+            at_start: false,
+        }
+    }
+
+    /// A decoder whose first token starts a text ([`Detokenize::first_token_bytes`]).
+    pub const fn at_start() -> Self {
+        StreamDecoder {
+            held: [0; 3],
+            n_held: 0,
+            at_start: true,
         }
     }
 
@@ -44,7 +60,13 @@ impl StreamDecoder {
         out.get_mut(..h)
             .ok_or(Error::BufferTooSmall)?
             .copy_from_slice(self.held());
-        let n = h + tok.token_bytes(id, out.get_mut(h..).ok_or(Error::BufferTooSmall)?)?;
+        let rest = out.get_mut(h..).ok_or(Error::BufferTooSmall)?;
+        let n = h + if self.at_start {
+            tok.first_token_bytes(id, rest)?
+        } else {
+            tok.token_bytes(id, rest)?
+        };
+        self.at_start = false;
         let all = out.get(..n).unwrap_or(&[]);
         let k = incomplete_tail(all);
         let keep = n - k;
