@@ -99,11 +99,13 @@ def main():
         write("arena_context", f"seed{i}",
               struct.pack("<BHHBHiB", m, nc, nb, fl, sh, ln, 7))
 
-    # tokenizer: [flags (bit 0 vocabulary, bit 1 id mode), text or 3-byte ids]
+    # tokenizer: [flags (bit 0 BPE vocabulary, bit 1 id mode, bit 2 the SentencePiece
+    # vocabulary), text or 3-byte ids]
     texts = [b"Hello world<|endoftext|> and more", b"\xff\xfe caf\xc3\xa9 \xe2\x82 \xf0\x9f\x98\x80!",
              b"ROMEO:\nBut soft, what light through yonder window breaks?\n\n",
-             b"   12345 it's  they'll\t\r\n", b"<|endoftext|><|endoftext|x"]
-    for t in (0, 1):
+             b"   12345 it's  they'll\t\r\n", b"<|endoftext|><|endoftext|x",
+             b"<s>the \xe6\x97\xa5\xe6\x9c\xac in  and</s> \xe2\x96\x81x"]
+    for t in (0, 1, 4):
         for i, text in enumerate(texts):
             write("tokenizer", f"t{t}_text{i}", bytes([t]) + text)
         write("tokenizer", f"t{t}_ids", bytes([t | 2, 1, 0, 0, 0xff, 0xff, 0x7f, 5, 0, 0xff, 10, 2, 0]))

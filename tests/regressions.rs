@@ -115,12 +115,14 @@ fn capi_sequence_regressions() {
 #[test]
 #[cfg_attr(miri, ignore = "fixture-sized vocabularies")]
 fn text_properties_hold_on_seed_inputs() {
-    for t in [0u8, 1] {
+    // 0 and 1: the two byte-level BPE vocabularies; 4: the SentencePiece one.
+    for t in [0u8, 1, 4] {
         for text in [
             &b"Hello world<|endoftext|> and more"[..],
             b"\xff\xfe caf\xc3\xa9 \xe2\x82 \xf0\x9f\x98\x80!!  \n\n\t12345",
             b"",
             b"<|endoftext|><|endoftext|>",
+            b"<s>the \xe6\x97\xa5\xe6\x9c\xac in  and</s> \xe2\x96\x81x   ",
         ] {
             let mut d = vec![t];
             d.extend_from_slice(text);

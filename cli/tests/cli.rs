@@ -250,6 +250,8 @@ fn bench_peak_rss_within_model_plus_arena_plus_16_mib() {
         peak <= bound,
         "peak RSS {peak} > model {model_b} + arena {arena} + 16 MiB"
     );
+}
+
 /// stories260K (llama2.c, SentencePiece vocabulary) converted by the binary into a temp dir;
 /// None with a visible SKIPPED line when ../shared/data is absent (a failure under CI=true).
 fn stories_gguf() -> Option<PathBuf> {
