@@ -10,8 +10,9 @@
 //!
 //! Also the instructions-per-MAC probe of c-examples/cortex-m (`make macs`):
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
-//! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none)
-//! and exits; differences of instruction totals between modes give the cost.
+//! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
+//! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
+//! between modes give the cost.
 //!
 //! On hosted targets this file prints that it skipped.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -335,38 +336,40 @@ mod target {
         }
     }
 
-    /// The instructions-per-MAC probe: one 64 x 512 Q8_0 matrix-vector product.
+    /// The instructions-per-MAC probe: one 64 x 512 matrix-vector product, Q8_0
+    /// weights for modes 1..=4, Q4_0 for 5..=8 (in each four: scalar reference,
+    /// DSP, Helium, setup only), through `kernels::arm::matvec`: the batched
+    /// kernel with all 64 rows in one call, as `kernels::matmul` calls it for
+    /// one activation row.
     fn probe(mode: u32) {
         const ROWS: usize = 64;
         const NB: usize = 16;
         static mut W: [u8; ROWS * NB * 34] = [0; ROWS * NB * 34];
         let mut rng = Rng(7);
+        let (ty, bs, sref): (_, _, fn(&[u8], &[BlockQ8_0]) -> f32) = if mode <= 4 {
+            (GgmlType::Q8_0, 34, scalar::vec_dot_q8_0_q8_0)
+        } else {
+            (GgmlType::Q4_0, 18, scalar::vec_dot_q4_0_q8_0)
+        };
         // SAFETY: single-threaded bare-metal code; the only reference to W.
         let w: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(W) };
-        let w = fill_weights(&mut rng, w, 0, GgmlType::Q8_0, ROWS, NB, false, None);
+        let w = fill_weights(&mut rng, w, 0, ty, ROWS, NB, false, None);
         let mut x = [BlockQ8_0::default(); NB];
         fill_act(&mut rng, &mut x, false, None);
         let mut o = [0.0f32; ROWS];
-        match mode {
-            1 => {
-                for (r, wr) in w.chunks_exact(NB * 34).enumerate() {
-                    o[r] = scalar::vec_dot_q8_0_q8_0(core::hint::black_box(wr), &x);
+        match (mode - 1) % 4 {
+            0 => {
+                for (r, wr) in w.chunks_exact(NB * bs).enumerate() {
+                    o[r] = sref(core::hint::black_box(wr), &x);
                 }
             }
-            2 | 3 => {
-                let b = if mode == 2 {
+            k @ (1 | 2) => {
+                let b = if k == 1 {
                     Backend::CortexMDsp
                 } else {
                     Backend::Helium
                 };
-                if !kernels::arm::matvec(
-                    b,
-                    GgmlType::Q8_0,
-                    core::hint::black_box(w),
-                    NB * 34,
-                    &x,
-                    &mut o,
-                ) {
+                if !kernels::arm::matvec(b, ty, core::hint::black_box(w), NB * bs, &x, &mut o) {
                     let _ = writeln!(out(), "probe: backend {} not built in", b.name());
                     debug::exit(debug::EXIT_FAILURE);
                 }
@@ -382,7 +385,7 @@ mod target {
     fn main() -> ! {
         // SAFETY: MODE_ADDR is emulated RAM outside the image (zero unless preloaded).
         let mode = unsafe { core::ptr::read_volatile(MODE_ADDR as *const u32) };
-        if mode != 0 {
+        if (1..=8).contains(&mode) {
             probe(mode);
         }
         let mut st = Stats {
