@@ -92,7 +92,14 @@ mod target {
     ];
 
     const MAX_ROWS: usize = 9;
-    const MAX_NB: usize = 33;
+    const MAX_NB: usize = 34;
+    const WBUF: usize = MAX_ROWS * MAX_NB * 34 + 4;
+
+    /// Weight bytes starting word-aligned, so that offset 0 takes the kernels'
+    /// whole-row paths (word-aligned rows on the DSP, 2-byte aligned on Helium)
+    /// and offsets 1..=3 their fallbacks.
+    #[repr(C, align(4))]
+    struct WBuf([u8; WBUF]);
     const MAX_COLS: usize = MAX_NB * 32;
 
     struct Stats {
@@ -180,10 +187,13 @@ mod target {
     /// Table entries (one row) and the multi-row matvec against scalar.
     fn test_dots(st: &mut Stats) {
         let mut rng = Rng(0x1234_5678);
-        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut wbuf = WBuf([0u8; WBUF]);
+        let wbuf = &mut wbuf.0;
         let mut x = [BlockQ8_0::default(); MAX_NB];
         let mut outv = [0.0f32; MAX_ROWS];
-        let nbs = [0usize, 1, 2, 3, 7, 8, 9, 15, 16, 17, 33];
+        // Even block counts up to 32 take the DSP whole-row kernel, up to 64 the
+        // Helium one (at even offsets); the others their fallbacks.
+        let nbs = [0usize, 1, 2, 3, 4, 6, 7, 8, 9, 15, 16, 17, 32, 33, 34];
         let mut case = 0;
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
             let bs = if ty == GgmlType::Q8_0 { 34 } else { 18 };
@@ -194,8 +204,7 @@ mod target {
                         let off = case % 4;
                         let extreme = variant == 1;
                         let special = variant.checked_sub(3).map(|i| SPECIAL[i]);
-                        let w =
-                            fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
+                        let w = fill_weights(&mut rng, wbuf, off, ty, rows, nb, extreme, special);
                         // Activations: specials on the activation side for odd cases.
                         let sx = if case % 2 == 1 { special } else { None };
                         fill_act(&mut rng, &mut x[..nb], extreme, sx);
@@ -257,7 +266,7 @@ mod target {
             }
         }
         // Shorter activations than the row (the scalar loop stops at the shorter).
-        let w = fill_weights(&mut rng, &mut wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
+        let w = fill_weights(&mut rng, wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
         fill_act(&mut rng, &mut x[..5], false, None);
         for b in arm_backends() {
             if let Ok(k) = Kernels::new(b) {
@@ -276,7 +285,8 @@ mod target {
     /// the scalar table, for n = 1..3 activation rows.
     fn test_matmul(st: &mut Stats) {
         let mut rng = Rng(0x9e37_79b9);
-        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut wbuf = WBuf([0u8; WBUF]);
+        let wbuf = &mut wbuf.0;
         let mut xf = [0.0f32; 3 * MAX_COLS];
         let mut q8_0 = [BlockQ8_0::default(); 3 * MAX_NB];
         let mut q8_1 = [BlockQ8_1::default(); 3 * MAX_NB];
@@ -288,13 +298,13 @@ mod target {
         };
         let mut case = 0;
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
-            for nb in [1usize, 4, 16, 33] {
+            for nb in [1usize, 2, 4, 16, 32, 33] {
                 for rows in [1usize, 4, 7, 9] {
                     for n in 1..=3usize {
                         case += 1;
                         let cols = nb * 32;
                         let data =
-                            fill_weights(&mut rng, &mut wbuf, case % 3, ty, rows, nb, false, None);
+                            fill_weights(&mut rng, wbuf, case % 4, ty, rows, nb, false, None);
                         let m = Matrix {
                             ty,
                             rows,
@@ -344,15 +354,19 @@ mod target {
     fn probe(mode: u32) {
         const ROWS: usize = 64;
         const NB: usize = 16;
-        static mut W: [u8; ROWS * NB * 34] = [0; ROWS * NB * 34];
+        /// Word-aligned, as a GGUF tensor's data is.
+        #[repr(C, align(4))]
+        struct Probe([u8; ROWS * NB * 34]);
+        static mut W: Probe = Probe([0; ROWS * NB * 34]);
         let mut rng = Rng(7);
-        let (ty, bs, sref): (_, _, fn(&[u8], &[BlockQ8_0]) -> f32) = if mode <= 4 {
+        type Dot = fn(&[u8], &[BlockQ8_0]) -> f32;
+        let (ty, bs, sref): (_, _, Dot) = if mode <= 4 {
             (GgmlType::Q8_0, 34, scalar::vec_dot_q8_0_q8_0)
         } else {
             (GgmlType::Q4_0, 18, scalar::vec_dot_q4_0_q8_0)
         };
         // SAFETY: single-threaded bare-metal code; the only reference to W.
-        let w: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(W) };
+        let w: &mut [u8] = unsafe { &mut (*core::ptr::addr_of_mut!(W)).0 };
         let w = fill_weights(&mut rng, w, 0, ty, ROWS, NB, false, None);
         let mut x = [BlockQ8_0::default(); NB];
         fill_act(&mut rng, &mut x, false, None);

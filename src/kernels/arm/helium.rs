@@ -262,10 +262,17 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     // the same bits (finite f16 scales cannot overflow or underflow here, and
     // invalid operations give the default NaN on both); a NaN input always
     // reaches the result, so redo exactly those row groups the scalar-float way.
-    if out.iter().any(|v: &f32| v.is_nan()) {
+    if out.iter().any(|&v| nan_bits(v)) {
         return rows_q8_0_q8_0(w, x);
     }
     out
+}
+
+/// Whether `v` is a NaN, tested on its bits: LLVM vectorises `f32::is_nan`
+/// over an array into MVE `VCMP`s, which under QEMU 7.2 did not flag NaNs.
+#[inline(always)]
+fn nan_bits(v: f32) -> bool {
+    v.to_bits() & 0x7fff_ffff > 0x7f80_0000
 }
 
 /// 4 Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0` per row.
@@ -526,7 +533,7 @@ fn whole_rows<A: Copy, const BS: usize>(
             });
             // MVE float instructions return the default NaN where the scalar FPU
             // propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
-            if res.iter().any(|v| v.is_nan()) {
+            if res.iter().any(|&v| nan_bits(v)) {
                 res = (k.four)(&core::array::from_fn(|i| row(r + i)), xr);
             }
             if n == 1 {
