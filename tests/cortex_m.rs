@@ -10,8 +10,9 @@
 //!
 //! Also the instructions-per-MAC probe of c-examples/cortex-m (`make macs`):
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
-//! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none)
-//! and exits; differences of instruction totals between modes give the cost.
+//! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
+//! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
+//! between modes give the cost.
 //!
 //! On hosted targets this file prints that it skipped.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -91,7 +92,14 @@ mod target {
     ];
 
     const MAX_ROWS: usize = 9;
-    const MAX_NB: usize = 33;
+    const MAX_NB: usize = 34;
+    const WBUF: usize = MAX_ROWS * MAX_NB * 34 + 4;
+
+    /// Weight bytes starting word-aligned, so that offset 0 takes the kernels'
+    /// whole-row paths (word-aligned rows on the DSP, 2-byte aligned on Helium)
+    /// and offsets 1..=3 their fallbacks.
+    #[repr(C, align(4))]
+    struct WBuf([u8; WBUF]);
     const MAX_COLS: usize = MAX_NB * 32;
 
     struct Stats {
@@ -179,10 +187,13 @@ mod target {
     /// Table entries (one row) and the multi-row matvec against scalar.
     fn test_dots(st: &mut Stats) {
         let mut rng = Rng(0x1234_5678);
-        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut wbuf = WBuf([0u8; WBUF]);
+        let wbuf = &mut wbuf.0;
         let mut x = [BlockQ8_0::default(); MAX_NB];
         let mut outv = [0.0f32; MAX_ROWS];
-        let nbs = [0usize, 1, 2, 3, 7, 8, 9, 15, 16, 17, 33];
+        // Even block counts up to 32 take the DSP whole-row kernel, up to 64 the
+        // Helium one (at even offsets); the others their fallbacks.
+        let nbs = [0usize, 1, 2, 3, 4, 6, 7, 8, 9, 15, 16, 17, 32, 33, 34];
         let mut case = 0;
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
             let bs = if ty == GgmlType::Q8_0 { 34 } else { 18 };
@@ -193,8 +204,7 @@ mod target {
                         let off = case % 4;
                         let extreme = variant == 1;
                         let special = variant.checked_sub(3).map(|i| SPECIAL[i]);
-                        let w =
-                            fill_weights(&mut rng, &mut wbuf, off, ty, rows, nb, extreme, special);
+                        let w = fill_weights(&mut rng, wbuf, off, ty, rows, nb, extreme, special);
                         // Activations: specials on the activation side for odd cases.
                         let sx = if case % 2 == 1 { special } else { None };
                         fill_act(&mut rng, &mut x[..nb], extreme, sx);
@@ -256,7 +266,7 @@ mod target {
             }
         }
         // Shorter activations than the row (the scalar loop stops at the shorter).
-        let w = fill_weights(&mut rng, &mut wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
+        let w = fill_weights(&mut rng, wbuf, 1, GgmlType::Q8_0, 1, 9, false, None);
         fill_act(&mut rng, &mut x[..5], false, None);
         for b in arm_backends() {
             if let Ok(k) = Kernels::new(b) {
@@ -275,7 +285,8 @@ mod target {
     /// the scalar table, for n = 1..3 activation rows.
     fn test_matmul(st: &mut Stats) {
         let mut rng = Rng(0x9e37_79b9);
-        let mut wbuf = [0u8; MAX_ROWS * MAX_NB * 34 + 4];
+        let mut wbuf = WBuf([0u8; WBUF]);
+        let wbuf = &mut wbuf.0;
         let mut xf = [0.0f32; 3 * MAX_COLS];
         let mut q8_0 = [BlockQ8_0::default(); 3 * MAX_NB];
         let mut q8_1 = [BlockQ8_1::default(); 3 * MAX_NB];
@@ -287,13 +298,13 @@ mod target {
         };
         let mut case = 0;
         for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
-            for nb in [1usize, 4, 16, 33] {
+            for nb in [1usize, 2, 4, 16, 32, 33] {
                 for rows in [1usize, 4, 7, 9] {
                     for n in 1..=3usize {
                         case += 1;
                         let cols = nb * 32;
                         let data =
-                            fill_weights(&mut rng, &mut wbuf, case % 3, ty, rows, nb, false, None);
+                            fill_weights(&mut rng, wbuf, case % 4, ty, rows, nb, false, None);
                         let m = Matrix {
                             ty,
                             rows,
@@ -335,38 +346,44 @@ mod target {
         }
     }
 
-    /// The instructions-per-MAC probe: one 64 x 512 Q8_0 matrix-vector product.
+    /// The instructions-per-MAC probe: one 64 x 512 matrix-vector product, Q8_0
+    /// weights for modes 1..=4, Q4_0 for 5..=8 (in each four: scalar reference,
+    /// DSP, Helium, setup only), through `kernels::arm::matvec`: the batched
+    /// kernel with all 64 rows in one call, as `kernels::matmul` calls it for
+    /// one activation row.
     fn probe(mode: u32) {
         const ROWS: usize = 64;
         const NB: usize = 16;
-        static mut W: [u8; ROWS * NB * 34] = [0; ROWS * NB * 34];
+        /// Word-aligned, as a GGUF tensor's data is.
+        #[repr(C, align(4))]
+        struct Probe([u8; ROWS * NB * 34]);
+        static mut W: Probe = Probe([0; ROWS * NB * 34]);
         let mut rng = Rng(7);
+        type Dot = fn(&[u8], &[BlockQ8_0]) -> f32;
+        let (ty, bs, sref): (_, _, Dot) = if mode <= 4 {
+            (GgmlType::Q8_0, 34, scalar::vec_dot_q8_0_q8_0)
+        } else {
+            (GgmlType::Q4_0, 18, scalar::vec_dot_q4_0_q8_0)
+        };
         // SAFETY: single-threaded bare-metal code; the only reference to W.
-        let w: &mut [u8] = unsafe { &mut *core::ptr::addr_of_mut!(W) };
-        let w = fill_weights(&mut rng, w, 0, GgmlType::Q8_0, ROWS, NB, false, None);
+        let w: &mut [u8] = unsafe { &mut (*core::ptr::addr_of_mut!(W)).0 };
+        let w = fill_weights(&mut rng, w, 0, ty, ROWS, NB, false, None);
         let mut x = [BlockQ8_0::default(); NB];
         fill_act(&mut rng, &mut x, false, None);
         let mut o = [0.0f32; ROWS];
-        match mode {
-            1 => {
-                for (r, wr) in w.chunks_exact(NB * 34).enumerate() {
-                    o[r] = scalar::vec_dot_q8_0_q8_0(core::hint::black_box(wr), &x);
+        match (mode - 1) % 4 {
+            0 => {
+                for (r, wr) in w.chunks_exact(NB * bs).enumerate() {
+                    o[r] = sref(core::hint::black_box(wr), &x);
                 }
             }
-            2 | 3 => {
-                let b = if mode == 2 {
+            k @ (1 | 2) => {
+                let b = if k == 1 {
                     Backend::CortexMDsp
                 } else {
                     Backend::Helium
                 };
-                if !kernels::arm::matvec(
-                    b,
-                    GgmlType::Q8_0,
-                    core::hint::black_box(w),
-                    NB * 34,
-                    &x,
-                    &mut o,
-                ) {
+                if !kernels::arm::matvec(b, ty, core::hint::black_box(w), NB * bs, &x, &mut o) {
                     let _ = writeln!(out(), "probe: backend {} not built in", b.name());
                     debug::exit(debug::EXIT_FAILURE);
                 }
@@ -382,7 +399,7 @@ mod target {
     fn main() -> ! {
         // SAFETY: MODE_ADDR is emulated RAM outside the image (zero unless preloaded).
         let mode = unsafe { core::ptr::read_volatile(MODE_ADDR as *const u32) };
-        if mode != 0 {
+        if (1..=8).contains(&mode) {
             probe(mode);
         }
         let mut st = Stats {

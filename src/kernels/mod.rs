@@ -314,7 +314,8 @@ const TASKS_PER_THREAD: usize = 4;
 ///
 /// Quantized weights go through the table's batched kernels, 4 weight rows x
 /// up to 16 activation rows per call (the 4 rows stay in L1 while the
-/// activations stream from L2). With a [`ParallelFor`] in `k`, the rows are
+/// activations stream from L2); with one activation row, up to 64 weight rows
+/// per call. With a [`ParallelFor`] in `k`, the rows are
 /// split into contiguous ranges (multiples of 4 rows), one per task.
 pub fn matmul(
     k: &Kernels,
@@ -417,9 +418,17 @@ fn rows_range(
         Act::Q8_0(_) | Act::Q8_1(_) => {
             let nb = w.cols / QK;
             let mut buf = [0.0f32; TILE_ROWS * TILE_TOKENS];
+            // One activation row (decode): nothing to keep in L1 but the
+            // activations, so hand the kernel as many rows as `buf` holds (the
+            // Cortex-M kernels prepare the activations once per call).
+            let tile_rows = if n == 1 {
+                TILE_ROWS * TILE_TOKENS
+            } else {
+                TILE_ROWS
+            };
             let mut r = r0;
             while r < r1 {
-                let nr = TILE_ROWS.min(r1 - r);
+                let nr = tile_rows.min(r1 - r);
                 let wt = wrows(r, r + nr);
                 let mut t0 = 0;
                 while t0 < n {

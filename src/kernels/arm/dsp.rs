@@ -322,9 +322,286 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     rows_q4_0_q8_0::<1>(&[w], x)[0]
 }
 
-/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): 4 rows at a time.
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
+/// ([`q8_pairs_x2`], 2 rows at a time) when the rows allow it, else 4 rows at a
+/// time through [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+    if !whole_rows_q8(w, rows, x, n, out) {
+        gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+    }
+}
+
+// ---- the whole-row Q8_0 kernel ---------------------------------------------
+//
+// Two Q8_0 blocks are 68 bytes = 17 words. When a row starts word-aligned and
+// has an even number of blocks, every pair of blocks starts word-aligned:
+// word 0 holds block 0's scale and quants 0-1, words 1-7 quants 2-29, word 8
+// quants 30-31 and block 1's scale, words 9-16 block 1's quants. So the rows can
+// be read with LDRD (two words per instruction), and `PKHBT` joins words 0 and 8
+// into one word of quants (30, 31, 0, 1): 16 words of quants per pair, each
+// `SXTB16` twice and `SMLAD` twice against activations widened beforehand, in
+// the same byte order, once per call (the records below). The scales come from
+// words 0 and 8 too (`VMOV` to the FPU, `VCVTB`/`VCVTT` take the low/high half).
+//
+// Two rows share each load of widened activations (`LDM`, two words of quants);
+// the 8 lanes of both rows stay in s16-s31 for the whole row, and the loop is
+// unrolled over 4 pairs so that pair `k` adds into lanes `2k % 8` and
+// `2k % 8 + 1` by register name. Each row sees the scalar float operations in
+// the scalar order: `dw * dx`, `(s as f32) * d`, `acc[lane] + term`.
+
+/// Most blocks per row the whole-row kernel takes (its records are on the stack).
+#[cfg(target_abi = "eabihf")]
+const MAX_NB: usize = 32;
+/// Words per pair record: 16 x (even, odd) widened activation pairs, the two f32
+/// scales, and 1 if another pair follows (else 0).
+#[cfg(target_abi = "eabihf")]
+const REC_WORDS: usize = 35;
+/// The record buffer: 16 zero words (loaded into the lanes), the records, and
+/// 16 words where the kernel leaves its results.
+#[cfg(target_abi = "eabihf")]
+const BUF_WORDS: usize = 16 + MAX_NB / 2 * REC_WORDS + 16;
+
+/// Writes the pair records of `x` (an even number `nb <= MAX_NB` of blocks)
+/// into `buf` after its 16-word header; returns where the lanes will be.
+#[cfg(target_abi = "eabihf")]
+fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS]) -> usize {
+    let np = x.len() / 2;
+    let (head, recs) = buf.split_at_mut(16);
+    for h in head {
+        h.write(0);
+    }
+    for (k, (pair, rec)) in x
+        .chunks_exact(2)
+        .zip(recs.chunks_exact_mut(REC_WORDS))
+        .enumerate()
+    {
+        let (a, b) = (
+            pair[0].qs.as_ptr().cast::<u8>(),
+            pair[1].qs.as_ptr().cast::<u8>(),
+        );
+        let mut put = |i: usize, v: u32| {
+            rec[2 * i].write(sxtb16(v));
+            rec[2 * i + 1].write(sxtb16_ror8(v));
+        };
+        // Quants (30, 31, 0, 1), as the kernel joins words 8 and 0 of the weights.
+        // SAFETY: every `word` read (here and below) is at an offset of at most
+        // 28 into a 32-byte `qs`.
+        put(0, unsafe { (word(a.add(28)) >> 16) | (word(a) << 16) });
+        for i in 1..8 {
+            // SAFETY: see above.
+            put(i, unsafe { word(a.add(4 * i - 2)) });
+        }
+        for i in 0..8 {
+            // SAFETY: see above.
+            put(8 + i, unsafe { word(b.add(4 * i)) });
+        }
+        rec[32].write(super::f16_to_f32(pair[0].d).to_bits());
+        rec[33].write(super::f16_to_f32(pair[1].d).to_bits());
+        rec[34].write(u32::from(k + 1 < np));
+    }
+    16 + np * REC_WORDS
+}
+
+/// The batched form (layout and shape checks of `scalar::gemm_with`) through
+/// [`q8_pairs_x2`], 2 rows at a time, the last odd row through the one-row dot.
+/// Returns false (doing nothing) unless every row starts word-aligned with an
+/// even number of blocks, at most [`MAX_NB`] (hard-float targets only).
+#[cfg(target_abi = "eabihf")]
+fn whole_rows_q8(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) -> bool {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+        return false;
+    }
+    let nb = x.len() / n;
+    let rb = nb * 34;
+    if nb == 0 || !nb.is_multiple_of(2) || nb > MAX_NB || w.len() != rows * rb {
+        return false;
+    }
+    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) {
+        return false;
+    }
+    let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BUF_WORDS];
+    for t in 0..n {
+        let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
+        let lanes_at = records_q8(xr, &mut buf);
+        let mut r = 0;
+        while r + 2 <= rows {
+            // SAFETY: rows r and r + 1 are inside `w` (`w.len() == rows * rb`),
+            // word-aligned (`w` is, and `rb = 68 * nb / 2`), `nb / 2 >= 1` pairs
+            // each; `buf` holds the header, `nb / 2` records (the last with a
+            // 0 flag) and room for the lanes at `lanes_at`.
+            unsafe {
+                let p = w.as_ptr().add(r * rb);
+                q8_pairs_x2(buf.as_mut_ptr().cast::<u32>(), p, p.add(rb));
+            }
+            for i in 0..2 {
+                if let (Some(o), Some(v)) = (out.get_mut((r + i) * n + t), buf.get(lanes_at + i)) {
+                    // SAFETY: the kernel wrote the 2 words after the last record.
+                    *o = f32::from_bits(unsafe { v.assume_init() });
+                }
+            }
+            r += 2;
+        }
+        if r < rows {
+            if let Some(o) = out.get_mut(r * n + t) {
+                *o = vec_dot_q8_0_q8_0(w.get(r * rb..).unwrap_or(&[]), xr);
+            }
+        }
+    }
+    true
+}
+
+/// Without an FPU the whole-row kernel is not built.
+#[cfg(not(target_abi = "eabihf"))]
+fn whole_rows_q8(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -> bool {
+    false
+}
+
+/// Two rows of Q8_0 blocks (`p0`, `p1`) times the pair records in `buf`
+/// (see [`records_q8`]): each row's 8 lanes, folded by halves as
+/// `scalar::fold_lanes` does, left in the 2 words after the last record (row 0,
+/// row 1) as f32 bits.
+///
+/// # Safety
+/// `p0` and `p1` must be word-aligned and readable for as many 68-byte pairs
+/// as `buf` has records (at least one; the last with flag 0); `buf` must hold
+/// the 16 zero words, the records and 16 writable words after them. Needs the
+/// FPU (enabled) and the DSP extension.
+#[cfg(target_abi = "eabihf")]
+#[inline(never)]
+unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
+    // SAFETY: reads the rows and the records the caller guarantees, writes the
+    // 16 lane words after the records; writes only the declared registers
+    // (r0-r3, the allocated ones, s0-s31 as d0-d15); SMLAD may set the Q flag
+    // and `cmp` sets the flags (no `preserves_flags`). The assembler macros are
+    // removed at the end, so the block can be emitted more than once.
+    unsafe {
+        asm!(
+            // one row, quant words 0-1 of the pair: word 0 and word 8 joined by PKHBT
+            ".macro egpt_dsp_w01 pw, c, sa, sb",
+            "ldr {w0}, [\\pw], #68",
+            "ldr {w1}, [\\pw, #-36]",
+            "pkhbt {t}, {w1}, {w0}",
+            "vmov \\sa, \\sb, {w0}, {w1}",
+            "ldr {w0}, [\\pw, #-64]",
+            "sxtb16 {w1}, {t}",
+            "smuad \\c, {w1}, r0",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlad \\c, {t}, r1, \\c",
+            "sxtb16 {t}, {w0}",
+            "smlad \\c, {t}, r2, \\c",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad \\c, {w0}, r3, \\c",
+            ".endm",
+            // one row, two quant words at `off` from the advanced pointer
+            ".macro egpt_dsp_w2 pw, c, off, op",
+            "ldrd {w0}, {w1}, [\\pw, #\\off]",
+            "sxtb16 {t}, {w0}",
+            ".ifc \\op,smuad",
+            "smuad \\c, {t}, r0",
+            ".else",
+            "smlad \\c, {t}, r0, \\c",
+            ".endif",
+            "sxtb16 {w0}, {w0}, ror #8",
+            "smlad \\c, {w0}, r1, \\c",
+            "sxtb16 {t}, {w1}",
+            "smlad \\c, {t}, r2, \\c",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad \\c, {w1}, r3, \\c",
+            ".endm",
+            // one row's float part: scales in sa/sb (low half of sa, high half
+            // of sb), sums in su/sv, dx in s0/s1, lanes la/lb
+            ".macro egpt_dsp_f sa, sb, su, sv, la, lb",
+            "vcvtb.f32.f16 \\sa, \\sa",
+            "vcvtt.f32.f16 \\sb, \\sb",
+            "vmul.f32 \\sa, \\sa, s0",
+            "vmul.f32 \\sb, \\sb, s1",
+            "vcvt.f32.s32 \\su, \\su",
+            "vcvt.f32.s32 \\sv, \\sv",
+            "vmul.f32 \\su, \\su, \\sa",
+            "vmul.f32 \\sv, \\sv, \\sb",
+            "vadd.f32 \\la, \\la, \\su",
+            "vadd.f32 \\lb, \\lb, \\sv",
+            ".endm",
+            // one pair of blocks of both rows into lanes (la, lb) and (ma, mb)
+            ".macro egpt_dsp_pair la, lb, ma, mb",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w01 {p0}, {c0}, s2, s3",
+            "egpt_dsp_w01 {p1}, {c1}, s4, s5",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -60, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -60, smlad",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -52, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -52, smlad",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -44, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -44, smlad",
+            "vmov s6, s7, {c0}, {c1}",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -32, smuad",
+            "egpt_dsp_w2 {p1}, {c1}, -32, smuad",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -24, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -24, smlad",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -16, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -16, smlad",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "egpt_dsp_w2 {p0}, {c0}, -8, smlad",
+            "egpt_dsp_w2 {p1}, {c1}, -8, smlad",
+            "vmov s8, s9, {c0}, {c1}",
+            "vldmia {pa}!, {{s0, s1}}",
+            "egpt_dsp_f s2, s3, s6, s8, \\la, \\lb",
+            "egpt_dsp_f s4, s5, s7, s9, \\ma, \\mb",
+            "ldr {t}, [{pa}], #4",
+            ".endm",
+            "vldmia {pa}!, {{s16-s31}}",
+            "2:",
+            "egpt_dsp_pair s16, s17, s24, s25",
+            "cmp {t}, #0",
+            "beq 3f",
+            "egpt_dsp_pair s18, s19, s26, s27",
+            "cmp {t}, #0",
+            "beq 3f",
+            "egpt_dsp_pair s20, s21, s28, s29",
+            "cmp {t}, #0",
+            "beq 3f",
+            "egpt_dsp_pair s22, s23, s30, s31",
+            "cmp {t}, #0",
+            "bne 2b",
+            "3:",
+            // fold by halves: acc[i] += acc[i + h] for h = 4, 2, 1
+            "vadd.f32 s16, s16, s20",
+            "vadd.f32 s17, s17, s21",
+            "vadd.f32 s18, s18, s22",
+            "vadd.f32 s19, s19, s23",
+            "vadd.f32 s16, s16, s18",
+            "vadd.f32 s17, s17, s19",
+            "vadd.f32 s16, s16, s17",
+            "vadd.f32 s24, s24, s28",
+            "vadd.f32 s25, s25, s29",
+            "vadd.f32 s26, s26, s30",
+            "vadd.f32 s27, s27, s31",
+            "vadd.f32 s24, s24, s26",
+            "vadd.f32 s25, s25, s27",
+            "vadd.f32 s24, s24, s25",
+            "vstr s16, [{pa}]",
+            "vstr s24, [{pa}, #4]",
+            ".purgem egpt_dsp_pair",
+            ".purgem egpt_dsp_f",
+            ".purgem egpt_dsp_w2",
+            ".purgem egpt_dsp_w01",
+            pa = inout(reg) buf => _,
+            p0 = inout(reg) p0 => _,
+            p1 = inout(reg) p1 => _,
+            w0 = out(reg) _, w1 = out(reg) _, t = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+            options(nostack),
+        );
+    }
 }
 
 /// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 2 rows at a time.

@@ -8,6 +8,7 @@
 //! registers (`q<n>` is `d<2n>`, `d<2n+1>`). Sums are exact: `|sum| <= 2^19`.
 
 use core::arch::asm;
+use core::mem::MaybeUninit;
 
 use super::{gemm_by, rows_dot};
 use crate::kernels::scalar::fold_lanes;
@@ -261,10 +262,17 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     // the same bits (finite f16 scales cannot overflow or underflow here, and
     // invalid operations give the default NaN on both); a NaN input always
     // reaches the result, so redo exactly those row groups the scalar-float way.
-    if out.iter().any(|v: &f32| v.is_nan()) {
+    if out.iter().any(|&v| nan_bits(v)) {
         return rows_q8_0_q8_0(w, x);
     }
     out
+}
+
+/// Whether `v` is a NaN, tested on its bits: LLVM vectorises `f32::is_nan`
+/// over an array into MVE `VCMP`s, which under QEMU 7.2 did not flag NaNs.
+#[inline(always)]
+fn nan_bits(v: f32) -> bool {
+    v.to_bits() & 0x7fff_ffff > 0x7f80_0000
 }
 
 /// 4 Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0` per row.
@@ -305,12 +313,402 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     })[0]
 }
 
-/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): 4 rows at a time.
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
+/// ([`q8_x4`]) 4 rows at a time when the shapes allow it, else [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+    let k = WholeRows {
+        act: act_q8,
+        kernel: q8_x4,
+        four: rows_q8_0_q8_0,
+        one: vec_dot_q8_0_q8_0,
+    };
+    if !whole_rows::<ActQ8, 34>(w, rows, x, n, out, k) {
+        gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
+    }
 }
 
-/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 4 rows at a time.
+/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): the whole-row kernel
+/// ([`q4_x4`]) 4 rows at a time when the shapes allow it, else [`rows_q4_0_q8_0`].
 pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    gemm_by::<4>(w, rows, x, n, out, 18, rows_q4_0_q8_0, vec_dot_q4_0_q8_0)
+    let k = WholeRows {
+        act: act_q4,
+        kernel: q4_x4,
+        four: rows_q4_0_q8_0,
+        one: vec_dot_q4_0_q8_0,
+    };
+    if !whole_rows::<ActQ4, 18>(w, rows, x, n, out, k) {
+        gemm_by::<4>(w, rows, x, n, out, 18, rows_q4_0_q8_0, vec_dot_q4_0_q8_0)
+    }
+}
+
+// ---- whole-row kernels -------------------------------------------------------
+//
+// One asm loop runs over all blocks of 4 rows: per block it loads the activation
+// quants once (two `VLDRB`), multiplies them into the 4 rows (two `VLDRB` and two
+// `VMLADAVA` per row), moves the 4 exact sums into one vector, and does the float
+// part for the 4 rows at once: `VCVT`, the 4 row scales gathered (`VLDRH.U32`)
+// and widened (`VCVTB`), `VMUL` by `dx`, `VMUL` by the sums, `VADD` into lane
+// `j % 8` of the accumulators (memory, 4 rows per lane). Each row sees the
+// scalar operations in the scalar order: `(s as f32) * (dw * dx)`, then
+// `acc[j % 8] + term`, each rounded once.
+//
+// The activations are first copied into records that the loop reads with
+// post-incremented loads (the f32 scale first, so that no register is spent on
+// a second pointer); the copy is made once per activation row and shared by all
+// rows of the call (with `matmul`'s n = 1 row tiles, 64 rows).
+
+/// Most blocks per row the whole-row kernels take (the records are on the stack).
+const MAX_NB: usize = 64;
+
+/// A Q8_0 activation block for [`q8_x4`]: the scale widened to f32, the quants.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ActQ8 {
+    d: f32,
+    qs: [i8; 32],
+}
+
+/// A Q8_0 activation block for [`q4_x4`]: the scale widened to f32, `-8 *
+/// sum(qs)` (so that `sum((q - 8) * a) = sum(q * a) + neg8`), the quants.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ActQ4 {
+    d: f32,
+    neg8: i32,
+    qs: [i8; 32],
+}
+
+/// The [`ActQ8`] records of `nb` blocks: per block `VCVTB` of the scale, two
+/// `VLDRB`/`VSTRB` of the quants.
+///
+/// # Safety
+/// `x` must point to `nb >= 1` blocks, `a` to room for `nb` records.
+unsafe fn act_q8(x: *const BlockQ8_0, a: *mut ActQ8, nb: usize) {
+    // SAFETY: reads the `nb` blocks and writes the `nb` records the caller
+    // guarantees; writes only the declared registers (D halves of q0-q2).
+    unsafe {
+        asm!(
+            "dls lr, {n}",
+            "2:",
+            "ldrh {t}, [{x}], #2",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vstmia {a}!, {{s0}}",
+            "vldrb.u8 q1, [{x}], #16",
+            "vldrb.u8 q2, [{x}], #16",
+            "vstrb.8 q1, [{a}], #16",
+            "vstrb.8 q2, [{a}], #16",
+            "le lr, 2b",
+            n = in(reg) nb,
+            x = inout(reg) x => _,
+            a = inout(reg) a => _,
+            t = out(reg) _,
+            out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The [`ActQ4`] records of `nb` blocks: as [`act_q8`], plus `VADDV` of the
+/// quants for `neg8 = -8 * sum`.
+///
+/// # Safety
+/// As [`act_q8`].
+unsafe fn act_q4(x: *const BlockQ8_0, a: *mut ActQ4, nb: usize) {
+    // SAFETY: as in `act_q8` (registers: D halves of q0-q2, r0, lr).
+    unsafe {
+        asm!(
+            "dls lr, {n}",
+            "2:",
+            "ldrh {t}, [{x}], #2",
+            "vmov s0, {t}",
+            "vcvtb.f32.f16 s0, s0",
+            "vstmia {a}!, {{s0}}",
+            "vldrb.u8 q1, [{x}], #16",
+            "vldrb.u8 q2, [{x}], #16",
+            "vaddv.s8 r0, q1",
+            "vaddva.s8 r0, q2",
+            "lsls r0, r0, #3",
+            "rsbs r0, r0, #0",
+            "str r0, [{a}], #4",
+            "vstrb.8 q1, [{a}], #16",
+            "vstrb.8 q2, [{a}], #16",
+            "le lr, 2b",
+            n = in(reg) nb,
+            x = inout(reg) x => _,
+            a = inout(reg) a => _,
+            t = out(reg) _,
+            out("r0") _, out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Lane accumulators of 4 rows: `[lane][row]`, aligned so that the loop wraps
+/// its pointer from lane 7 to lane 0 by clearing bit 7.
+#[repr(C, align(256))]
+struct Lanes([[f32; 4]; 8]);
+
+/// A whole-row kernel and its companions.
+struct WholeRows<A> {
+    /// Writes the records of the activation blocks (`(blocks, records, count)`).
+    act: unsafe fn(*const BlockQ8_0, *mut A, usize),
+    /// `(row 0's first block, records, blocks, gather offsets, lanes)`; see [`q8_x4`].
+    kernel: unsafe fn(*const u8, *const A, usize, &[u32; 4], *mut Lanes),
+    /// 4 rows with scalar float arithmetic (for NaN results).
+    four: fn(&[&[u8]; 4], &[BlockQ8_0]) -> [f32; 4],
+    /// One row.
+    one: fn(&[u8], &[BlockQ8_0]) -> f32,
+}
+
+/// The batched form (the layout and shape checks of `scalar::gemm_with`)
+/// through a whole-row kernel, 4 rows at a time; the rows left over through
+/// `one`, row groups whose result has a NaN (see the end of
+/// [`rows4_q8_0_q8_0`]) again through `four`. Returns false (doing nothing) if the shapes do not fit the kernel:
+/// no blocks, more than [`MAX_NB`], or an odd weight address.
+#[inline(always)]
+fn whole_rows<A: Copy, const BS: usize>(
+    w: &[u8],
+    rows: usize,
+    x: &[BlockQ8_0],
+    n: usize,
+    out: &mut [f32],
+    k: WholeRows<A>,
+) -> bool {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+        return false;
+    }
+    let nb = x.len() / n;
+    let rb = nb * BS;
+    if nb == 0 || nb > MAX_NB || w.len() != rows * rb || out.len() < rows * n {
+        return false;
+    }
+    // Row starts and strides even (BS is even): the scale gathers need 2-byte alignment.
+    let Ok(st) = u32::try_from(rb) else {
+        return false;
+    };
+    if !(w.as_ptr() as usize).is_multiple_of(2) || st > u32::MAX / 4 {
+        return false;
+    }
+    // Gather offsets of the 4 rows' scales of block j, from row 0's pointer
+    // after the loop has moved it to block j + 1's quants: `r * stride - BS - 2`.
+    let back = BS as u32 + 2;
+    let offs = [
+        0u32.wrapping_sub(back),
+        st.wrapping_sub(back),
+        (2 * st).wrapping_sub(back),
+        (3 * st).wrapping_sub(back),
+    ];
+    let mut recs = [const { MaybeUninit::<A>::uninit() }; MAX_NB];
+    let row = |r: usize| w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
+    for t in 0..n {
+        let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
+        if xr.len() != nb {
+            return true; // unreachable: `x.len() == n * nb`
+        }
+        // SAFETY: `xr` is `nb <= MAX_NB` blocks, `recs` has room for MAX_NB records.
+        unsafe { (k.act)(xr.as_ptr(), recs.as_mut_ptr().cast::<A>(), nb) };
+        let mut r = 0;
+        while r + 4 <= rows {
+            let mut lanes = MaybeUninit::<Lanes>::uninit();
+            // SAFETY: rows r..r + 4 are inside `w` (`w.len() == rows * rb`), each
+            // `nb` blocks of BS bytes, `rb` apart, starting at an even address;
+            // the first `nb <= MAX_NB` records were written above (`xr` has `nb`
+            // blocks); `nb >= 1`.
+            unsafe {
+                (k.kernel)(
+                    w.as_ptr().add(r * rb),
+                    recs.as_ptr().cast::<A>(),
+                    nb,
+                    &offs,
+                    lanes.as_mut_ptr(),
+                )
+            };
+            // SAFETY: the kernel wrote all 32 lanes (zero, then the terms).
+            let lanes = unsafe { lanes.assume_init() };
+            let mut res: [f32; 4] = core::array::from_fn(|i| {
+                fold_lanes(core::array::from_fn::<f32, 8, _>(|l| lanes.0[l][i]))
+            });
+            // MVE float instructions return the default NaN where the scalar FPU
+            // propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
+            if res.iter().any(|&v| nan_bits(v)) {
+                res = (k.four)(&core::array::from_fn(|i| row(r + i)), xr);
+            }
+            if n == 1 {
+                if let Some(o) = out.get_mut(r..r + 4) {
+                    o.copy_from_slice(&res);
+                }
+            } else {
+                for (i, v) in res.into_iter().enumerate() {
+                    if let Some(o) = out.get_mut((r + i) * n + t) {
+                        *o = v;
+                    }
+                }
+            }
+            r += 4;
+        }
+        while r < rows {
+            if let Some(o) = out.get_mut(r * n + t) {
+                *o = (k.one)(row(r), xr);
+            }
+            r += 1;
+        }
+    }
+    true
+}
+
+/// The whole-row Q8_0 kernel: 4 rows of `nb` 34-byte blocks (`p` is row 0's
+/// first block, row `r`'s is `p + r * stride`, and `offs[r] = r * stride - 36`)
+/// times the `nb` records at `a`: `lanes` is zeroed, then block `j`'s term of
+/// row `r` is added to `lanes.0[j % 8][r]`.
+///
+/// # Safety
+/// `nb >= 1`; the 4 rows of `nb` blocks must be readable and start at even
+/// addresses; `a` must point to `nb` records; `lanes` must be writable.
+unsafe fn q8_x4(p: *const u8, a: *const ActQ8, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
+    let st = offs[1].wrapping_sub(offs[0]) as usize;
+    // SAFETY: reads the rows, records and offsets the caller guarantees, reads
+    // and writes `lanes` (its pointer wraps inside it); writes only the declared
+    // registers (D halves of q0-q6, r0/r2/r4/r8, lr).
+    unsafe {
+        asm!(
+            "vmov.i32 q6, #0",
+            "vstrw.32 q6, [{acc}]",
+            "vstrw.32 q6, [{acc}, #16]",
+            "vstrw.32 q6, [{acc}, #32]",
+            "vstrw.32 q6, [{acc}, #48]",
+            "vstrw.32 q6, [{acc}, #64]",
+            "vstrw.32 q6, [{acc}, #80]",
+            "vstrw.32 q6, [{acc}, #96]",
+            "vstrw.32 q6, [{acc}, #112]",
+            "vldrw.u32 q5, [r0]",
+            "dls lr, {n}",
+            "2:",
+            "ldr {n}, [{pa}], #4",
+            "vldrb.u8 q0, [{pa}], #16",
+            "vldrb.u8 q1, [{pa}], #16",
+            "vldrb.u8 q2, [{p0}], #16",
+            "vmladav.s8 r0, q2, q0",
+            "vldrb.u8 q2, [{p0}], #18",
+            "vmladava.s8 r0, q2, q1",
+            "vldrb.u8 q2, [{p1}], #16",
+            "vmladav.s8 r2, q2, q0",
+            "vldrb.u8 q2, [{p1}], #18",
+            "vmladava.s8 r2, q2, q1",
+            "vldrb.u8 q2, [{p2}], #16",
+            "vmladav.s8 r4, q2, q0",
+            "vldrb.u8 q2, [{p2}], #18",
+            "vmladava.s8 r4, q2, q1",
+            "vldrb.u8 q2, [{p3}], #16",
+            "vmladav.s8 r8, q2, q0",
+            "vldrb.u8 q2, [{p3}], #18",
+            "vmladava.s8 r8, q2, q1",
+            "vmov q3[2], q3[0], r0, r4",
+            "vmov q3[3], q3[1], r2, r8",
+            "vcvt.f32.s32 q3, q3",
+            "vldrh.u32 q4, [{p0}, q5]",
+            "vcvtb.f32.f16 q4, q4",
+            "vmul.f32 q4, q4, {n}",
+            "vmul.f32 q3, q3, q4",
+            "vldrw.u32 q6, [{acc}]",
+            "vadd.f32 q6, q6, q3",
+            "vstrw.32 q6, [{acc}], #16",
+            "bic {acc}, {acc}, #128",
+            "le lr, 2b",
+            n = inout(reg) nb => _,
+            pa = inout(reg) a => _,
+            p0 = inout(reg) p.wrapping_add(2) => _,
+            p1 = inout(reg) p.wrapping_add(2 + st) => _,
+            p2 = inout(reg) p.wrapping_add(2 + 2 * st) => _,
+            p3 = inout(reg) p.wrapping_add(2 + 3 * st) => _,
+            acc = inout(reg) lanes => _,
+            inout("r0") offs.as_ptr() => _,
+            out("r2") _, out("r4") _, out("r8") _, out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _,
+            options(nostack),
+        );
+    }
+}
+
+/// The whole-row Q4_0 kernel: as [`q8_x4`] for 18-byte Q4_0 blocks (`offs[r] =
+/// r * stride - 20`): per row one `VLDRB` of the 16 nibble bytes, `VAND`/`VSHR`
+/// to the low and high nibbles (0..=15) and two `VMLADAVA`; the offset 8 is
+/// taken out once per block for the 4 rows (`+ neg8` on the vector of sums).
+///
+/// # Safety
+/// As [`q8_x4`].
+unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
+    let st = offs[1].wrapping_sub(offs[0]) as usize;
+    // SAFETY: as in `q8_x4` (registers: D halves of q0-q7, r0/r2/r4/r8, lr).
+    unsafe {
+        asm!(
+            "vmov.i32 q6, #0",
+            "vstrw.32 q6, [{acc}]",
+            "vstrw.32 q6, [{acc}, #16]",
+            "vstrw.32 q6, [{acc}, #32]",
+            "vstrw.32 q6, [{acc}, #48]",
+            "vstrw.32 q6, [{acc}, #64]",
+            "vstrw.32 q6, [{acc}, #80]",
+            "vstrw.32 q6, [{acc}, #96]",
+            "vstrw.32 q6, [{acc}, #112]",
+            "vldrw.u32 q5, [r0]",
+            "vmov.i8 q7, #15",
+            "dls lr, {n}",
+            "2:",
+            "vldrb.u8 q0, [{pa}, #8]",
+            "vldrb.u8 q1, [{pa}, #24]",
+            "vldrb.u8 q2, [{p0}], #18",
+            "vand q4, q2, q7",
+            "vshr.u8 q2, q2, #4",
+            "vmladav.s8 r0, q4, q0",
+            "vmladava.s8 r0, q2, q1",
+            "vldrb.u8 q2, [{p1}], #18",
+            "vand q4, q2, q7",
+            "vshr.u8 q2, q2, #4",
+            "vmladav.s8 r2, q4, q0",
+            "vmladava.s8 r2, q2, q1",
+            "vldrb.u8 q2, [{p2}], #18",
+            "vand q4, q2, q7",
+            "vshr.u8 q2, q2, #4",
+            "vmladav.s8 r4, q4, q0",
+            "vmladava.s8 r4, q2, q1",
+            "vldrb.u8 q2, [{p3}], #18",
+            "vand q4, q2, q7",
+            "vshr.u8 q2, q2, #4",
+            "vmladav.s8 r8, q4, q0",
+            "vmladava.s8 r8, q2, q1",
+            "vmov q3[2], q3[0], r0, r4",
+            "vmov q3[3], q3[1], r2, r8",
+            "ldr {n}, [{pa}, #4]",
+            "vadd.i32 q3, q3, {n}",
+            "vcvt.f32.s32 q3, q3",
+            "vldrh.u32 q4, [{p0}, q5]",
+            "vcvtb.f32.f16 q4, q4",
+            "ldr {n}, [{pa}], #40",
+            "vmul.f32 q4, q4, {n}",
+            "vmul.f32 q3, q3, q4",
+            "vldrw.u32 q6, [{acc}]",
+            "vadd.f32 q6, q6, q3",
+            "vstrw.32 q6, [{acc}], #16",
+            "bic {acc}, {acc}, #128",
+            "le lr, 2b",
+            n = inout(reg) nb => _,
+            pa = inout(reg) a => _,
+            p0 = inout(reg) p.wrapping_add(2) => _,
+            p1 = inout(reg) p.wrapping_add(2 + st) => _,
+            p2 = inout(reg) p.wrapping_add(2 + 2 * st) => _,
+            p3 = inout(reg) p.wrapping_add(2 + 3 * st) => _,
+            acc = inout(reg) lanes => _,
+            inout("r0") offs.as_ptr() => _,
+            out("r2") _, out("r4") _, out("r8") _, out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+            options(nostack),
+        );
+    }
 }

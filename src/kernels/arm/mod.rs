@@ -11,8 +11,12 @@
 //! (`sumi as f32 * (dw * dx)` added to lane `j % 8`, then the fold by halves) is
 //! the Rust of [`super::scalar`], so every result is bit-identical to it.
 //!
-//! Besides the one-row table entries, the batched (`gemm_*`) entries compute 4
-//! rows at a time sharing the widened activations (see [`super::matmul`]).
+//! Besides the one-row table entries, the batched (`gemm_*`) entries run
+//! whole-row kernels that share the activations across rows (2 rows on the
+//! DSP, 4 on Helium), prepared once per call (see [`super::matmul`], which for
+//! one activation row hands them up to 64 rows); shapes those kernels do not
+//! take (unaligned rows, too many blocks) go 4 rows at a time through the
+//! block kernels.
 
 #[cfg(feature = "dsp")]
 pub mod dsp;
