@@ -189,6 +189,11 @@ pub(crate) fn gemm_with<B>(
     if w.len() != rows * rb || out.len() < rows * n {
         return;
     }
+    if rb == 0 {
+        // zero blocks: every dot is the empty sum (and chunks_exact(0) would panic)
+        out.iter_mut().take(rows * n).for_each(|o| *o = 0.0);
+        return;
+    }
     for (wr, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {
         for (xr, ov) in x.chunks_exact(nb).zip(o.iter_mut()) {
             *ov = dot(wr, xr);
