@@ -69,12 +69,13 @@ pub struct Hparams {
 
 impl Hparams {
     /// Width of one head.
+    /// (0 for `n_head == 0`, which a loaded model never has.)
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.n_embd.checked_div(self.n_head).unwrap_or(0)
     }
     /// Width of the key (and value) projection.
     pub fn kv_dim(&self) -> usize {
-        self.head_dim() * self.n_head_kv
+        self.head_dim().saturating_mul(self.n_head_kv)
     }
 }
 
