@@ -122,8 +122,11 @@ pub fn vec_dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
 /// The two 16-value halves of a 32-value activation block (a nibble's low
 /// half pairs with the first, its high half with the second).
 #[inline(always)]
-pub fn halves(qs: &[i8; QK]) -> (&[i8], &[i8]) {
-    qs.split_at(QK / 2)
+fn halves(qs: &[i8; QK]) -> (&[i8; QK / 2], &[i8; QK / 2]) {
+    match qs.as_chunks::<{ QK / 2 }>().0 {
+        [lo, hi] => (lo, hi),
+        _ => (&[0; QK / 2], &[0; QK / 2]), // QK = 2 * (QK / 2): never
+    }
 }
 
 /// Round half to even, as SIMD round instructions do by default.
