@@ -59,6 +59,8 @@ pub const EGPT_VERSION_PATCH: u32 = 0;
 pub const EGPT_ABI_VERSION: u32 = 1;
 
 /// Decimal string to number, usable in constants (panics at compile time on junk).
+// INDEXING: compile-time only (used in const items); an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn parse_u32(s: &str) -> u32 {
     let b = s.as_bytes();
     let mut v = 0u32;
@@ -296,6 +298,8 @@ const ERRORS: [Error; 42] = [
 ];
 
 // Every listed error's C constant is its Rust code, and no two codes collide.
+// INDEXING: compile-time only (used in const items); an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const _: () = {
     let mut i = 0;
     while i < ERRORS.len() {
@@ -314,6 +318,8 @@ const MSG_OK: &str = "success";
 const MSG_UNKNOWN: &str = "unknown status";
 
 /// Bytes of all messages with their NULs: OK, the errors in [`ERRORS`] order, unknown.
+// INDEXING: compile-time only (used in const items); an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn messages_len() -> usize {
     let mut n = MSG_OK.len() + 1 + MSG_UNKNOWN.len() + 1;
     let mut i = 0;
@@ -335,6 +341,8 @@ struct Messages {
     unknown: usize,
 }
 
+// INDEXING: compile-time only (used in const items); an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn copy_nul(dst: &mut [u8; MESSAGES_LEN], at: usize, s: &str) -> usize {
     let b = s.as_bytes();
     let mut i = 0;
@@ -347,6 +355,8 @@ const fn copy_nul(dst: &mut [u8; MESSAGES_LEN], at: usize, s: &str) -> usize {
     at + b.len() + 1
 }
 
+// INDEXING: compile-time only (used in const items); an out-of-range index is a build error.
+#[allow(clippy::indexing_slicing)]
 const fn build_messages() -> Messages {
     let mut m = Messages {
         bytes: [0; MESSAGES_LEN],

@@ -403,6 +403,9 @@ impl GenState {
         let mut hit: Option<(usize, usize)> = None;
         for k in 0..self.n_stops {
             let s = self.stop(k);
+            if s.is_empty() {
+                continue; // never stored (validated 1..=MAX_STOP_LEN); windows(0) would panic
+            }
             let from = start.saturating_sub(s.len() - 1);
             let found = text
                 .get(from..)

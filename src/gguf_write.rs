@@ -217,7 +217,9 @@ impl GgufWriter {
     /// The whole file as bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = Vec::new();
-        self.write_to(&mut v).expect("writing to a Vec cannot fail");
+        // io::Write for Vec<u8> never fails and write_to has no other error,
+        // so there is nothing to lose here (and no panic path).
+        let _ = self.write_to(&mut v);
         v
     }
 
@@ -338,6 +340,9 @@ impl GgufWriter {
         values: &[f32],
     ) -> crate::Result<&mut Self> {
         let cols = *ne.first().ok_or(crate::Error::BadDimension)? as usize;
+        if cols == 0 {
+            return Err(crate::Error::BadDimension); // and no division by zero below
+        }
         let rb = ty.row_bytes(cols).ok_or(crate::Error::BadBlockShape)?;
         let mut data = std::vec![0u8; rb * (values.len() / cols)];
         for (src, dst) in values.chunks_exact(cols).zip(data.chunks_exact_mut(rb)) {

@@ -20,6 +20,27 @@
 #![no_std]
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+// No panics reachable from the public API (issue 7): no unwrap/expect/panic,
+// no unchecked indexing or slicing. Unit tests may panic (that is how they fail).
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::unreachable,
+        clippy::indexing_slicing
+    )
+)]
 
 #[cfg(any(feature = "std", all(feature = "capi", not(target_os = "none"))))]
 extern crate std;

@@ -6,8 +6,7 @@
 /// Iterate the little-endian f32 values in `b`.
 #[inline(always)]
 pub fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    b.as_chunks::<4>().0.iter().map(|&c| f32::from_le_bytes(c))
 }
 
 /// `out = (x - mean) / sqrt(var + eps) * w + b`, over one row (PyTorch `LayerNorm`).

@@ -206,8 +206,9 @@ pub fn f32_to_f16(v: f32) -> u16 {
     f16::from_f32(v).to_bits()
 }
 
-/// Read the little-endian u16 at `b[i..i+2]`.
+/// Read the little-endian u16 at `b[i..i+2]` (0 when out of range).
 #[inline(always)]
+#[allow(dead_code)] // used by the wasm32 and aarch64 kernels
 pub(crate) fn le_u16(b: &[u8], i: usize) -> u16 {
     match b.get(i..i + 2) {
         Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
@@ -224,39 +225,44 @@ pub fn dequantize_row(ty: GgmlType, x: &[u8], y: &mut [f32]) -> Result<()> {
     }
     match ty {
         GgmlType::F32 => {
-            for (o, c) in y.iter_mut().zip(x.chunks_exact(4)) {
-                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            for (o, &c) in y.iter_mut().zip(x.as_chunks::<4>().0) {
+                *o = f32::from_le_bytes(c);
             }
         }
         GgmlType::F16 => {
-            for (o, c) in y.iter_mut().zip(x.chunks_exact(2)) {
-                *o = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
+            for (o, &c) in y.iter_mut().zip(x.as_chunks::<2>().0) {
+                *o = f16_to_f32(u16::from_le_bytes(c));
             }
         }
         GgmlType::Q8_0 => {
-            for (o, b) in y.chunks_exact_mut(QK).zip(x.chunks_exact(34)) {
-                let d = f16_to_f32(le_u16(b, 0));
-                for (oi, &q) in o.iter_mut().zip(&b[2..34]) {
+            for (o, b) in y.chunks_exact_mut(QK).zip(x.as_chunks::<34>().0) {
+                let [d0, d1, qs @ ..] = b;
+                let d = f16_to_f32(u16::from_le_bytes([*d0, *d1]));
+                for (oi, &q) in o.iter_mut().zip(qs) {
                     *oi = d * (q as i8) as f32;
                 }
             }
         }
         GgmlType::Q4_0 => {
-            for (o, b) in y.chunks_exact_mut(QK).zip(x.chunks_exact(18)) {
-                let d = f16_to_f32(le_u16(b, 0));
-                for (j, &q) in b[2..18].iter().enumerate() {
-                    o[j] = d * ((q & 0x0f) as i32 - 8) as f32;
-                    o[j + 16] = d * ((q >> 4) as i32 - 8) as f32;
+            for (o, b) in y.chunks_exact_mut(QK).zip(x.as_chunks::<18>().0) {
+                let [d0, d1, qs @ ..] = b;
+                let d = f16_to_f32(u16::from_le_bytes([*d0, *d1]));
+                let (olo, ohi) = o.split_at_mut(QK / 2); // o has exactly QK values
+                for ((lo, hi), &q) in olo.iter_mut().zip(ohi).zip(qs) {
+                    *lo = d * ((q & 0x0f) as i32 - 8) as f32;
+                    *hi = d * ((q >> 4) as i32 - 8) as f32;
                 }
             }
         }
         GgmlType::Q4_1 => {
-            for (o, b) in y.chunks_exact_mut(QK).zip(x.chunks_exact(20)) {
-                let d = f16_to_f32(le_u16(b, 0));
-                let m = f16_to_f32(le_u16(b, 2));
-                for (j, &q) in b[4..20].iter().enumerate() {
-                    o[j] = d * (q & 0x0f) as f32 + m;
-                    o[j + 16] = d * (q >> 4) as f32 + m;
+            for (o, b) in y.chunks_exact_mut(QK).zip(x.as_chunks::<20>().0) {
+                let [d0, d1, m0, m1, qs @ ..] = b;
+                let d = f16_to_f32(u16::from_le_bytes([*d0, *d1]));
+                let m = f16_to_f32(u16::from_le_bytes([*m0, *m1]));
+                let (olo, ohi) = o.split_at_mut(QK / 2); // o has exactly QK values
+                for ((lo, hi), &q) in olo.iter_mut().zip(ohi).zip(qs) {
+                    *lo = d * (q & 0x0f) as f32 + m;
+                    *hi = d * (q >> 4) as f32 + m;
                 }
             }
         }
@@ -284,18 +290,29 @@ pub fn quantize_row(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<()> {
             }
         }
         GgmlType::Q8_0 => {
-            for (o, xb) in out.chunks_exact_mut(34).zip(x.chunks_exact(QK)) {
+            for (o, xb) in out
+                .as_chunks_mut::<34>()
+                .0
+                .iter_mut()
+                .zip(x.chunks_exact(QK))
+            {
                 let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let d = amax / 127.0;
                 let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                o[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-                for (q, v) in o[2..34].iter_mut().zip(xb) {
+                let [d0, d1, qs @ ..] = o;
+                [*d0, *d1] = f32_to_f16(d).to_le_bytes();
+                for (q, v) in qs.iter_mut().zip(xb) {
                     *q = libm::roundf(v * id) as i8 as u8;
                 }
             }
         }
         GgmlType::Q4_0 => {
-            for (o, xb) in out.chunks_exact_mut(18).zip(x.chunks_exact(QK)) {
+            for (o, xb) in out
+                .as_chunks_mut::<18>()
+                .0
+                .iter_mut()
+                .zip(x.chunks_exact(QK))
+            {
                 let (mut amax, mut max) = (0.0f32, 0.0f32);
                 for &v in xb {
                     if v.abs() > amax {
@@ -305,26 +322,35 @@ pub fn quantize_row(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<()> {
                 }
                 let d = max / -8.0;
                 let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                o[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-                for j in 0..16 {
-                    let q0 = ((xb[j] * id + 8.5) as i8).min(15) as u8;
-                    let q1 = ((xb[j + 16] * id + 8.5) as i8).min(15) as u8;
-                    o[2 + j] = q0 | (q1 << 4);
+                let [d0, d1, qs @ ..] = o;
+                [*d0, *d1] = f32_to_f16(d).to_le_bytes();
+                let (xlo, xhi) = xb.split_at(QK / 2); // xb has exactly QK values
+                for ((q, &v0), &v1) in qs.iter_mut().zip(xlo).zip(xhi) {
+                    let q0 = ((v0 * id + 8.5) as i8).min(15) as u8;
+                    let q1 = ((v1 * id + 8.5) as i8).min(15) as u8;
+                    *q = q0 | (q1 << 4);
                 }
             }
         }
         GgmlType::Q4_1 => {
-            for (o, xb) in out.chunks_exact_mut(20).zip(x.chunks_exact(QK)) {
+            for (o, xb) in out
+                .as_chunks_mut::<20>()
+                .0
+                .iter_mut()
+                .zip(x.chunks_exact(QK))
+            {
                 let min = xb.iter().fold(f32::INFINITY, |m, &v| m.min(v));
                 let max = xb.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                 let d = (max - min) / 15.0;
                 let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                o[0..2].copy_from_slice(&f32_to_f16(d).to_le_bytes());
-                o[2..4].copy_from_slice(&f32_to_f16(min).to_le_bytes());
-                for j in 0..16 {
-                    let q0 = (((xb[j] - min) * id + 0.5) as i8).min(15) as u8;
-                    let q1 = (((xb[j + 16] - min) * id + 0.5) as i8).min(15) as u8;
-                    o[4 + j] = q0 | (q1 << 4);
+                let [d0, d1, m0, m1, qs @ ..] = o;
+                [*d0, *d1] = f32_to_f16(d).to_le_bytes();
+                [*m0, *m1] = f32_to_f16(min).to_le_bytes();
+                let (xlo, xhi) = xb.split_at(QK / 2); // xb has exactly QK values
+                for ((q, &v0), &v1) in qs.iter_mut().zip(xlo).zip(xhi) {
+                    let q0 = (((v0 - min) * id + 0.5) as i8).min(15) as u8;
+                    let q1 = (((v1 - min) * id + 0.5) as i8).min(15) as u8;
+                    *q = q0 | (q1 << 4);
                 }
             }
         }

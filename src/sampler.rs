@@ -504,7 +504,7 @@ impl<'a> Sampler<'a> {
                 got = collect_next(vals, None, Cut::ALL, p.top_k, buf);
                 if let Some(&kth) = buf.get(got.wrapping_sub(1)) {
                     cut = Cut {
-                        v: vals[kth as usize],
+                        v: logit(vals, kth),
                         id: kth,
                     };
                 }
@@ -525,16 +525,16 @@ impl<'a> Sampler<'a> {
                         break; // everything kept was summed: rounding; keep all
                     };
                     for &id in ranked {
-                        let l = vals[id as usize];
+                        let l = logit(vals, id);
                         cum += weight(l, max, 1.0);
                         if cum >= target {
                             cut = cut.min(Cut { v: l, id });
                             break 'nucleus;
                         }
                     }
-                    let last = ranked[ranked.len() - 1];
+                    let last = ranked.last().copied().unwrap_or(0); // non-empty
                     after = Some(Cut {
-                        v: vals[last as usize],
+                        v: logit(vals, last),
                         id: last,
                     });
                 }
@@ -619,18 +619,28 @@ fn collect_next(
                 }
             }
         }
-        let all = &mut buf[..n];
+        // n <= buf.len() (n only counts slots that existed), want >= 1
+        let all = buf.get_mut(..n).unwrap_or_default();
         if want < n {
             all.select_nth_unstable_by(want - 1, cmp);
         }
         let r = want.min(n);
-        all[..r].sort_unstable_by(cmp);
+        if let Some(top) = all.get_mut(..r) {
+            top.sort_unstable_by(cmp);
+        }
         return r;
     }
-    let heap = &mut buf[..want];
-    let v = |id: u32| vals[id as usize];
+    let Some(heap) = buf.get_mut(..want) else {
+        return 0; // want <= buf.len() above
+    };
+    let v = |id: u32| logit(vals, id);
     // x is worse than y: y before x.
     let worse = |x: u32, y: u32| before(v(y), y, v(x), x);
+    // heap[a] is worse than heap[b] (both indices are < len <= heap.len())
+    let worse_at = |heap: &[u32], a: usize, b: usize| match (heap.get(a), heap.get(b)) {
+        (Some(&x), Some(&y)) => worse(x, y),
+        _ => false,
+    };
     let mut len = 0usize;
     for (i, &l) in vals.iter().enumerate() {
         let id = i as u32;
@@ -639,29 +649,31 @@ fn collect_next(
         }
         if len < want {
             // push and sift up
-            heap[len] = id;
+            if let Some(slot) = heap.get_mut(len) {
+                *slot = id;
+            }
             let mut c = len;
             len += 1;
             while c > 0 {
                 let parent = (c - 1) / 2;
-                if worse(heap[c], heap[parent]) {
+                if worse_at(heap, c, parent) {
                     heap.swap(c, parent);
                     c = parent;
                 } else {
                     break;
                 }
             }
-        } else if before(l, id, v(heap[0]), heap[0]) {
+        } else if let Some(top) = heap.first_mut().filter(|t| before(l, id, v(**t), **t)) {
             // replace the worst and sift down
-            heap[0] = id;
+            *top = id;
             let mut c = 0usize;
             loop {
                 let (l, r) = (2 * c + 1, 2 * c + 2);
                 let mut w = c;
-                if l < len && worse(heap[l], heap[w]) {
+                if l < len && worse_at(heap, l, w) {
                     w = l;
                 }
-                if r < len && worse(heap[r], heap[w]) {
+                if r < len && worse_at(heap, r, w) {
                     w = r;
                 }
                 if w == c {
@@ -672,8 +684,17 @@ fn collect_next(
             }
         }
     }
-    heap[..len].sort_unstable_by(cmp);
+    if let Some(h) = heap.get_mut(..len) {
+        h.sort_unstable_by(cmp);
+    }
     len
+}
+
+/// The logit of `id` (every id here came from enumerating `vals`; the
+/// fallback ranks an impossible id last).
+#[inline(always)]
+fn logit(vals: &[f32], id: u32) -> f32 {
+    vals.get(id as usize).copied().unwrap_or(f32::NEG_INFINITY)
 }
 
 #[cfg(test)]

@@ -329,6 +329,10 @@ pub fn matmul(
     if w.data.len() != rb * w.rows || x.len() != n * w.cols || out.len() != n * w.rows {
         return Err(Error::ShapeMismatch);
     }
+    if w.cols == 0 {
+        out.fill(0.0); // every dot is the empty sum
+        return Ok(());
+    }
     let nb = w.cols / QK;
     // Activations quantized once, before the split.
     let xq: Act<'_> = match w.ty {
@@ -433,7 +437,10 @@ fn rows_range(
                 let mut t0 = 0;
                 while t0 < n {
                     let nt = TILE_TOKENS.min(n - t0);
-                    let o = &mut buf[..nr * nt];
+                    // nr <= TILE_ROWS and nt <= TILE_TOKENS: always Some
+                    let Some(o) = buf.get_mut(..nr * nt) else {
+                        return;
+                    };
                     match x {
                         Act::Q8_0(xq) => {
                             let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
@@ -458,10 +465,10 @@ fn rows_range(
                         }
                         Act::F32(_) => {}
                     }
-                    for i in 0..nr {
-                        for t in 0..nt {
+                    for (i, orow) in o.chunks_exact(nt).enumerate() {
+                        for (t, &v) in orow.iter().enumerate() {
                             // SAFETY: see above.
-                            unsafe { out.write((t0 + t) * rows + r + i, o[i * nt + t]) };
+                            unsafe { out.write((t0 + t) * rows + r + i, v) };
                         }
                     }
                     t0 += nt;

@@ -20,27 +20,31 @@
 //! kernel must give each output element exactly the bits of the dot above; this
 //! is what keeps chunked prefill bit-identical to token-by-token decode.
 
-use crate::quant::{f16_to_f32, f32_to_f16, le_u16, BlockQ8_0, BlockQ8_1, QK};
+use crate::quant::{f16_to_f32, f32_to_f16, BlockQ8_0, BlockQ8_1, QK};
 
 /// Fold `N` lanes by halves into one value (the fixed order above).
 #[inline(always)]
 pub fn fold_lanes<const N: usize>(mut acc: [f32; N]) -> f32 {
     let mut h = N / 2;
     while h > 0 {
-        for i in 0..h {
-            acc[i] += acc[i + h];
+        // acc[i] += acc[i + h] for i < h (h <= N / 2, so `hi` has at least h lanes)
+        let (lo, hi) = acc.split_at_mut(h);
+        for (a, &b) in lo.iter_mut().zip(hi.iter()) {
+            *a += b;
         }
         h /= 2;
     }
-    acc[0]
+    acc.first().copied().unwrap_or(0.0)
 }
 
 /// Dot product of an F32 weight row (little-endian bytes) with f32 activations.
 pub fn vec_dot_f32_f32(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
-    for (i, (c, &xv)) in w.chunks_exact(4).zip(x).enumerate() {
-        let wv = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        acc[i % 16] += wv * xv;
+    // element i goes to lane i % 16: walk 16 elements at a time, lane by lane
+    for (wg, xg) in w.as_chunks::<4>().0.chunks(16).zip(x.chunks(16)) {
+        for ((a, c), &xv) in acc.iter_mut().zip(wg).zip(xg) {
+            *a += f32::from_le_bytes(*c) * xv;
+        }
     }
     fold_lanes(acc)
 }
@@ -48,9 +52,10 @@ pub fn vec_dot_f32_f32(w: &[u8], x: &[f32]) -> f32 {
 /// Dot product of an F16 weight row with f32 activations (f16 widened exactly).
 pub fn vec_dot_f16_f32(w: &[u8], x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
-    for (i, (c, &xv)) in w.chunks_exact(2).zip(x).enumerate() {
-        let wv = f16_to_f32(u16::from_le_bytes([c[0], c[1]]));
-        acc[i % 16] += wv * xv;
+    for (wg, xg) in w.as_chunks::<2>().0.chunks(16).zip(x.chunks(16)) {
+        for ((a, c), &xv) in acc.iter_mut().zip(wg).zip(xg) {
+            *a += f16_to_f32(u16::from_le_bytes(*c)) * xv;
+        }
     }
     fold_lanes(acc)
 }
@@ -58,13 +63,17 @@ pub fn vec_dot_f16_f32(w: &[u8], x: &[f32]) -> f32 {
 /// Q8_0 weights x Q8_0 activations. Block term: `(sumi as f32) * (dw * dx)`.
 pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (j, (b, xb)) in w.chunks_exact(34).zip(x).enumerate() {
-        let mut sumi = 0i32;
-        for (&q, &a) in b[2..34].iter().zip(&xb.qs) {
-            sumi += (q as i8 as i32) * (a as i32);
+    // block j goes to lane j % 8: walk 8 blocks at a time, lane by lane
+    for (wg, xg) in w.as_chunks::<34>().0.chunks(8).zip(x.chunks(8)) {
+        for ((lane, b), xb) in acc.iter_mut().zip(wg).zip(xg) {
+            let [d0, d1, qs @ ..] = b;
+            let mut sumi = 0i32;
+            for (&q, &a) in qs.iter().zip(&xb.qs) {
+                sumi += (q as i8 as i32) * (a as i32);
+            }
+            let d = f16_to_f32(u16::from_le_bytes([*d0, *d1])) * f16_to_f32(xb.d);
+            *lane += sumi as f32 * d;
         }
-        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
-        acc[j % 8] += sumi as f32 * d;
     }
     fold_lanes(acc)
 }
@@ -73,15 +82,19 @@ pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 /// with `sumi = sum((q - 8) * a)`.
 pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (j, (b, xb)) in w.chunks_exact(18).zip(x).enumerate() {
-        let mut sumi = 0i32;
-        for (k, &q) in b[2..18].iter().enumerate() {
-            let lo = (q & 0x0f) as i32 - 8;
-            let hi = (q >> 4) as i32 - 8;
-            sumi += lo * xb.qs[k] as i32 + hi * xb.qs[k + 16] as i32;
+    for (wg, xg) in w.as_chunks::<18>().0.chunks(8).zip(x.chunks(8)) {
+        for ((lane, b), xb) in acc.iter_mut().zip(wg).zip(xg) {
+            let [d0, d1, qs @ ..] = b;
+            let (xlo, xhi) = halves(&xb.qs);
+            let mut sumi = 0i32;
+            for ((&q, &a0), &a1) in qs.iter().zip(xlo).zip(xhi) {
+                let lo = (q & 0x0f) as i32 - 8;
+                let hi = (q >> 4) as i32 - 8;
+                sumi += lo * a0 as i32 + hi * a1 as i32;
+            }
+            let d = f16_to_f32(u16::from_le_bytes([*d0, *d1])) * f16_to_f32(xb.d);
+            *lane += sumi as f32 * d;
         }
-        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
-        acc[j % 8] += sumi as f32 * d;
     }
     fold_lanes(acc)
 }
@@ -90,16 +103,30 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 /// `(sumi as f32) * (dw * dx) + mw * sx`, with `sumi = sum(q * a)` (q unsigned).
 pub fn vec_dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
     let mut acc = [0.0f32; 8];
-    for (j, (b, xb)) in w.chunks_exact(20).zip(x).enumerate() {
-        let mut sumi = 0i32;
-        for (k, &q) in b[4..20].iter().enumerate() {
-            sumi += (q & 0x0f) as i32 * xb.qs[k] as i32 + (q >> 4) as i32 * xb.qs[k + 16] as i32;
+    for (wg, xg) in w.as_chunks::<20>().0.chunks(8).zip(x.chunks(8)) {
+        for ((lane, b), xb) in acc.iter_mut().zip(wg).zip(xg) {
+            let [d0, d1, m0, m1, qs @ ..] = b;
+            let (xlo, xhi) = halves(&xb.qs);
+            let mut sumi = 0i32;
+            for ((&q, &a0), &a1) in qs.iter().zip(xlo).zip(xhi) {
+                sumi += (q & 0x0f) as i32 * a0 as i32 + (q >> 4) as i32 * a1 as i32;
+            }
+            let d = f16_to_f32(u16::from_le_bytes([*d0, *d1])) * f16_to_f32(xb.d);
+            let m = f16_to_f32(u16::from_le_bytes([*m0, *m1])) * f16_to_f32(xb.s);
+            *lane += sumi as f32 * d + m;
         }
-        let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
-        let m = f16_to_f32(le_u16(b, 2)) * f16_to_f32(xb.s);
-        acc[j % 8] += sumi as f32 * d + m;
     }
     fold_lanes(acc)
+}
+
+/// The two 16-value halves of a 32-value activation block (a nibble's low
+/// half pairs with the first, its high half with the second).
+#[inline(always)]
+fn halves(qs: &[i8; QK]) -> (&[i8; QK / 2], &[i8; QK / 2]) {
+    match qs.as_chunks::<{ QK / 2 }>().0 {
+        [lo, hi] => (lo, hi),
+        _ => (&[0; QK / 2], &[0; QK / 2]), // QK = 2 * (QK / 2): never
+    }
 }
 
 /// Round half to even, as SIMD round instructions do by default.
@@ -163,6 +190,11 @@ pub(crate) fn gemm_with<B>(
     let nb = x.len() / n;
     let rb = nb * block_bytes;
     if w.len() != rows * rb || out.len() < rows * n {
+        return;
+    }
+    if rb == 0 {
+        // zero blocks: every dot is the empty sum (and chunks_exact(0) would panic)
+        out.iter_mut().take(rows * n).for_each(|o| *o = 0.0);
         return;
     }
     for (wr, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(n)) {

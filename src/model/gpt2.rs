@@ -6,7 +6,7 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::kernels::{matmul, QuantScratch};
-use crate::model::LayerKind as K;
+use crate::model::{part, part_mut, LayerKind as K};
 use crate::ops::{add_bias, dot, gelu, layer_norm, softmax};
 use crate::quant::dequantize_row;
 
@@ -40,35 +40,37 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
     let (n_head, hd) = (hp.n_head, hp.head_dim());
     let scale = 1.0 / libm::sqrtf(hd as f32);
     let pos_embd = m.pos_embd.ok_or(crate::Error::MissingTensor)?;
+    // Every buffer below is sliced with `part`/`part_mut` (an error, never a
+    // panic); `d`, `hd`, `ff` and `t_max` are non-zero (validated at load / new).
+    let layers = part(layers, ..hp.n_layer)?;
+    let kv_len = t_max * d;
 
     // x = wte[token] + wpe[pos]                                   x: [n][d]
-    let x = &mut x[..n * d];
-    let xn = &mut xn[..n * d];
-    for (b, &tok) in tokens.iter().enumerate() {
-        let row = &mut x[b * d..(b + 1) * d];
+    let x = part_mut(x, ..n * d)?;
+    let xn = part_mut(xn, ..n * d)?;
+    for ((row, &tok), pos) in x.chunks_exact_mut(d).zip(tokens).zip(pos0..) {
         dequantize_row(m.token_embd.ty, m.token_embd.row(tok as usize), row)?;
-        let p = &mut xn[..d];
-        dequantize_row(pos_embd.ty, pos_embd.row(pos0 + b), p)?;
+        let p = part_mut(xn, ..d)?;
+        dequantize_row(pos_embd.ty, pos_embd.row(pos), p)?;
         for (xv, pv) in row.iter_mut().zip(p.iter()) {
             *xv += *pv;
         }
     }
 
-    for l in 0..hp.n_layer {
-        let lr = layers[l];
-        let t = |kind: K| lr.t[kind as usize];
+    for (l, lr) in layers.iter().enumerate() {
+        let t = |kind: K| lr.get(kind);
 
         // ---- attention: xn = ln_1(x); qkv = xn Wqkv^T + b       qkv: [n][3d]
-        for b in 0..n {
+        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
             layer_norm(
-                &x[b * d..(b + 1) * d],
+                xr,
                 m.vector_of(&t(K::AttnNormW)),
                 m.vector_of(&t(K::AttnNormB)),
                 hp.eps,
-                &mut xn[b * d..(b + 1) * d],
+                nr,
             );
         }
-        let qkv = &mut qkv[..n * 3 * d];
+        let qkv = part_mut(qkv, ..n * 3 * d)?;
         matmul(&k, &m.matrix_of(&t(K::AttnQkvW)), xn, n, qkv, &mut scratch)?;
         let qkv_b = m.vector_of(&t(K::AttnQkvB));
         for row in qkv.chunks_exact_mut(3 * d) {
@@ -76,30 +78,44 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         }
 
         // k, v of the new tokens go to the cache      k_cache, v_cache: [L][T][d]
-        let layer_k = &mut k_cache[l * t_max * d..(l + 1) * t_max * d];
-        let layer_v = &mut v_cache[l * t_max * d..(l + 1) * t_max * d];
-        for (b, row) in qkv.chunks_exact(3 * d).enumerate() {
-            let p = pos0 + b;
-            layer_k[p * d..(p + 1) * d].copy_from_slice(&row[d..2 * d]);
-            layer_v[p * d..(p + 1) * d].copy_from_slice(&row[2 * d..3 * d]);
+        let layer_k = part_mut(k_cache, l * kv_len..(l + 1) * kv_len)?;
+        let layer_v = part_mut(v_cache, l * kv_len..(l + 1) * kv_len)?;
+        let new_k = part_mut(layer_k, pos0 * d..(pos0 + n) * d)?;
+        let new_v = part_mut(layer_v, pos0 * d..(pos0 + n) * d)?;
+        for ((row, kr), vr) in qkv
+            .chunks_exact(3 * d)
+            .zip(new_k.chunks_exact_mut(d))
+            .zip(new_v.chunks_exact_mut(d))
+        {
+            kr.copy_from_slice(part(row, d..2 * d)?);
+            vr.copy_from_slice(part(row, 2 * d..3 * d)?);
         }
 
         // att = softmax(q k^T / sqrt(hd)) v, causal, per head    att: [n][d]
-        let att = &mut att[..n * d];
+        let att = part_mut(att, ..n * d)?;
         att.fill(0.0);
-        for b in 0..n {
-            let p = pos0 + b;
-            for h in 0..n_head {
-                let q = &qkv[b * 3 * d + h * hd..b * 3 * d + (h + 1) * hd];
-                let scores = &mut scores[..=p]; //               scores: [p + 1]
-                for (j, s) in scores.iter_mut().enumerate() {
-                    *s = dot(q, &layer_k[j * d + h * hd..j * d + (h + 1) * hd]) * scale;
+        for ((row, out_row), p) in qkv
+            .chunks_exact(3 * d)
+            .zip(att.chunks_exact_mut(d))
+            .zip(pos0..)
+        {
+            let keys = part(layer_k, ..(p + 1) * d)?;
+            let vals = part(layer_v, ..(p + 1) * d)?;
+            let scores = part_mut(scores, ..=p)?; //            scores: [p + 1]
+            let q_row = part(row, ..d)?;
+            for (h, (q, out)) in q_row
+                .chunks_exact(hd)
+                .zip(out_row.chunks_exact_mut(hd))
+                .enumerate()
+                .take(n_head)
+            {
+                let head = h * hd..(h + 1) * hd;
+                for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(d)) {
+                    *s = dot(q, part(kj, head.clone())?) * scale;
                 }
                 softmax(scores);
-                let out = &mut att[b * d + h * hd..b * d + (h + 1) * hd];
-                for (j, &a) in scores.iter().enumerate() {
-                    let v = &layer_v[j * d + h * hd..j * d + (h + 1) * hd];
-                    for (o, &vv) in out.iter_mut().zip(v) {
+                for (&a, vj) in scores.iter().zip(vals.chunks_exact(d)) {
+                    for (o, &vv) in out.iter_mut().zip(part(vj, head.clone())?) {
                         *o += a * vv;
                     }
                 }
@@ -117,16 +133,16 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         }
 
         // ---- MLP: h = gelu(ln_2(x) Wup^T + bup)                  h: [n][ff]
-        for b in 0..n {
+        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
             layer_norm(
-                &x[b * d..(b + 1) * d],
+                xr,
                 m.vector_of(&t(K::FfnNormW)),
                 m.vector_of(&t(K::FfnNormB)),
                 hp.eps,
-                &mut xn[b * d..(b + 1) * d],
+                nr,
             );
         }
-        let h = &mut ffn[..n * ff];
+        let h = part_mut(ffn, ..n * ff)?;
         matmul(&k, &m.matrix_of(&t(K::FfnUpW)), xn, n, h, &mut scratch)?;
         let bup = m.vector_of(&t(K::FfnUpB));
         for row in h.chunks_exact_mut(ff) {
@@ -145,20 +161,23 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
     }
 
     // logits = ln_f(x) Wout^T                  logits: [n or 1][V]
-    let first = if all_logits { 0 } else { n - 1 };
+    let first = if all_logits { 0 } else { n.saturating_sub(1) };
     let rows = n - first;
     let norm_b = m.output_norm_b.unwrap_or(&[]);
-    for b in first..n {
-        let r = b - first;
-        layer_norm(
-            &x[b * d..(b + 1) * d],
-            m.output_norm_w,
-            norm_b,
-            hp.eps,
-            &mut xn[r * d..(r + 1) * d],
-        );
+    for (xr, nr) in part(x, first * d..)?
+        .chunks_exact(d)
+        .zip(xn.chunks_exact_mut(d))
+    {
+        layer_norm(xr, m.output_norm_w, norm_b, hp.eps, nr);
     }
-    let logits = &mut logits[..rows * hp.n_vocab];
-    matmul(&k, &m.output, &xn[..rows * d], rows, logits, &mut scratch)?;
+    let logits = part_mut(logits, ..rows * hp.n_vocab)?;
+    matmul(
+        &k,
+        &m.output,
+        part(xn, ..rows * d)?,
+        rows,
+        logits,
+        &mut scratch,
+    )?;
     Ok(())
 }

@@ -16,7 +16,7 @@
 use crate::context::Context;
 use crate::error::Result;
 use crate::kernels::{matmul, QuantScratch};
-use crate::model::LayerKind as K;
+use crate::model::{part, part_mut, LayerKind as K};
 use crate::ops::{dot, f32s, softmax};
 use crate::quant::dequantize_row;
 
@@ -40,21 +40,20 @@ fn swiglu(gate: &mut [f32], up: &[f32]) {
 /// Angles are formed in f64 so that long positions keep full f32 precision.
 fn rope_table(pos: usize, base: f32, table: &mut [f32]) {
     let r = table.len() as f64;
-    for (i, cs) in table.chunks_exact_mut(2).enumerate() {
+    for (i, cs) in table.as_chunks_mut::<2>().0.iter_mut().enumerate() {
         let freq = libm::pow(base as f64, -((2 * i) as f64) / r);
         let angle = pos as f64 * freq;
-        cs[0] = libm::cos(angle) as f32;
-        cs[1] = libm::sin(angle) as f32;
+        *cs = [libm::cos(angle) as f32, libm::sin(angle) as f32];
     }
 }
 
 /// Rotate the first `table.len()` dimensions of every `hd`-wide head in `row`.
 fn rope(row: &mut [f32], hd: usize, table: &[f32]) {
+    let table = table.as_chunks::<2>().0;
     for head in row.chunks_exact_mut(hd) {
-        for (pair, cs) in head.chunks_exact_mut(2).zip(table.chunks_exact(2)) {
-            let (x0, x1) = (pair[0], pair[1]);
-            pair[0] = x0 * cs[0] - x1 * cs[1];
-            pair[1] = x0 * cs[1] + x1 * cs[0];
+        for (pair, &[c, s]) in head.as_chunks_mut::<2>().0.iter_mut().zip(table) {
+            let [x0, x1] = *pair;
+            *pair = [x0 * c - x1 * s, x0 * s + x1 * c];
         }
     }
 }
@@ -90,67 +89,74 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
     let (n_head, hd, kvd) = (hp.n_head, hp.head_dim(), hp.kv_dim());
     let group = n_head / hp.n_head_kv;
     let scale = 1.0 / libm::sqrtf(hd as f32);
+    // Every buffer below is sliced with `part`/`part_mut` (an error, never a
+    // panic); `d`, `hd`, `kvd`, `ff`, `r`, `group` and `t_max` are non-zero
+    // (validated at load / new).
+    let layers = part(layers, ..hp.n_layer)?;
+    let kv_len = t_max * kvd;
 
     // x = embd[token]                                             x: [n][d]
-    let x = &mut x[..n * d];
-    let xn = &mut xn[..n * d];
+    let x = part_mut(x, ..n * d)?;
+    let xn = part_mut(xn, ..n * d)?;
     for (row, &tok) in x.chunks_exact_mut(d).zip(tokens) {
         dequantize_row(m.token_embd.ty, m.token_embd.row(tok as usize), row)?;
     }
 
     // (cos, sin) of every position of the batch               rope: [n][r/2][2]
     let r = hp.n_rot;
-    let rope_tab = &mut rope_buf[..n * r];
-    for (b, tab) in rope_tab.chunks_exact_mut(r).enumerate() {
-        rope_table(pos0 + b, hp.rope_freq_base, tab);
+    let rope_tab = part_mut(rope_buf, ..n * r)?;
+    for (tab, pos) in rope_tab.chunks_exact_mut(r).zip(pos0..) {
+        rope_table(pos, hp.rope_freq_base, tab);
     }
 
-    for l in 0..hp.n_layer {
-        let lr = layers[l];
-        let t = |kind: K| lr.t[kind as usize];
+    for (l, lr) in layers.iter().enumerate() {
+        let t = |kind: K| lr.get(kind);
 
         // ---- attention: xn = rms_norm(x) * w_attn_norm           xn: [n][d]
         for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
             rms_norm(xr, m.vector_of(&t(K::AttnNormW)), hp.eps, nr);
         }
         // q = xn Wq^T, k = xn Wk^T, v = xn Wv^T      q: [n][d], k, v: [n][kvd]
-        let (q, rest) = qkv[..n * (d + 2 * kvd)].split_at_mut(n * d);
+        let (q, rest) = part_mut(qkv, ..n * (d + 2 * kvd))?.split_at_mut(n * d);
         let (kk, vv) = rest.split_at_mut(n * kvd);
         matmul(&k, &m.matrix_of(&t(K::AttnQW)), xn, n, q, &mut scratch)?;
         matmul(&k, &m.matrix_of(&t(K::AttnKW)), xn, n, kk, &mut scratch)?;
         matmul(&k, &m.matrix_of(&t(K::AttnVW)), xn, n, vv, &mut scratch)?;
 
         // q, k = rope(q, pos), rope(k, pos)
-        for (b, tab) in rope_tab.chunks_exact(r).enumerate() {
-            rope(&mut q[b * d..(b + 1) * d], hd, tab);
-            rope(&mut kk[b * kvd..(b + 1) * kvd], hd, tab);
+        for ((tab, qr), kr) in rope_tab
+            .chunks_exact(r)
+            .zip(q.chunks_exact_mut(d))
+            .zip(kk.chunks_exact_mut(kvd))
+        {
+            rope(qr, hd, tab);
+            rope(kr, hd, tab);
         }
 
         // k, v of the new tokens go to the cache     k_cache, v_cache: [L][T][kvd]
-        let layer_k = &mut k_cache[l * t_max * kvd..(l + 1) * t_max * kvd];
-        let layer_v = &mut v_cache[l * t_max * kvd..(l + 1) * t_max * kvd];
+        let layer_k = part_mut(k_cache, l * kv_len..(l + 1) * kv_len)?;
+        let layer_v = part_mut(v_cache, l * kv_len..(l + 1) * kv_len)?;
         let p0 = pos0 * kvd;
-        layer_k[p0..p0 + n * kvd].copy_from_slice(kk);
-        layer_v[p0..p0 + n * kvd].copy_from_slice(vv);
+        part_mut(layer_k, p0..p0 + n * kvd)?.copy_from_slice(kk);
+        part_mut(layer_v, p0..p0 + n * kvd)?.copy_from_slice(vv);
 
         // att = softmax(q k^T / sqrt(hd)) v, causal; head h reads kv head h / group
-        let att = &mut att[..n * d]; //                              att: [n][d]
+        let att = part_mut(att, ..n * d)?; //                        att: [n][d]
         att.fill(0.0);
-        for b in 0..n {
-            let p = pos0 + b;
-            for h in 0..n_head {
+        for ((q_row, out_row), p) in q.chunks_exact(d).zip(att.chunks_exact_mut(d)).zip(pos0..) {
+            let keys = part(layer_k, ..(p + 1) * kvd)?;
+            let vals = part(layer_v, ..(p + 1) * kvd)?;
+            let scores = part_mut(scores, ..=p)?; //            scores: [p + 1]
+            let heads = q_row.chunks_exact(hd).zip(out_row.chunks_exact_mut(hd));
+            for (h, (qh, out)) in heads.enumerate().take(n_head) {
                 let kv_off = (h / group) * hd;
-                let qh = &q[b * d + h * hd..b * d + (h + 1) * hd];
-                let scores = &mut scores[..=p]; //               scores: [p + 1]
-                for (j, s) in scores.iter_mut().enumerate() {
-                    let kj = &layer_k[j * kvd + kv_off..j * kvd + kv_off + hd];
-                    *s = dot(qh, kj) * scale;
+                let head = kv_off..kv_off + hd;
+                for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(kvd)) {
+                    *s = dot(qh, part(kj, head.clone())?) * scale;
                 }
                 softmax(scores);
-                let out = &mut att[b * d + h * hd..b * d + (h + 1) * hd];
-                for (j, &a) in scores.iter().enumerate() {
-                    let vj = &layer_v[j * kvd + kv_off..j * kvd + kv_off + hd];
-                    for (o, &vv) in out.iter_mut().zip(vj) {
+                for (&a, vj) in scores.iter().zip(vals.chunks_exact(kvd)) {
+                    for (o, &vv) in out.iter_mut().zip(part(vj, head.clone())?) {
                         *o += a * vv;
                     }
                 }
@@ -168,7 +174,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             rms_norm(xr, m.vector_of(&t(K::FfnNormW)), hp.eps, nr);
         }
         // h = silu(xn Wgate^T) * (xn Wup^T)                 gate, up: [n][ff]
-        let (gate, up) = ffn[..2 * n * ff].split_at_mut(n * ff);
+        let (gate, up) = part_mut(ffn, ..2 * n * ff)?.split_at_mut(n * ff);
         matmul(&k, &m.matrix_of(&t(K::FfnGateW)), xn, n, gate, &mut scratch)?;
         matmul(&k, &m.matrix_of(&t(K::FfnUpW)), xn, n, up, &mut scratch)?;
         swiglu(gate, up);
@@ -180,12 +186,22 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
     }
 
     // logits = rms_norm(x) * w_out_norm Wout^T                 logits: [n or 1][V]
-    let first = if all_logits { 0 } else { n - 1 };
+    let first = if all_logits { 0 } else { n.saturating_sub(1) };
     let rows = n - first;
-    for (xr, nr) in x[first * d..].chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+    for (xr, nr) in part(x, first * d..)?
+        .chunks_exact(d)
+        .zip(xn.chunks_exact_mut(d))
+    {
         rms_norm(xr, m.output_norm_w, hp.eps, nr);
     }
-    let logits = &mut logits[..rows * hp.n_vocab];
-    matmul(&k, &m.output, &xn[..rows * d], rows, logits, &mut scratch)?;
+    let logits = part_mut(logits, ..rows * hp.n_vocab)?;
+    matmul(
+        &k,
+        &m.output,
+        part(xn, ..rows * d)?,
+        rows,
+        logits,
+        &mut scratch,
+    )?;
     Ok(())
 }

@@ -69,12 +69,13 @@ pub struct Hparams {
 
 impl Hparams {
     /// Width of one head.
+    /// (0 for `n_head == 0`, which a loaded model never has.)
     pub fn head_dim(&self) -> usize {
-        self.n_embd / self.n_head
+        self.n_embd.checked_div(self.n_head).unwrap_or(0)
     }
     /// Width of the key (and value) projection.
     pub fn kv_dim(&self) -> usize {
-        self.head_dim() * self.n_head_kv
+        self.head_dim().saturating_mul(self.n_head_kv)
     }
 }
 
@@ -108,10 +109,10 @@ pub const N_LAYER_KINDS: usize = 16;
 const fn layer_mask(arch: Arch) -> u32 {
     const fn bits(kinds: &[LayerKind]) -> u32 {
         let mut m = 0;
-        let mut i = 0;
-        while i < kinds.len() {
-            m |= 1 << kinds[i] as u32;
-            i += 1;
+        let mut rest = kinds;
+        while let [k, tail @ ..] = rest {
+            m |= 1 << *k as u32;
+            rest = tail;
         }
         m
     }
@@ -191,8 +192,9 @@ enum Slot {
 fn classify(name: &[u8]) -> Option<Slot> {
     if let Some(rest) = name.strip_prefix(b"blk.") {
         let dot = rest.iter().position(|&c| c == b'.')?;
-        let (num, kind) = (&rest[..dot], &rest[dot + 1..]);
-        if num.is_empty() || num.len() > 3 || (num.len() > 1 && num[0] == b'0') {
+        let (num, kind) = rest.split_at_checked(dot)?;
+        let kind = kind.get(1..)?; // after the '.'
+        if num.is_empty() || num.len() > 3 || (num.len() > 1 && num.first() == Some(&b'0')) {
             return None;
         }
         let mut l = 0usize;
@@ -237,6 +239,33 @@ pub struct LayerRefs {
 
 // SAFETY: repr(C) structs of usize only: no padding, every bit pattern valid.
 unsafe impl crate::arena::Pod for LayerRefs {}
+
+impl LayerRefs {
+    /// The tensor of `kind` (every [`LayerKind`] has a slot; the fallback is dead).
+    #[inline(always)]
+    pub(crate) fn get(&self, kind: LayerKind) -> TensorRef {
+        self.t.get(kind as usize).copied().unwrap_or_default()
+    }
+}
+
+/// `s[r]`, or [`Error::ShapeMismatch`]: the forward passes slice their arena
+/// buffers through this, so a broken shape invariant is an error, not a panic.
+#[inline(always)]
+pub(crate) fn part<T, R: core::slice::SliceIndex<[T], Output = [T]>>(
+    s: &[T],
+    r: R,
+) -> Result<&[T]> {
+    s.get(r).ok_or(Error::ShapeMismatch)
+}
+
+/// `&mut s[r]`, or [`Error::ShapeMismatch`] (see [`part`]).
+#[inline(always)]
+pub(crate) fn part_mut<T, R: core::slice::SliceIndex<[T], Output = [T]>>(
+    s: &mut [T],
+    r: R,
+) -> Result<&mut [T]> {
+    s.get_mut(r).ok_or(Error::ShapeMismatch)
+}
 
 /// Expected `(ne0, ne1)` of a layer tensor, and whether it is a matrix.
 fn layer_shape(hp: &Hparams, k: LayerKind) -> (usize, usize, bool) {
@@ -423,17 +452,19 @@ impl<'a> Model<'a> {
                     if l >= n_layer || layer_mask(arch) & bit == 0 {
                         return Err(Error::UnexpectedTensor);
                     }
-                    if present[l] & bit != 0 {
+                    let seen = present.get_mut(l).ok_or(Error::UnexpectedTensor)?;
+                    if *seen & bit != 0 {
                         return Err(Error::DuplicateName);
                     }
-                    present[l] |= bit;
+                    *seen |= bit;
                     let (ne0, ne1, m) = layer_shape(&hp, kind);
                     check(&t, ne0, ne1, m)?;
                 }
             }
         }
         let required = layer_mask(arch);
-        if present[..n_layer].iter().any(|&m| m & required != required) {
+        let present = present.get(..n_layer).ok_or(Error::BadHyperparameters)?;
+        if present.iter().any(|&m| m & required != required) {
             return Err(Error::MissingTensor);
         }
         let token_embd = token_embd.ok_or(Error::MissingTensor)?;

@@ -258,7 +258,7 @@ fn opt_id(g: &Gguf<'_>, key: &str, n_vocab: usize) -> Result<Option<u32>> {
 #[inline]
 fn read_i32(raw: &[u8], i: usize) -> Option<i32> {
     let s = raw.get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
-    Some(i32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    Some(i32::from_le_bytes(s.try_into().ok()?))
 }
 
 impl<'m> Meta<'m> {
@@ -401,6 +401,20 @@ impl<'m, 'a> Vocab<'m, 'a> {
         }
     }
 
+    /// The token of byte `b` on its own (`NO_TOKEN` if none); the table has 256 entries.
+    #[inline(always)]
+    fn byte_id(&self, b: u8) -> u32 {
+        self.byte_ids.get(b as usize).copied().unwrap_or(NO_TOKEN)
+    }
+
+    /// Whether a special token may start with byte `b` (a 256-bit set in 8 words).
+    #[inline(always)]
+    fn may_start_special(&self, b: u8) -> bool {
+        self.special_first
+            .get((b >> 5) as usize)
+            .is_some_and(|bits| bits & (1 << (b & 31)) != 0)
+    }
+
     /// Merge rank of the pair (l, r), or `u32::MAX` if it is not a merge.
     #[inline]
     fn rank(&self, l: u32, r: u32) -> u32 {
@@ -412,10 +426,8 @@ impl<'m, 'a> Vocab<'m, 'a> {
                 _ => return u32::MAX,
             };
             let k = (slot - 1) as usize * 3;
-            if let Some(m) = self.merges.get(k..k + 2) {
-                if m[0] == l && m[1] == r {
-                    return slot - 1;
-                }
+            if self.merges.get(k..k + 2) == Some(&[l, r][..]) {
+                return slot - 1;
             }
             i = (i + 1) & mask;
         }
@@ -502,16 +514,20 @@ impl<'m, 'a> Vocab<'m, 'a> {
     /// This is GPT-2's `bpe()`: find the pair of lowest rank, merge every non-overlapping
     /// occurrence of it left to right in one pass, repeat. Each pass is linear; merge ranks are
     /// looked up again only next to the symbols the pass created.
+    // INDEXING: every index into ids/lens/ranks is < n <= w <= cap, the length all
+    // three scratch slices have at least (the `cap` line).
+    #[allow(clippy::indexing_slicing)]
     fn merge_window(&self, s: &mut Scratch<'_>, bytes: &[u8]) -> usize {
         const FRESH: u32 = 1 << 31; // flag in `lens`: symbol made by the current pass
-        let w = bytes.len().min(s.ids.len());
+        let cap = s.ids.len().min(s.lens.len()).min(s.ranks.len());
+        let w = bytes.len().min(cap);
         let mut n: usize = 0;
         // A byte without a token is dropped before merging (Hugging Face's BPE skips a
         // character it has no id for); its length goes to the symbol before it (or, at the
         // start, the one after) so the lengths still cover the window.
         let mut pending = 0u32;
         for &b in bytes.iter().take(w) {
-            let id = self.byte_ids[b as usize];
+            let id = self.byte_id(b);
             if id == NO_TOKEN {
                 match n.checked_sub(1) {
                     Some(p) => s.lens[p] += 1,
@@ -580,7 +596,7 @@ impl<'m, 'a> Vocab<'m, 'a> {
         sink: &mut Sink<'_>,
     ) -> Result<()> {
         if let [b] = piece {
-            return match self.byte_ids[*b as usize] {
+            return match self.byte_id(*b) {
                 NO_TOKEN => Ok(()),
                 id => sink.push(id),
             };
@@ -597,19 +613,19 @@ impl<'m, 'a> Vocab<'m, 'a> {
                 continue;
             }
             if w == rest.len() {
-                for &id in &s.ids[..n] {
+                for &id in s.ids.get(..n).unwrap_or(&[]) {
                     sink.push(id)?;
                 }
                 return Ok(());
             }
             // Emit the tokens that end in the first half of the window (at least one).
             let mut end = 0usize;
-            for i in 0..n {
-                let l = s.lens[i] as usize;
+            for (i, (&id, &l)) in s.ids.iter().zip(s.lens.iter()).take(n).enumerate() {
+                let l = l as usize;
                 if i > 0 && end + l > w / 2 {
                     break;
                 }
-                sink.push(s.ids[i])?;
+                sink.push(id)?;
                 end += l;
             }
             pos += end;
@@ -657,7 +673,7 @@ impl<'m, 'a> Vocab<'m, 'a> {
                     let bad = e.error_len().unwrap_or(tail.len()).min(tail.len()).max(1);
                     let (bad, tail) = tail.split_at(bad.min(tail.len()));
                     for &b in bad {
-                        if let id @ 0..=0xFFFF_FFFE = self.byte_ids[b as usize] {
+                        if let id @ 0..=0xFFFF_FFFE = self.byte_id(b) {
                             sink.push(id)?;
                         }
                     }
@@ -814,35 +830,40 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         };
         for b in 0..=255u8 {
             let (u, n) = byte_char_utf8(b);
-            vocab.byte_ids[b as usize] = vocab.find(&u[..n], &[]).unwrap_or(NO_TOKEN);
+            let id = vocab.find(u.get(..n).unwrap_or(&[]), &[]);
+            if let Some(slot) = vocab.byte_ids.get_mut(b as usize) {
+                *slot = id.unwrap_or(NO_TOKEN);
+            }
         }
         for &id in specials {
             if let Some(&b) = vocab.text(id as usize).first() {
-                vocab.special_first[(b >> 5) as usize] |= 1 << (b & 31);
+                if let Some(bits) = vocab.special_first.get_mut((b >> 5) as usize) {
+                    *bits |= 1 << (b & 31);
+                }
             }
         }
 
         // Pass 3: merges, by rank.
         if let Some(ms) = meta.merges {
-            for (m, dst) in ms.iter().zip(merges.chunks_exact_mut(3)) {
+            for (m, dst) in ms.iter().zip(merges.as_chunks_mut::<3>().0) {
                 let s = m.as_str().ok_or(Error::BadTokenizer)?;
                 let sp = s
                     .iter()
                     .position(|&b| b == b' ')
                     .ok_or(Error::BadTokenizer)?;
-                let (l, r) = (&s[..sp], &s[sp + 1..]);
+                let (l, r) = s.split_at(sp); // sp < s.len(): position() found it
+                let r = r.get(1..).unwrap_or(&[]); // after the ' '
                 if l.is_empty() || r.is_empty() || r.contains(&b' ') {
                     return Err(Error::BadTokenizer);
                 }
-                dst[0] = vocab.find(l, &[]).ok_or(Error::BadTokenizer)?;
-                dst[1] = vocab.find(r, &[]).ok_or(Error::BadTokenizer)?;
-                dst[2] = vocab.find(l, r).ok_or(Error::BadTokenizer)?;
+                let find = |a, b| vocab.find(a, b).ok_or(Error::BadTokenizer);
+                *dst = [find(l, &[])?, find(r, &[])?, find(l, r)?];
             }
         }
         let merges: &'a [u32] = merges;
         let mask = merge_table.len() - 1;
-        for (rank, m) in merges.chunks_exact(3).enumerate() {
-            let mut i = hash_pair(m[0], m[1]) as usize & mask;
+        for (rank, &[ml, mr, _]) in merges.as_chunks::<3>().0.iter().enumerate() {
+            let mut i = hash_pair(ml, mr) as usize & mask;
             loop {
                 let slot = merge_table.get_mut(i).ok_or(Error::BadTokenizer)?;
                 if *slot == 0 {
@@ -850,7 +871,7 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
                     break;
                 }
                 let k = (*slot as usize - 1) * 3;
-                if merges.get(k..k + 2) == Some(&m[..2]) {
+                if merges.get(k..k + 2) == Some(&[ml, mr][..]) {
                     break; // duplicate merge: the lower rank stays
                 }
                 i = (i + 1) & mask;
@@ -951,7 +972,7 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         let mut n = 0;
         for &b in bytes {
             let (u, k) = byte_char_utf8(b);
-            buf.get_mut(n..n + k)?.copy_from_slice(&u[..k]);
+            buf.get_mut(n..n + k)?.copy_from_slice(u.get(..k)?);
             n += k;
         }
         vocab.find(buf.get(..n)?, &[])
@@ -979,7 +1000,7 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         let mut seg = 0;
         let mut p = 0;
         while let Some(&b) = text.get(p) {
-            if v.special_first[(b >> 5) as usize] & (1 << (b & 31)) != 0 {
+            if v.may_start_special(b) {
                 if let Some((id, len)) = v.match_special(text.get(p..).unwrap_or(&[])) {
                     v.encode_ordinary(pre, s, self.window, text.get(seg..p).unwrap_or(&[]), sink)?;
                     sink.push(id)?;
@@ -1120,9 +1141,8 @@ fn text_at<'m>(raw: &'m [u8], offsets: &[u32], id: usize) -> &'m [u8] {
     let len = off
         .checked_sub(8)
         .and_then(|s| raw.get(s..off))
-        .map_or(0, |b| {
-            u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as usize
-        });
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, |b| u64::from_le_bytes(b) as usize);
     off.checked_add(len)
         .and_then(|end| raw.get(off..end))
         .unwrap_or(&[])

@@ -144,7 +144,7 @@ fn run_end(s: &str, i: usize, k: CharClass) -> usize {
         if x >= 0x80 {
             break;
         }
-        if CharClass::from_code(ASCII[x as usize]) != k {
+        if CharClass::from_code(ASCII.get(x as usize).copied().unwrap_or(0)) != k {
             return i + j;
         }
         j += 1;
@@ -164,7 +164,7 @@ fn gpt2_piece_end(s: &str, start: usize) -> usize {
     };
     let b = rest.as_bytes();
     // 1. Contractions (lowercase only).
-    if b[0] == b'\'' {
+    if b.first() == Some(&b'\'') {
         match (b.get(1), b.get(2)) {
             (Some(b's' | b't' | b'm' | b'd'), _) => return start + 2,
             (Some(b'r'), Some(b'e')) | (Some(b'v'), Some(b'e')) | (Some(b'l'), Some(b'l')) => {

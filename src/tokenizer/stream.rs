@@ -71,8 +71,9 @@ impl StreamDecoder {
         let k = incomplete_tail(all);
         let keep = n - k;
         self.held = [0; 3];
-        if let Some(tail) = all.get(keep..) {
-            self.held[..k].copy_from_slice(tail);
+        // k <= 3 = held.len() and the tail is exactly k bytes long
+        if let (Some(held), Some(tail)) = (self.held.get_mut(..k), all.get(keep..)) {
+            held.copy_from_slice(tail);
         }
         self.n_held = k as u8;
         Ok(keep)
@@ -93,13 +94,13 @@ impl StreamDecoder {
 /// Length of the trailing bytes of `b` that form a valid but incomplete UTF-8 sequence (0..=3).
 pub fn incomplete_tail(b: &[u8]) -> usize {
     for k in 1..=3.min(b.len()) {
-        let tail = &b[b.len() - k..];
+        let tail = b.get(b.len() - k..).unwrap_or(&[]);
         match core::str::from_utf8(tail) {
             Ok(_) => return 0,
             Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => return k,
             Err(_) => {
                 // A lead byte that is not a valid prefix, or ASCII: nothing incomplete further back.
-                if tail[0] & 0xC0 != 0x80 {
+                if tail.first().is_none_or(|&c| c & 0xC0 != 0x80) {
                     return 0;
                 }
             }

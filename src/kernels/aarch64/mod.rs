@@ -262,10 +262,10 @@ unsafe fn step_f16(acc: &mut [float32x4_t; 4], w: *const u8, x: *const f32) {
         cvt_f16_lo(h1),
         cvt_f16_hi(h1),
     ];
-    for (k, a) in acc.iter_mut().enumerate() {
+    for ((k, a), wk) in acc.iter_mut().enumerate().zip(wv) {
         // SAFETY: k < 4, 16 floats of `x` are readable (caller).
         let xv = unsafe { vld1q_f32(x.add(4 * k)) };
-        *a = vaddq_f32(*a, vmulq_f32(wv[k], xv));
+        *a = vaddq_f32(*a, vmulq_f32(wk, xv));
     }
 }
 
@@ -427,29 +427,28 @@ unsafe fn dot_q8_0<D: BlockDot>(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [vdupq_n_f32(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
             let mut s = [vdupq_n_s32(0); 4];
-            for (k, sk) in s.iter_mut().enumerate() {
+            for ((sk, wb), xb) in s.iter_mut().zip(w4).zip(x4) {
                 // SAFETY: forwarded from the caller.
-                *sk = unsafe { q8_0_block::<D>(&wg[o + k], &xg[o + k]) };
+                *sk = unsafe { q8_0_block::<D>(wb, xb) };
             }
-            let dw = f16x4(
-                scale(&wg[o], 0),
-                scale(&wg[o + 1], 0),
-                scale(&wg[o + 2], 0),
-                scale(&wg[o + 3], 0),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let dw = f16x4(scale(w0, 0), scale(w1, 0), scale(w2, 0), scale(w3, 0));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
             *a = vaddq_f32(*a, vmulq_f32(sums4(s), vmulq_f32(dw, dx)));
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         // SAFETY: forwarded from the caller.
         let sumi = vaddvq_s32(unsafe { q8_0_block::<D>(b, xb) });
         let d = f16_to_f32(scale(b, 0)) * f16_to_f32(xb.d);
-        l[j] += sumi as f32 * d;
+        *lane += sumi as f32 * d;
     }
     fold_lanes(l)
 }
@@ -468,29 +467,28 @@ unsafe fn dot_q4_0<D: BlockDot>(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [vdupq_n_f32(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
             let mut s = [vdupq_n_s32(0); 4];
-            for (k, sk) in s.iter_mut().enumerate() {
+            for ((sk, wb), xb) in s.iter_mut().zip(w4).zip(x4) {
                 // SAFETY: forwarded from the caller.
-                *sk = unsafe { q4_0_block::<D>(&wg[o + k], &xg[o + k]) };
+                *sk = unsafe { q4_0_block::<D>(wb, xb) };
             }
-            let dw = f16x4(
-                scale(&wg[o], 0),
-                scale(&wg[o + 1], 0),
-                scale(&wg[o + 2], 0),
-                scale(&wg[o + 3], 0),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let dw = f16x4(scale(w0, 0), scale(w1, 0), scale(w2, 0), scale(w3, 0));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
             *a = vaddq_f32(*a, vmulq_f32(sums4(s), vmulq_f32(dw, dx)));
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         // SAFETY: forwarded from the caller.
         let sumi = vaddvq_s32(unsafe { q4_0_block::<D>(b, xb) });
         let d = f16_to_f32(scale(b, 0)) * f16_to_f32(xb.d);
-        l[j] += sumi as f32 * d;
+        *lane += sumi as f32 * d;
     }
     fold_lanes(l)
 }
@@ -509,38 +507,32 @@ unsafe fn dot_q4_1<D: BlockDot>(w: &[u8], x: &[BlockQ8_1]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [vdupq_n_f32(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
             let mut s = [vdupq_n_s32(0); 4];
-            for (k, sk) in s.iter_mut().enumerate() {
+            for ((sk, wb), xb) in s.iter_mut().zip(w4).zip(x4) {
                 // SAFETY: forwarded from the caller.
-                *sk = unsafe { q4_1_block::<D>(&wg[o + k], &xg[o + k]) };
+                *sk = unsafe { q4_1_block::<D>(wb, xb) };
             }
-            let dw = f16x4(
-                scale(&wg[o], 0),
-                scale(&wg[o + 1], 0),
-                scale(&wg[o + 2], 0),
-                scale(&wg[o + 3], 0),
-            );
-            let mw = f16x4(
-                scale(&wg[o], 2),
-                scale(&wg[o + 1], 2),
-                scale(&wg[o + 2], 2),
-                scale(&wg[o + 3], 2),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
-            let sx = f16x4(xg[o].s, xg[o + 1].s, xg[o + 2].s, xg[o + 3].s);
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let dw = f16x4(scale(w0, 0), scale(w1, 0), scale(w2, 0), scale(w3, 0));
+            let mw = f16x4(scale(w0, 2), scale(w1, 2), scale(w2, 2), scale(w3, 2));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
+            let sx = f16x4(x0.s, x1.s, x2.s, x3.s);
             let t = vaddq_f32(vmulq_f32(sums4(s), vmulq_f32(dw, dx)), vmulq_f32(mw, sx));
             *a = vaddq_f32(*a, t);
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         // SAFETY: forwarded from the caller.
         let sumi = vaddvq_s32(unsafe { q4_1_block::<D>(b, xb) });
         let d = f16_to_f32(scale(b, 0)) * f16_to_f32(xb.d);
         let m = f16_to_f32(scale(b, 2)) * f16_to_f32(xb.s);
-        l[j] += sumi as f32 * d + m;
+        *lane += sumi as f32 * d + m;
     }
     fold_lanes(l)
 }
@@ -565,10 +557,12 @@ fn quantize_block(xb: &[f32; QK], qs: &mut [i8; QK]) -> (f32, i32) {
     // non-NaN m (NaN compares false and is skipped; |v| >= +0, so no signed
     // zero question); max is exact, so the tree order does not matter.
     let mut m = [vdupq_n_f32(0.0); 2];
-    for (k, vk) in v.iter().enumerate() {
-        let a = vabsq_f32(*vk);
-        let mk = &mut m[k % 2];
-        *mk = vbslq_f32(vcgtq_f32(a, *mk), a, *mk);
+    for pair in v.as_chunks::<2>().0 {
+        // v[k] goes to m[k % 2]
+        for (mk, vk) in m.iter_mut().zip(pair) {
+            let a = vabsq_f32(*vk);
+            *mk = vbslq_f32(vcgtq_f32(a, *mk), a, *mk);
+        }
     }
     let amax = vmaxvq_f32(vmaxq_f32(m[0], m[1]));
     let d = amax / 127.0;

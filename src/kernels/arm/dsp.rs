@@ -85,11 +85,11 @@ unsafe fn sums_q8<const R: usize>(w: [*const u8; R], a: *const u8) -> [i32; R] {
         // SAFETY: `k + 4 <= 32` and the caller guarantees 32 bytes at `a`.
         let av = unsafe { word(a.add(k)) };
         let (ae, ao) = (sxtb16(av), sxtb16_ror8(av));
-        for r in 0..R {
+        for (sr, &wr) in s.iter_mut().zip(&w) {
             // SAFETY: as above, for `w[r]`.
-            let wv = unsafe { word(w[r].add(k)) };
-            s[r] = smlad(sxtb16(wv), ae, s[r]);
-            s[r] = smlad(sxtb16_ror8(wv), ao, s[r]);
+            let wv = unsafe { word(wr.add(k)) };
+            *sr = smlad(sxtb16(wv), ae, *sr);
+            *sr = smlad(sxtb16_ror8(wv), ao, *sr);
         }
     }
     s
@@ -107,15 +107,15 @@ unsafe fn sums_q4<const R: usize>(w: [*const u8; R], a: *const u8) -> [i32; R] {
         // SAFETY: `k + 20 <= 32` and the caller guarantees 32 bytes at `a`.
         let (al, ah) = unsafe { (word(a.add(k)), word(a.add(k + 16))) };
         let (ale, alo, ahe, aho) = (sxtb16(al), sxtb16_ror8(al), sxtb16(ah), sxtb16_ror8(ah));
-        for r in 0..R {
+        for (sr, &wr) in s.iter_mut().zip(&w) {
             // SAFETY: `k + 4 <= 16` and the caller guarantees 16 bytes at `w[r]`.
-            let wv = unsafe { word(w[r].add(k)) };
+            let wv = unsafe { word(wr.add(k)) };
             let lo = sub8_each(wv & 0x0f0f_0f0f);
             let hi = sub8_each((wv >> 4) & 0x0f0f_0f0f);
-            s[r] = smlad(sxtb16(lo), ale, s[r]);
-            s[r] = smlad(sxtb16_ror8(lo), alo, s[r]);
-            s[r] = smlad(sxtb16(hi), ahe, s[r]);
-            s[r] = smlad(sxtb16_ror8(hi), aho, s[r]);
+            *sr = smlad(sxtb16(lo), ale, *sr);
+            *sr = smlad(sxtb16_ror8(lo), alo, *sr);
+            *sr = smlad(sxtb16(hi), ahe, *sr);
+            *sr = smlad(sxtb16_ror8(hi), aho, *sr);
         }
     }
     s
@@ -251,7 +251,8 @@ unsafe fn float_x4(s: [i32; 4], p: *const u8, stride: usize, xd: *const u8, acc:
 pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     let base = w[0].as_ptr() as usize;
     let stride = (w[1].as_ptr() as usize).wrapping_sub(base);
-    let even = (0..4).all(|r| w[r].as_ptr() as usize == base.wrapping_add(r.wrapping_mul(stride)));
+    let even = (w.iter().zip(0usize..))
+        .all(|(wr, r)| wr.as_ptr() as usize == base.wrapping_add(r.wrapping_mul(stride)));
     if !even {
         return rows_q8_0_q8_0(w, x);
     }
@@ -274,7 +275,7 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
                 float_x4(s, p, stride, xp, acc.as_mut_ptr().cast::<f32>().add(j % 8));
             }
         }
-        core::array::from_fn(|r| fold_lanes(acc[r]))
+        acc.map(fold_lanes)
     }
     #[cfg(not(target_abi = "eabihf"))]
     rows_dot(w, x, 34, |j, _| {
@@ -295,7 +296,7 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
 /// `R` Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0` per row.
 pub fn rows_q8_0_q8_0<const R: usize>(w: &[&[u8]; R], x: &[BlockQ8_0]) -> [f32; R] {
     rows_dot(w, x, 34, |j, xb| {
-        let p = core::array::from_fn(|r| w[r][j * 34 + 2..].as_ptr());
+        let p = w.map(|wr| wr.as_ptr().wrapping_add(j * 34 + 2));
         // SAFETY: `rows_dot` calls with `j * 34 + 34 <= w[r].len()`, so 32 bytes
         // follow each `p[r]`; `xb.qs` is 32 bytes.
         unsafe { sums_q8(p, xb.qs.as_ptr() as *const u8) }
@@ -305,7 +306,7 @@ pub fn rows_q8_0_q8_0<const R: usize>(w: &[&[u8]; R], x: &[BlockQ8_0]) -> [f32; 
 /// `R` Q4_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q4_0_q8_0` per row.
 pub fn rows_q4_0_q8_0<const R: usize>(w: &[&[u8]; R], x: &[BlockQ8_0]) -> [f32; R] {
     rows_dot(w, x, 18, |j, xb| {
-        let p = core::array::from_fn(|r| w[r][j * 18 + 2..].as_ptr());
+        let p = w.map(|wr| wr.as_ptr().wrapping_add(j * 18 + 2));
         // SAFETY: `rows_dot` calls with `j * 18 + 18 <= w[r].len()`, so 16 bytes
         // follow each `p[r]`; `xb.qs` is 32 bytes.
         unsafe { sums_q4(p, xb.qs.as_ptr() as *const u8) }

@@ -233,7 +233,8 @@ unsafe fn block_q8_x4(p: [*const u8; 4], offs: &[u32; 4], pa: *const u8, acc: &m
 pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     let base = w[0].as_ptr() as usize;
     let stride = (w[1].as_ptr() as usize).wrapping_sub(base);
-    let even = (0..4).all(|r| w[r].as_ptr() as usize == base.wrapping_add(r.wrapping_mul(stride)));
+    let even = (w.iter().zip(0usize..))
+        .all(|(wr, r)| wr.as_ptr() as usize == base.wrapping_add(r.wrapping_mul(stride)));
     let Ok(st) = u32::try_from(stride) else {
         return rows_q8_0_q8_0(w, x);
     };
@@ -248,15 +249,19 @@ pub fn rows4_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     // acc[lane][row]: lane j % 8 of the scalar order, for 4 rows at once.
     let mut acc = [[0.0f32; 4]; 8];
     for (j, xb) in x.iter().enumerate().take(nb) {
-        let p = core::array::from_fn(|r| w[r].as_ptr().wrapping_add(j * 34));
+        let p = w.map(|wr| wr.as_ptr().wrapping_add(j * 34));
+        let Some(lane) = acc.get_mut(j % 8) else {
+            break; // j % 8 < 8 = acc.len()
+        };
         // SAFETY: `j < nb <= w[r].len() / 34`, so block `j` of every row is inside
         // it, at `w[0] + j * 34 + offs[r]` (rows are `stride` apart); `base` and
         // `stride` are even, so the scales are 2-byte aligned; `xb` is a whole
         // block (scale, then 32 quants).
-        unsafe { block_q8_x4(p, &offs, xb.qs.as_ptr() as *const u8, &mut acc[j % 8]) };
+        unsafe { block_q8_x4(p, &offs, xb.qs.as_ptr() as *const u8, lane) };
     }
-    let out =
-        core::array::from_fn(|r| fold_lanes(core::array::from_fn::<f32, 8, _>(|l| acc[l][r])));
+    // row r's eight lanes are acc[0][r] .. acc[7][r] (r < 4 = the inner length)
+    let out: [f32; 4] =
+        core::array::from_fn(|r| fold_lanes(acc.map(|lane| lane.get(r).copied().unwrap_or(0.0))));
     // MVE float instructions return the default NaN where the scalar FPU
     // propagates an input NaN's payload and sign. Without NaN inputs both give
     // the same bits (finite f16 scales cannot overflow or underflow here, and
@@ -278,7 +283,7 @@ fn nan_bits(v: f32) -> bool {
 /// 4 Q8_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q8_0_q8_0` per row.
 pub fn rows_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     rows_dot(w, x, 34, |j, xb| {
-        let p = core::array::from_fn(|r| w[r][j * 34 + 2..].as_ptr());
+        let p = w.map(|wr| wr.as_ptr().wrapping_add(j * 34 + 2));
         // SAFETY: `rows_dot` calls with `j * 34 + 34 <= w[r].len()`, so 32 bytes
         // follow each `p[r]`; `xb.qs` is 32 bytes.
         unsafe { sums_q8_x4(p, xb.qs.as_ptr() as *const u8) }
@@ -288,7 +293,7 @@ pub fn rows_q8_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
 /// 4 Q4_0 rows x Q8_0 activations, bit-identical to `scalar::vec_dot_q4_0_q8_0` per row.
 pub fn rows_q4_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
     rows_dot(w, x, 18, |j, xb| {
-        let p = core::array::from_fn(|r| w[r][j * 18 + 2..].as_ptr());
+        let p = w.map(|wr| wr.as_ptr().wrapping_add(j * 18 + 2));
         // SAFETY: `rows_dot` calls with `j * 18 + 18 <= w[r].len()`, so 16 bytes
         // follow each `p[r]`; `xb.qs` is 32 bytes.
         unsafe { sums_q4_x4(p, xb.qs.as_ptr() as *const u8) }
@@ -298,7 +303,7 @@ pub fn rows_q4_0_q8_0(w: &[&[u8]; 4], x: &[BlockQ8_0]) -> [f32; 4] {
 /// Q8_0 weights x Q8_0 activations (the table entry).
 pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     rows_dot(&[w], x, 34, |j, xb| {
-        let p = w[j * 34 + 2..].as_ptr();
+        let p = w.as_ptr().wrapping_add(j * 34 + 2);
         // SAFETY: `rows_dot` calls with `j * 34 + 34 <= w.len()`; `xb.qs` is 32 bytes.
         [unsafe { sums_q8_x1(p, xb.qs.as_ptr() as *const u8) }]
     })[0]
@@ -307,7 +312,7 @@ pub fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 /// Q4_0 weights x Q8_0 activations (the table entry).
 pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     rows_dot(&[w], x, 18, |j, xb| {
-        let p = w[j * 18 + 2..].as_ptr();
+        let p = w.as_ptr().wrapping_add(j * 18 + 2);
         // SAFETY: `rows_dot` calls with `j * 18 + 18 <= w.len()`; `xb.qs` is 32 bytes.
         [unsafe { sums_q4_x1(p, xb.qs.as_ptr() as *const u8) }]
     })[0]

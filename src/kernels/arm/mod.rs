@@ -81,19 +81,17 @@ pub(crate) fn rows_dot<const R: usize>(
         let s = sums(j, xb);
         let dx = f16_to_f32(xb.d);
         let lane = j % 8;
-        for r in 0..R {
+        for ((ar, wr), sr) in acc.iter_mut().zip(w).zip(s) {
             // SAFETY: `j < nb <= w[r].len() / bs`, so bytes `j * bs .. j * bs + 2`
             // are inside row `r`; `read_unaligned` needs no alignment.
-            let dw = unsafe { w[r].as_ptr().add(j * bs).cast::<u16>().read_unaligned() };
+            let dw = unsafe { wr.as_ptr().add(j * bs).cast::<u16>().read_unaligned() };
             let d = f16_to_f32(u16::from_le(dw)) * dx;
-            acc[r][lane] += s[r] as f32 * d;
+            if let Some(a) = ar.get_mut(lane) {
+                *a += sr as f32 * d; // lane < 8 = ar.len()
+            }
         }
     }
-    let mut out = [0.0f32; R];
-    for r in 0..R {
-        out[r] = fold_lanes(acc[r]);
-    }
-    out
+    acc.map(fold_lanes)
 }
 
 /// The batched form (`out[r * n + t]` = row `r` of `w` with activation row `t`,

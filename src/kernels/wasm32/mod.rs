@@ -155,10 +155,10 @@ unsafe fn step_f16(acc: &mut [v128; 4], w: *const u8, x: *const f32) {
         f16_to_f32x4(u32x4_extend_low_u16x8(h1)),
         f16_to_f32x4(u32x4_extend_high_u16x8(h1)),
     ];
-    for (k, a) in acc.iter_mut().enumerate() {
+    for ((k, a), wk) in acc.iter_mut().enumerate().zip(wv) {
         // SAFETY: k < 4, 16 floats of `x` are readable (caller).
         let xv = unsafe { ld(x.add(4 * k)) };
-        *a = f32x4_add(*a, f32x4_mul(wv[k], xv));
+        *a = f32x4_add(*a, f32x4_mul(wk, xv));
     }
 }
 
@@ -273,14 +273,16 @@ fn q4_1_block(b: &[u8; 20], xb: &BlockQ8_1) -> v128 {
 /// Store two accumulators as eight lanes.
 #[inline(always)]
 fn lanes8(acc: [v128; 2]) -> [f32; 8] {
-    let mut l = [0f32; 8];
-    for (h, a) in acc.iter().enumerate() {
-        l[4 * h] = f32x4_extract_lane::<0>(*a);
-        l[4 * h + 1] = f32x4_extract_lane::<1>(*a);
-        l[4 * h + 2] = f32x4_extract_lane::<2>(*a);
-        l[4 * h + 3] = f32x4_extract_lane::<3>(*a);
-    }
-    l
+    let lanes = |a: v128| {
+        [
+            f32x4_extract_lane::<0>(a),
+            f32x4_extract_lane::<1>(a),
+            f32x4_extract_lane::<2>(a),
+            f32x4_extract_lane::<3>(a),
+        ]
+    };
+    let ([l0, l1, l2, l3], [l4, l5, l6, l7]) = (lanes(acc[0]), lanes(acc[1]));
+    [l0, l1, l2, l3, l4, l5, l6, l7]
 }
 
 /// Q8_0 x Q8_0. Block term `(sumi as f32) * (dw * dx)`.
@@ -292,24 +294,28 @@ pub(crate) fn vec_dot_q8_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [f32x4_splat(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
-            let s = [0, 1, 2, 3].map(|k| q8_0_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(
-                le_u16(&wg[o], 0),
-                le_u16(&wg[o + 1], 0),
-                le_u16(&wg[o + 2], 0),
-                le_u16(&wg[o + 3], 0),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let s = [
+                q8_0_block(w0, x0),
+                q8_0_block(w1, x1),
+                q8_0_block(w2, x2),
+                q8_0_block(w3, x3),
+            ];
+            let dw = f16x4(le_u16(w0, 0), le_u16(w1, 0), le_u16(w2, 0), le_u16(w3, 0));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
             *a = f32x4_add(*a, f32x4_mul(sums4(s), f32x4_mul(dw, dx)));
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         let sumi = hsum_i32(q8_0_block(b, xb));
         let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
-        l[j] += sumi as f32 * d;
+        *lane += sumi as f32 * d;
     }
     fold_lanes(l)
 }
@@ -323,24 +329,28 @@ pub(crate) fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [f32x4_splat(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
-            let s = [0, 1, 2, 3].map(|k| q4_0_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(
-                le_u16(&wg[o], 0),
-                le_u16(&wg[o + 1], 0),
-                le_u16(&wg[o + 2], 0),
-                le_u16(&wg[o + 3], 0),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let s = [
+                q4_0_block(w0, x0),
+                q4_0_block(w1, x1),
+                q4_0_block(w2, x2),
+                q4_0_block(w3, x3),
+            ];
+            let dw = f16x4(le_u16(w0, 0), le_u16(w1, 0), le_u16(w2, 0), le_u16(w3, 0));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
             *a = f32x4_add(*a, f32x4_mul(sums4(s), f32x4_mul(dw, dx)));
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         let sumi = hsum_i32(q4_0_block(b, xb));
         let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
-        l[j] += sumi as f32 * d;
+        *lane += sumi as f32 * d;
     }
     fold_lanes(l)
 }
@@ -354,33 +364,32 @@ pub(crate) fn vec_dot_q4_1_q8_1(w: &[u8], x: &[BlockQ8_1]) -> f32 {
     let (xg, xt) = x.as_chunks::<8>();
     let mut acc = [f32x4_splat(0.0); 2];
     for (wg, xg) in wg.iter().zip(xg) {
-        for (h, a) in acc.iter_mut().enumerate() {
-            let o = 4 * h;
-            let s = [0, 1, 2, 3].map(|k| q4_1_block(&wg[o + k], &xg[o + k]));
-            let dw = f16x4(
-                le_u16(&wg[o], 0),
-                le_u16(&wg[o + 1], 0),
-                le_u16(&wg[o + 2], 0),
-                le_u16(&wg[o + 3], 0),
-            );
-            let mw = f16x4(
-                le_u16(&wg[o], 2),
-                le_u16(&wg[o + 1], 2),
-                le_u16(&wg[o + 2], 2),
-                le_u16(&wg[o + 3], 2),
-            );
-            let dx = f16x4(xg[o].d, xg[o + 1].d, xg[o + 2].d, xg[o + 3].d);
-            let sx = f16x4(xg[o].s, xg[o + 1].s, xg[o + 2].s, xg[o + 3].s);
+        // blocks 0..4 of the group go to acc[0], 4..8 to acc[1]
+        let halves = wg.as_chunks::<4>().0.iter().zip(xg.as_chunks::<4>().0);
+        for (a, (w4, x4)) in acc.iter_mut().zip(halves) {
+            let [w0, w1, w2, w3] = w4;
+            let [x0, x1, x2, x3] = x4;
+            let s = [
+                q4_1_block(w0, x0),
+                q4_1_block(w1, x1),
+                q4_1_block(w2, x2),
+                q4_1_block(w3, x3),
+            ];
+            let dw = f16x4(le_u16(w0, 0), le_u16(w1, 0), le_u16(w2, 0), le_u16(w3, 0));
+            let mw = f16x4(le_u16(w0, 2), le_u16(w1, 2), le_u16(w2, 2), le_u16(w3, 2));
+            let dx = f16x4(x0.d, x1.d, x2.d, x3.d);
+            let sx = f16x4(x0.s, x1.s, x2.s, x3.s);
             let t = f32x4_add(f32x4_mul(sums4(s), f32x4_mul(dw, dx)), f32x4_mul(mw, sx));
             *a = f32x4_add(*a, t);
         }
     }
     let mut l = lanes8(acc);
-    for (j, (b, xb)) in wt.iter().zip(xt).enumerate() {
+    // the tail (< 8 blocks): block j goes to lane j
+    for ((lane, b), xb) in l.iter_mut().zip(wt).zip(xt) {
         let sumi = hsum_i32(q4_1_block(b, xb));
         let d = f16_to_f32(le_u16(b, 0)) * f16_to_f32(xb.d);
         let m = f16_to_f32(le_u16(b, 2)) * f16_to_f32(xb.s);
-        l[j] += sumi as f32 * d + m;
+        *lane += sumi as f32 * d + m;
     }
     fold_lanes(l)
 }
@@ -399,8 +408,11 @@ fn quantize_block(xb: &[f32; QK], qs: &mut [i8; QK]) -> (f32, i32) {
     // `pmax(m, a)` is `if m < a { a } else { m }`: f32::max(m, a) for a
     // non-NaN m (a NaN `a` compares false and is skipped).
     let mut m = [f32x4_splat(0.0); 2];
-    for (k, vk) in v.iter().enumerate() {
-        m[k % 2] = f32x4_pmax(m[k % 2], f32x4_abs(*vk));
+    for pair in v.as_chunks::<2>().0 {
+        // v[k] goes to m[k % 2]
+        for (mk, vk) in m.iter_mut().zip(pair) {
+            *mk = f32x4_pmax(*mk, f32x4_abs(*vk));
+        }
     }
     let m = f32x4_pmax(m[0], m[1]);
     let amax = f32x4_extract_lane::<0>(m)

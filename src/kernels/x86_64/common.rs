@@ -343,7 +343,11 @@ unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
 /// Every `w[r]` holds `nb * F::WB` bytes and every `x[t]` `nb * F::AB` bytes;
 /// the ISA's features are present.
 #[inline(always)]
-#[allow(clippy::needless_range_loop)] // j, r, t index several arrays at once
+#[allow(clippy::needless_range_loop)]
+// j, r, t index several arrays at once
+// INDEXING: every index is a loop counter over its array's own const length
+// (r < R, t < T, j < 8, j % 8), so each access is in bounds by type.
+#[allow(clippy::indexing_slicing)]
 unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
     w: [&[u8]; R],
     x: [&[u8]; T],
@@ -449,58 +453,87 @@ pub(crate) unsafe fn gemm_q<I: IntDot, F: WFmt>(
     if w.len() != rows * rb || out.len() < rows * n {
         return;
     }
-    let wr = |r: usize| &w[r * rb..(r + 1) * rb];
-    let xr = |t: usize| &x[t * xb..(t + 1) * xb];
+    // Row slices come from `rows_at`, which returns None rather than a short
+    // slice, so a tile never sees fewer than nb blocks (and never panics).
     let mut r = 0;
-    // SAFETY (all tile calls): every row slice holds exactly nb blocks (checked
-    // above); features by the caller.
+    // SAFETY (all tile calls): every row slice holds exactly nb blocks (the
+    // `rows_at` lengths); features by the caller.
     while r + 4 <= rows {
-        let ws = [wr(r), wr(r + 1), wr(r + 2), wr(r + 3)];
+        let Some(ws) = rows_at::<4>(w, rb, r) else {
+            return;
+        };
         let mut t = 0;
         while t + 4 <= n {
+            let Some(xs) = rows_at::<4>(x, xb, t) else {
+                return;
+            };
             let mut o = [[0.0f32; 4]; 4];
             // SAFETY: see above.
-            unsafe { tile::<I, F, 4, 4>(ws, [xr(t), xr(t + 1), xr(t + 2), xr(t + 3)], nb, &mut o) };
+            unsafe { tile::<I, F, 4, 4>(ws, xs, nb, &mut o) };
             for (i, row) in o.iter().enumerate() {
-                out[(r + i) * n + t..(r + i) * n + t + 4].copy_from_slice(row);
+                put(out, (r + i) * n + t, row);
             }
             t += 4;
         }
         while t < n {
+            let Some(xs) = rows_at::<1>(x, xb, t) else {
+                return;
+            };
             let mut o = [[0.0f32; 1]; 4];
             // SAFETY: see above.
-            unsafe { tile::<I, F, 4, 1>(ws, [xr(t)], nb, &mut o) };
+            unsafe { tile::<I, F, 4, 1>(ws, xs, nb, &mut o) };
             for (i, v) in o.iter().enumerate() {
-                out[(r + i) * n + t] = v[0];
+                put(out, (r + i) * n + t, v);
             }
             t += 1;
         }
         r += 4;
     }
     while r < rows {
+        let Some(ws) = rows_at::<1>(w, rb, r) else {
+            return;
+        };
         let mut t = 0;
         while t + 4 <= n {
+            let Some(xs) = rows_at::<4>(x, xb, t) else {
+                return;
+            };
             let mut o = [[0.0f32; 4]; 1];
             // SAFETY: see above.
-            unsafe {
-                tile::<I, F, 1, 4>(
-                    [wr(r)],
-                    [xr(t), xr(t + 1), xr(t + 2), xr(t + 3)],
-                    nb,
-                    &mut o,
-                )
-            };
-            out[r * n + t..r * n + t + 4].copy_from_slice(&o[0]);
+            unsafe { tile::<I, F, 1, 4>(ws, xs, nb, &mut o) };
+            put(out, r * n + t, &o[0]);
             t += 4;
         }
         while t < n {
+            let Some(xs) = rows_at::<1>(x, xb, t) else {
+                return;
+            };
             let mut o = [[0.0f32; 1]; 1];
             // SAFETY: see above.
-            unsafe { tile::<I, F, 1, 1>([wr(r)], [xr(t)], nb, &mut o) };
-            out[r * n + t] = o[0][0];
+            unsafe { tile::<I, F, 1, 1>(ws, xs, nb, &mut o) };
+            put(out, r * n + t, &o[0]);
             t += 1;
         }
         r += 1;
+    }
+}
+
+/// Rows `first .. first + N` of `s` (rows of `rb` bytes), or None if any is
+/// not entirely inside `s`.
+#[inline(always)]
+fn rows_at<const N: usize>(s: &[u8], rb: usize, first: usize) -> Option<[&[u8]; N]> {
+    let mut rows = [&[][..]; N];
+    for (i, row) in rows.iter_mut().enumerate() {
+        *row = s.get((first + i) * rb..(first + i + 1) * rb)?;
+    }
+    Some(rows)
+}
+
+/// `out[at .. at + v.len()] = v` when it fits (the callers checked that it does).
+#[inline(always)]
+fn put(out: &mut [f32], at: usize, v: &[f32]) {
+    if let Some(dst) = out.get_mut(at..at + v.len()) {
+        dst.copy_from_slice(v);
     }
 }
 
@@ -587,14 +620,17 @@ pub(crate) unsafe fn dot_float<D: FloatDot, const F16: bool>(w: &[u8], x: &[f32]
     let n16 = n - n % 16;
     // SAFETY: n16 <= n elements are inside both slices; features by the caller.
     let mut lanes = unsafe { D::run::<F16>(w.as_ptr(), x.as_ptr(), n16) };
-    for i in n16..n {
-        let c = &w[i * es..(i + 1) * es];
+    // the tail (< 16 elements, n16 a multiple of 16): element n16 + k goes to lane k
+    let tail_w = w.get(n16 * es..n * es).unwrap_or(&[]);
+    let tail_x = x.get(n16..n).unwrap_or(&[]);
+    for ((lane, c), &xv) in lanes.iter_mut().zip(tail_w.chunks_exact(es)).zip(tail_x) {
         let wv = if F16 {
-            f16_to_f32(u16::from_le_bytes([c[0], c[1]]))
+            c.first_chunk::<2>()
+                .map_or(0.0, |b| f16_to_f32(u16::from_le_bytes(*b)))
         } else {
-            f32::from_le_bytes([c[0], c[1], c[2], c[3]])
+            c.first_chunk::<4>().map_or(0.0, |b| f32::from_le_bytes(*b))
         };
-        lanes[i % 16] += wv * x[i];
+        *lane += wv * xv;
     }
     fold_lanes(lanes)
 }
