@@ -45,6 +45,12 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy -D warnings (host, all features)"
 cargo clippy --workspace --all-targets --features std,capi -- -D warnings
+step "cargo clippy -D warnings (the arch kernels: aarch64, wasm32, Cortex-M DSP and Helium)"
+# The crate-wide no-panic lints (src/lib.rs) also cover code that only compiles for these.
+cargo clippy --lib --target aarch64-unknown-linux-gnu -- -D warnings
+cargo clippy --lib --target wasm32-wasip1 -- -D warnings
+cargo clippy --lib --target thumbv7em-none-eabihf --features dsp -- -D warnings
+cargo clippy --lib --target thumbv8m.main-none-eabihf --features dsp,helium -- -D warnings
 step "no_std core builds for bare-metal targets"
 for t in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
   echo "-- $t"; cargo build --lib --no-default-features --target "$t"

@@ -371,18 +371,15 @@ fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS
     for h in head {
         h.write(0);
     }
-    for (k, (pair, rec)) in x
-        .chunks_exact(2)
-        .zip(recs.chunks_exact_mut(REC_WORDS))
-        .enumerate()
-    {
-        let (a, b) = (
-            pair[0].qs.as_ptr().cast::<u8>(),
-            pair[1].qs.as_ptr().cast::<u8>(),
-        );
+    let (pairs, _) = x.as_chunks::<2>();
+    let (rec_arrays, _) = recs.as_chunks_mut::<REC_WORDS>();
+    for (k, ([b0, b1], rec)) in pairs.iter().zip(rec_arrays.iter_mut()).enumerate() {
+        let (a, b) = (b0.qs.as_ptr().cast::<u8>(), b1.qs.as_ptr().cast::<u8>());
         let mut put = |i: usize, v: u32| {
-            rec[2 * i].write(sxtb16(v));
-            rec[2 * i + 1].write(sxtb16_ror8(v));
+            if let Some([lo, hi]) = rec.get_mut(2 * i..2 * i + 2) {
+                lo.write(sxtb16(v));
+                hi.write(sxtb16_ror8(v));
+            }
         };
         // Quants (30, 31, 0, 1), as the kernel joins words 8 and 0 of the weights.
         // SAFETY: every `word` read (here and below) is at an offset of at most
@@ -396,8 +393,8 @@ fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS
             // SAFETY: see above.
             put(8 + i, unsafe { word(b.add(4 * i)) });
         }
-        rec[32].write(super::f16_to_f32(pair[0].d).to_bits());
-        rec[33].write(super::f16_to_f32(pair[1].d).to_bits());
+        rec[32].write(super::f16_to_f32(b0.d).to_bits());
+        rec[33].write(super::f16_to_f32(b1.d).to_bits());
         rec[34].write(u32::from(k + 1 < np));
     }
     16 + np * REC_WORDS

@@ -534,7 +534,7 @@ fn whole_rows<A: Copy, const BS: usize>(
             // SAFETY: the kernel wrote all 32 lanes (zero, then the terms).
             let lanes = unsafe { lanes.assume_init() };
             let mut res: [f32; 4] = core::array::from_fn(|i| {
-                fold_lanes(core::array::from_fn::<f32, 8, _>(|l| lanes.0[l][i]))
+                fold_lanes(lanes.0.map(|lane| lane.get(i).copied().unwrap_or(0.0)))
             });
             // MVE float instructions return the default NaN where the scalar FPU
             // propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
