@@ -298,6 +298,9 @@ pub struct QuantScratch<'s> {
 
 /// Rows per weight tile handed to a batched kernel (row ranges of tasks are multiples of it).
 const TILE_ROWS: usize = 4;
+/// Weight rows per batched-kernel call (a multiple of `TILE_ROWS`; lets a kernel
+/// amortise per-call checks of the activations over more rows).
+const CALL_ROWS: usize = 16;
 /// Activation rows per batched-kernel call (keeps the tile's output on the stack).
 const TILE_TOKENS: usize = 16;
 /// Multiply-accumulates below which a matmul is not worth splitting across threads.
@@ -410,10 +413,10 @@ fn rows_range(
         }
         Act::Q8_0(_) | Act::Q8_1(_) => {
             let nb = w.cols / QK;
-            let mut buf = [0.0f32; TILE_ROWS * TILE_TOKENS];
+            let mut buf = [0.0f32; CALL_ROWS * TILE_TOKENS];
             let mut r = r0;
             while r < r1 {
-                let nr = TILE_ROWS.min(r1 - r);
+                let nr = CALL_ROWS.min(r1 - r);
                 let wt = wrows(r, r + nr);
                 let mut t0 = 0;
                 while t0 < n {

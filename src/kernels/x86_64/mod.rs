@@ -25,6 +25,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{Backend, Kernels};
 
+mod avx2q;
 #[macro_use]
 mod common;
 

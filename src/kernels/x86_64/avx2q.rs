@@ -1,0 +1,334 @@
+//! AVX2 quantized tiles built on `vpmaddubsw` (u8 x i8 -> adjacent pairs summed
+//! into i16) instead of widening both operands to i16.
+//!
+//! Per 32-element block:
+//! - Q8_0 x Q8_0 (the sign trick): `u = |w|` (`vpsignb w, w`; `w = -128` gives
+//!   the byte 0x80, which read as u8 is exactly 128) and `s = a * sign(w)`
+//!   (`vpsignb a, w`), so `u * s = w * a` element by element. `vpmaddubsw`
+//!   adds two such products into an i16: `u <= 128` and, as long as no
+//!   activation byte is -128, `|s| <= 127`, so a pair stays within
+//!   `128 * 127 * 2 = 32512 < 32767` and nothing saturates. An activation byte of
+//!   -128 breaks the trick (`vpsignb` cannot negate it), so [`gemm`] and [`dot`]
+//!   first scan the activations and hand any input that contains one to the
+//!   widening kernels of `common` (exact for every byte). The activation
+//!   quantizer only produces -127..=127, so in a forward pass the scan always
+//!   passes; the slow path exists for callers of the public table that pass
+//!   arbitrary blocks.
+//! - Q4_0 / Q4_1 x Q8: the nibbles `q` (0..=15) are already unsigned, so
+//!   `vpmaddubsw(q, a)` is exact for every activation byte (`|pair| <= 15 * 128 * 2`);
+//!   Q4_0's offset is applied as `sum((q - 8) * a) = sum(q * a) - 8 * sum(a)`,
+//!   with `8 * sum(a)` computed once per activation block and tile.
+//!
+//! `vpmaddwd` with ones then widens the 16 pair sums to 8 i32 lanes, and the
+//! block sums, scales and lanes follow the fixed order of
+//! [`crate::kernels::scalar`] exactly as in `common::tile` (integer sums are
+//! exact in any order; every float operation is the reference's).
+
+use core::arch::x86_64::*;
+
+use super::common::{block_term, scales8, Avx2Int, WFmt};
+use crate::kernels::scalar::fold_lanes;
+
+/// The 8 i32 lanes of one block (quants at `pw` and `pa`), summing to
+/// `sum(q * a)` (Q4: `q` the raw nibble; Q8_0: `q` the signed weight).
+///
+/// # Safety
+/// 32 readable bytes at `pa`, the block's quants (32 or 16 bytes) at `pw`; AVX2.
+/// Q8_0: no byte at `pa` is -128.
+#[inline(always)]
+unsafe fn block<F: WFmt>(pw: *const u8, pa: *const u8) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let a = _mm256_loadu_si256(pa as *const __m256i);
+        let m = if F::Q4 {
+            // 16 bytes in both halves; low half keeps the low nibbles (elements
+            // 0..16), the high half is shifted by 4 (elements 16..32).
+            let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(pw as *const __m128i));
+            let v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+            _mm256_maddubs_epi16(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), a)
+        } else {
+            let w = _mm256_loadu_si256(pw as *const __m256i);
+            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
+        };
+        _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+    }
+}
+
+/// 8 vectors (one per block) of 8 i32 lanes -> one vector of the 8 block sums,
+/// in block order, with blends, in-lane shuffles and adds (`vphaddd` is several uops
+/// with a throughput of one per 2 cycles on Zen 3). Integer adds: exact.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
+        // [a0+a1, b0+b1, a2+a3, b2+b3 | a4+a5, b4+b5, a6+a7, b6+b7]
+        // (shifts, not shuffles: LLVM turns a shuffle-and-add into vphaddd)
+        let pair = |a: __m256i, b: __m256i| {
+            let a = _mm256_add_epi32(a, _mm256_srli_epi64::<32>(a));
+            let b = _mm256_add_epi32(b, _mm256_slli_epi64::<32>(b));
+            _mm256_blend_epi32::<0b1010_1010>(a, b)
+        };
+        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
+        let quad = |ab: __m256i, cd: __m256i| {
+            let ab = _mm256_add_epi32(ab, _mm256_srli_si256::<8>(ab));
+            let cd = _mm256_add_epi32(cd, _mm256_slli_si256::<8>(cd));
+            _mm256_blend_epi32::<0b1100_1100>(ab, cd)
+        };
+        let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+        let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+        // [q0 lo | q1 hi] + [q0 hi | q1 lo]
+        _mm256_add_epi32(
+            _mm256_blend_epi32::<0b1111_0000>(q0, q1),
+            _mm256_permute2x128_si256::<0x21>(q0, q1),
+        )
+    }
+}
+
+/// `NIB_OFFSET * sum(a)` of the 8 activation blocks at `p` (block stride `F::AB`).
+///
+/// # Safety
+/// 8 activation blocks readable at `p`; AVX2.
+#[inline(always)]
+unsafe fn offsets8<F: WFmt>(p: *const u8) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let k = _mm256_set1_epi8(F::NIB_OFFSET as i8);
+        let ones = _mm256_set1_epi16(1);
+        let mut v = [_mm256_setzero_si256(); 8];
+        for (j, vj) in v.iter_mut().enumerate() {
+            let a = _mm256_loadu_si256(p.add(j * F::AB + F::AOFF) as *const __m256i);
+            *vj = _mm256_madd_epi16(_mm256_maddubs_epi16(k, a), ones);
+        }
+        reduce8(v)
+    }
+}
+
+/// Rows ahead that the single-token tiles prefetch (0: none).
+const PF_ROWS: usize = 8;
+
+/// `out[r][t] = dot(w[r], x[t])` over `nb` blocks (see the module docs).
+///
+/// # Safety
+/// Every `w[r]` holds `nb * F::WB` bytes and every `x[t]` `nb * F::AB` bytes;
+/// AVX2 + F16C present; Q8_0: no activation quant byte is -128.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // r, t, j index several arrays at once
+unsafe fn tile<F: WFmt, const R: usize, const T: usize>(
+    w: [&[u8]; R],
+    x: [&[u8]; T],
+    nb: usize,
+    out: &mut [[f32; T]; R],
+) {
+    // SAFETY: groups cover blocks 0..8*ng <= nb, inside every slice by the contract;
+    // the tail goes through bounds-checked scalar code. Features by the contract.
+    unsafe {
+        let ng = nb / 8;
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut acc = [[zf; T]; R];
+        for g in 0..ng {
+            let b0 = g * 8;
+            let mut dx = [zf; T];
+            let mut sx = [zf; T];
+            let mut off = [zi; T];
+            for t in 0..T {
+                let p = x[t].as_ptr().add(b0 * F::AB);
+                dx[t] = scales8(p, F::AB);
+                if F::HAS_M {
+                    sx[t] = scales8(p.add(2), F::AB);
+                }
+                if F::NIB_OFFSET != 0 {
+                    off[t] = offsets8::<F>(p);
+                }
+            }
+            for r in 0..R {
+                let wp = w[r].as_ptr().add(b0 * F::WB);
+                if T == 1 && PF_ROWS > 0 {
+                    // Decode streams the weights from DRAM once: ask for the same
+                    // group PF_ROWS rows ahead (a hint; never faults, so the
+                    // address may lie past the matrix).
+                    let pf = wp.wrapping_add(PF_ROWS * nb * F::WB);
+                    let mut o = 0;
+                    while o < 8 * F::WB {
+                        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                        o += 64;
+                    }
+                }
+                let dw = scales8(wp, F::WB);
+                let mw = if F::HAS_M {
+                    scales8(wp.add(2), F::WB)
+                } else {
+                    zf
+                };
+                for t in 0..T {
+                    let xp = x[t].as_ptr().add(b0 * F::AB);
+                    let mut v = [zi; 8];
+                    for j in 0..8 {
+                        v[j] = block::<F>(wp.add(j * F::WB + F::QOFF), xp.add(j * F::AB + F::AOFF));
+                    }
+                    let mut s = reduce8(v);
+                    if F::NIB_OFFSET != 0 {
+                        s = _mm256_sub_epi32(s, off[t]);
+                    }
+                    let d = _mm256_mul_ps(dw, dx[t]);
+                    let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                    if F::HAS_M {
+                        term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx[t]));
+                    }
+                    acc[r][t] = _mm256_add_ps(acc[r][t], term);
+                }
+            }
+        }
+        for r in 0..R {
+            for t in 0..T {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]);
+                for j in ng * 8..nb {
+                    let wb = w[r].get(j * F::WB..(j + 1) * F::WB).unwrap_or(&[]);
+                    let xb = x[t].get(j * F::AB..(j + 1) * F::AB).unwrap_or(&[]);
+                    lanes[j % 8] += block_term::<F>(wb, xb);
+                }
+                out[r][t] = fold_lanes(lanes);
+            }
+        }
+    }
+}
+
+/// Whether the sign trick is exact for these activation blocks: always for the
+/// nibble formats; for Q8_0 when no quant byte is -128.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn trick_ok<F: WFmt>(x: &[u8]) -> bool {
+    if F::Q4 {
+        return true;
+    }
+    // SAFETY: each load reads the 32 quant bytes of one whole block inside `x`; AVX2.
+    unsafe {
+        let mut m = _mm256_set1_epi8(127);
+        for b in x.chunks_exact(F::AB) {
+            m = _mm256_min_epi8(
+                m,
+                _mm256_loadu_si256(b.as_ptr().add(F::AOFF) as *const __m256i),
+            );
+        }
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(m, _mm256_set1_epi8(-128))) == 0
+    }
+}
+
+/// One weight row x one activation row: `min(w.len() / WB, x.len() / AB)` blocks.
+///
+/// # Safety
+/// AVX2 + FMA + F16C present.
+#[inline(always)]
+pub(crate) unsafe fn dot<F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
+    let nb = (w.len() / F::WB).min(x.len() / F::AB);
+    let (w, x) = (&w[..nb * F::WB], &x[..nb * F::AB]);
+    // SAFETY: features by the caller; nb blocks fit both slices, and the trick
+    // is used only where `trick_ok` says it is exact.
+    unsafe {
+        if !trick_ok::<F>(x) {
+            return super::common::dot_q_generic::<Avx2Int, F>(w, x);
+        }
+        let mut o = [[0.0f32; 1]; 1];
+        tile::<F, 1, 1>([w], [x], nb, &mut o);
+        o[0][0]
+    }
+}
+
+/// `out[r * n + t] = dot(w row r, x row t)`; does nothing unless `w` is exactly
+/// `rows` rows and `x` exactly `n` rows of the same block count and `out` has
+/// room for `rows * n` values.
+///
+/// # Safety
+/// AVX2 + FMA + F16C present.
+#[inline(always)]
+pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [f32]) {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n * F::AB) {
+        return;
+    }
+    let nb = x.len() / (n * F::AB);
+    if w.len() != rows * nb * F::WB || out.len() < rows * n {
+        return;
+    }
+    // SAFETY: features by the caller.
+    if !unsafe { trick_ok::<F>(x) } {
+        // SAFETY: features by the caller.
+        return unsafe { super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out) };
+    }
+    // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
+    // passed, features by the caller.
+    unsafe { run::<F, TR, TT>(w, rows, x, n, out, nb) }
+}
+
+/// Tile rows and tokens of the main tile.
+const TR: usize = 4;
+const TT: usize = 4;
+
+/// The driver: R x T tiles, then R x 1, 1 x T and 1 x 1 for the edges.
+///
+/// # Safety
+/// `w` is `rows` rows and `x` `n` rows of `nb` blocks each, `out` holds `rows * n`;
+/// the activations pass `trick_ok`; AVX2 + F16C present.
+#[inline(always)]
+unsafe fn run<F: WFmt, const R: usize, const T: usize>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+    nb: usize,
+) {
+    let (rb, xb) = (nb * F::WB, nb * F::AB);
+    let wr = |r: usize| &w[r * rb..(r + 1) * rb];
+    let xr = |t: usize| &x[t * xb..(t + 1) * xb];
+    // SAFETY (all tile calls): the caller's contract.
+    let mut r = 0;
+    while r + R <= rows {
+        let ws: [&[u8]; R] = core::array::from_fn(|i| wr(r + i));
+        let mut t = 0;
+        while t + T <= n {
+            let mut o = [[0.0f32; T]; R];
+            let xs: [&[u8]; T] = core::array::from_fn(|i| xr(t + i));
+            // SAFETY: see above.
+            unsafe { tile::<F, R, T>(ws, xs, nb, &mut o) };
+            for (i, row) in o.iter().enumerate() {
+                out[(r + i) * n + t..(r + i) * n + t + T].copy_from_slice(row);
+            }
+            t += T;
+        }
+        while t < n {
+            let mut o = [[0.0f32; 1]; R];
+            // SAFETY: see above.
+            unsafe { tile::<F, R, 1>(ws, [xr(t)], nb, &mut o) };
+            for (i, v) in o.iter().enumerate() {
+                out[(r + i) * n + t] = v[0];
+            }
+            t += 1;
+        }
+        r += R;
+    }
+    while r < rows {
+        let mut t = 0;
+        while t + T <= n {
+            let mut o = [[0.0f32; T]; 1];
+            let xs: [&[u8]; T] = core::array::from_fn(|i| xr(t + i));
+            // SAFETY: see above.
+            unsafe { tile::<F, 1, T>([wr(r)], xs, nb, &mut o) };
+            out[r * n + t..r * n + t + T].copy_from_slice(&o[0]);
+            t += T;
+        }
+        while t < n {
+            let mut o = [[0.0f32; 1]; 1];
+            // SAFETY: see above.
+            unsafe { tile::<F, 1, 1>([wr(r)], [xr(t)], nb, &mut o) };
+            out[r * n + t] = o[0][0];
+            t += 1;
+        }
+        r += 1;
+    }
+}
