@@ -26,11 +26,11 @@
 
 use core::arch::x86_64::*;
 
-use super::common::{block_term, scales8, Avx2Int, WFmt};
+use super::common::{block_term, Avx2Int, WFmt};
 use crate::kernels::scalar::fold_lanes;
 
-/// The 8 i32 lanes of one block (quants at `pw` and `pa`), summing to
-/// `sum(q * a)` (Q4: `q` the raw nibble; Q8_0: `q` the signed weight).
+/// The lanes of one block (quants at `pw` and `pa`), summing to `sum(q * a)`:
+/// Q8_0 (`q` the signed weight): 8 i32; Q4 (`q` the raw nibble): 16 i16.
 ///
 /// # Safety
 /// 32 readable bytes at `pa`, the block's quants (32 or 16 bytes) at `pw`; AVX2.
@@ -40,50 +40,74 @@ unsafe fn block<F: WFmt>(pw: *const u8, pa: *const u8) -> __m256i {
     // SAFETY: the reads are covered by the caller's contract; AVX2 present.
     unsafe {
         let a = _mm256_loadu_si256(pa as *const __m256i);
-        let m = if F::Q4 {
+        if F::Q4 {
             // 16 bytes in both halves; low half keeps the low nibbles (elements
             // 0..16), the high half is shifted by 4 (elements 16..32).
             let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(pw as *const __m128i));
             let v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+            // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
             _mm256_maddubs_epi16(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), a)
         } else {
             let w = _mm256_loadu_si256(pw as *const __m256i);
-            _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w))
-        };
-        _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+            let m = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+            _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+        }
     }
 }
 
-/// 8 vectors (one per block) of 8 i32 lanes -> one vector of the 8 block sums,
-/// in block order, with blends, in-lane shuffles and adds (`vphaddd` is several uops
+/// 8 f16 values at `p`, `p + stride`, ... widened (exactly) to f32; packed in
+/// general-purpose registers (idle here) instead of 8 vector inserts.
+///
+/// # Safety
+/// 2 readable bytes at each `p + j * stride`, j < 8; AVX2 + F16C.
+#[inline(always)]
+unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
+    // SAFETY: the reads are covered by the caller's contract; features present.
+    unsafe {
+        let h = |j: usize| core::ptr::read_unaligned(p.add(j * stride) as *const u16) as u64;
+        let lo = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
+        let hi = h(4) | h(5) << 16 | h(6) << 32 | h(7) << 48;
+        _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+    }
+}
+
+/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
+/// of the 8 i32 block sums, in block order, with blends, shifts and adds (`vphaddd` is several uops
 /// with a throughput of one per 2 cycles on Zen 3). Integer adds: exact.
 ///
 /// # Safety
-/// AVX2 present.
+/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
+/// the sums of 8 lanes that the tree forms before widening stay below 2^15.
 #[inline(always)]
-unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
+unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
     // SAFETY: AVX2 by the caller.
     unsafe {
-        // [a0+a1, b0+b1, a2+a3, b2+b3 | a4+a5, b4+b5, a6+a7, b6+b7]
-        // (shifts, not shuffles: LLVM turns a shuffle-and-add into vphaddd)
-        let pair = |a: __m256i, b: __m256i| {
-            let a = _mm256_add_epi32(a, _mm256_srli_epi64::<32>(a));
-            let b = _mm256_add_epi32(b, _mm256_slli_epi64::<32>(b));
-            _mm256_blend_epi32::<0b1010_1010>(a, b)
+        let add = |a: __m256i, b: __m256i| {
+            if I16 {
+                _mm256_add_epi16(a, b)
+            } else {
+                _mm256_add_epi32(a, b)
+            }
         };
+        // [a0+a2, b0+b2, a1+a3, b1+b3 | a4+a6, b4+b6, a5+a7, b5+b7]
+        let pair =
+            |a: __m256i, b: __m256i| add(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
         // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
         let quad = |ab: __m256i, cd: __m256i| {
-            let ab = _mm256_add_epi32(ab, _mm256_srli_si256::<8>(ab));
-            let cd = _mm256_add_epi32(cd, _mm256_slli_si256::<8>(cd));
-            _mm256_blend_epi32::<0b1100_1100>(ab, cd)
+            add(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
         };
         let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
         let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
         // [q0 lo | q1 hi] + [q0 hi | q1 lo]
-        _mm256_add_epi32(
+        let s = add(
             _mm256_blend_epi32::<0b1111_0000>(q0, q1),
             _mm256_permute2x128_si256::<0x21>(q0, q1),
-        )
+        );
+        if I16 {
+            _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+        } else {
+            s
+        }
     }
 }
 
@@ -102,7 +126,7 @@ unsafe fn offsets8<F: WFmt>(p: *const u8) -> __m256i {
             let a = _mm256_loadu_si256(p.add(j * F::AB + F::AOFF) as *const __m256i);
             *vj = _mm256_madd_epi16(_mm256_maddubs_epi16(k, a), ones);
         }
-        reduce8(v)
+        reduce8::<false>(v)
     }
 }
 
@@ -169,7 +193,11 @@ unsafe fn tile<F: WFmt, const R: usize, const T: usize>(
                     for j in 0..8 {
                         v[j] = block::<F>(wp.add(j * F::WB + F::QOFF), xp.add(j * F::AB + F::AOFF));
                     }
-                    let mut s = reduce8(v);
+                    let mut s = if F::Q4 {
+                        reduce8::<true>(v)
+                    } else {
+                        reduce8::<false>(v)
+                    };
                     if F::NIB_OFFSET != 0 {
                         s = _mm256_sub_epi32(s, off[t]);
                     }
