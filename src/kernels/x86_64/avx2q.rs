@@ -290,12 +290,20 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     }
     // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
     // passed, features by the caller.
-    unsafe { run::<F, TR, TT>(w, rows, x, n, out, nb) }
+    unsafe {
+        if n < TT {
+            run::<F, DR, 1>(w, rows, x, n, out, nb)
+        } else {
+            run::<F, TR, TT>(w, rows, x, n, out, nb)
+        }
+    }
 }
 
 /// Tile rows and tokens of the main tile.
 const TR: usize = 4;
 const TT: usize = 4;
+/// Tile rows when there are fewer than `TT` tokens (decode).
+const DR: usize = 8;
 
 /// The driver: R x T tiles, then R x 1, 1 x T and 1 x 1 for the edges.
 ///
