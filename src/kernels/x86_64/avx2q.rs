@@ -19,10 +19,17 @@
 //!   Q4_0's offset is applied as `sum((q - 8) * a) = sum(q * a) - 8 * sum(a)`,
 //!   with `8 * sum(a)` computed once per activation block and tile.
 //!
-//! `vpmaddwd` with ones then widens the 16 pair sums to 8 i32 lanes, and the
-//! block sums, scales and lanes follow the fixed order of
-//! [`crate::kernels::scalar`] exactly as in `common::tile` (integer sums are
-//! exact in any order; every float operation is the reference's).
+//! `vpmaddwd` with ones widens pair sums to i32: per block for Q8_0; for Q4 only
+//! once per 8 blocks, after the reduction tree has added each block's lanes in
+//! i16 (8 lanes of at most 3840 stay below 2^15). The 8-block tree uses
+//! unpacks and adds (`vphaddd` is one per 2 cycles on Zen 3). Block sums, scales
+//! and lanes then follow the fixed order of [`crate::kernels::scalar`] exactly as
+//! in `common::tile` (integer sums are exact in any order; every float
+//! operation is the reference's, in its order).
+//!
+//! Tiles: 4 weight rows x 4 tokens; with fewer than 4 tokens (decode) 8 rows x 1
+//! token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
+//! and the hardware prefetcher alone reached about half the bandwidth).
 
 use core::arch::x86_64::*;
 

@@ -379,6 +379,16 @@ unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
             }
             for r in 0..R {
                 let wp = w[r].as_ptr().add(b0 * F::WB);
+                if T == 1 {
+                    // Decode streams the weights from DRAM: prefetch this group
+                    // of the row R rows ahead (a hint; never faults).
+                    let pf = wp.wrapping_add(R * nb * F::WB);
+                    let mut o = 0;
+                    while o < 8 * F::WB {
+                        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                        o += 64;
+                    }
+                }
                 for j in 0..8 {
                     wq[j] = I::prep_w::<F>(wp.add(j * F::WB + F::QOFF));
                 }
