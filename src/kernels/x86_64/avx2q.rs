@@ -27,8 +27,8 @@
 //! in `common::tile` (integer sums are exact in any order; every float
 //! operation is the reference's, in its order).
 //!
-//! Tiles: 4 weight rows x 4 tokens; with fewer than 4 tokens (decode) 8 rows x 1
-//! token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
+//! Tiles: 4 weight rows x 4 tokens (Q4: 8 x 2); with fewer tokens (decode) 8 rows
+//! x 1 token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
 //! and the hardware prefetcher alone reached about half the bandwidth).
 
 use core::arch::x86_64::*;
@@ -306,7 +306,14 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
     // passed, features by the caller.
     unsafe {
-        if n < TT {
+        if F::Q4 {
+            // The Q4_0 offsets are per token: more rows share them.
+            if n < 2 {
+                run::<F, DR, 1>(w, rows, x, n, out, nb)
+            } else {
+                run::<F, 8, 2>(w, rows, x, n, out, nb)
+            }
+        } else if n < TT {
             run::<F, DR, 1>(w, rows, x, n, out, nb)
         } else {
             run::<F, TR, TT>(w, rows, x, n, out, nb)
@@ -314,7 +321,7 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     }
 }
 
-/// Tile rows and tokens of the main tile.
+/// Tile rows and tokens of the main Q8_0 tile (Q4: 8 rows x 2 tokens).
 const TR: usize = 4;
 const TT: usize = 4;
 /// Tile rows when there are fewer than `TT` tokens (decode).
