@@ -386,7 +386,17 @@ fn batched_kernels_match_single_row_dots() {
                 (6, 5, 3072),
             ]
         };
-        for (&(rows, n, cols), extreme) in shapes.iter().flat_map(|s| [(s, false), (s, true)]) {
+        // `raw`: arbitrary activation bytes (-128 included), which the quantizer
+        // never produces and which the AVX2 sign trick hands to its exact path.
+        let cases = shapes.iter().flat_map(|s| {
+            [
+                (s, false, false),
+                (s, true, false),
+                (s, false, true),
+                (s, true, true),
+            ]
+        });
+        for (&(rows, n, cols), extreme, raw) in cases {
             let nb = cols / 32;
             let x = activations(&mut rng, n * cols, extreme);
             let (mut a0, mut a1) = (
@@ -396,6 +406,10 @@ fn batched_kernels_match_single_row_dots() {
             for t in 0..n {
                 (s.quantize_row_q8_0)(&x[t * cols..(t + 1) * cols], &mut a0[t * nb..(t + 1) * nb]);
                 (s.quantize_row_q8_1)(&x[t * cols..(t + 1) * cols], &mut a1[t * nb..(t + 1) * nb]);
+            }
+            if raw {
+                a0 = raw_q8_0(&mut rng, n * nb, extreme);
+                a1 = raw_q8_1(&mut rng, n * nb, extreme);
             }
             for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
                 let w: Vec<u8> = (0..rows)
@@ -428,7 +442,7 @@ fn batched_kernels_match_single_row_dots() {
                     continue;
                 }
                 let what = format!(
-                    "{} gemm {} rows={rows} n={n} cols={cols}",
+                    "{} gemm {} rows={rows} n={n} cols={cols} raw={raw}",
                     k.backend.name(),
                     ty.name()
                 );

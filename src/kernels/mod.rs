@@ -298,6 +298,12 @@ pub struct QuantScratch<'s> {
 
 /// Rows per weight tile handed to a batched kernel (row ranges of tasks are multiples of it).
 const TILE_ROWS: usize = 4;
+/// Weight rows per batched-kernel call (a multiple of `TILE_ROWS`; lets a kernel
+/// amortise per-call checks of the activations over more rows).
+const CALL_ROWS: usize = 16;
+/// Weight rows per call when there is one activation row (decode).
+const DECODE_CALL_ROWS: usize = 64;
+const _: () = assert!(DECODE_CALL_ROWS <= CALL_ROWS * TILE_TOKENS); // fits `buf` below
 /// Activation rows per batched-kernel call (keeps the tile's output on the stack).
 const TILE_TOKENS: usize = 16;
 /// Multiply-accumulates below which a matmul is not worth splitting across threads.
@@ -421,23 +427,21 @@ fn rows_range(
         }
         Act::Q8_0(_) | Act::Q8_1(_) => {
             let nb = w.cols / QK;
-            let mut buf = [0.0f32; TILE_ROWS * TILE_TOKENS];
+            let mut buf = [0.0f32; CALL_ROWS * TILE_TOKENS];
             // One activation row (decode): nothing to keep in L1 but the
-            // activations, so hand the kernel as many rows as `buf` holds (the
-            // Cortex-M kernels prepare the activations once per call).
-            let tile_rows = if n == 1 {
-                TILE_ROWS * TILE_TOKENS
-            } else {
-                TILE_ROWS
-            };
+            // activations, so hand the kernel 64 rows per call (the Cortex-M
+            // kernels prepare the activations once per call; the x86 ones scan
+            // them once per call); batches get CALL_ROWS rows per call.
+            let call_rows = if n == 1 { DECODE_CALL_ROWS } else { CALL_ROWS };
             let mut r = r0;
             while r < r1 {
-                let nr = tile_rows.min(r1 - r);
+                let nr = call_rows.min(r1 - r);
                 let wt = wrows(r, r + nr);
                 let mut t0 = 0;
                 while t0 < n {
                     let nt = TILE_TOKENS.min(n - t0);
-                    // nr <= TILE_ROWS and nt <= TILE_TOKENS: always Some
+                    // nr * nt <= buf.len() (n == 1: nr <= DECODE_CALL_ROWS; else
+                    // nr <= CALL_ROWS, nt <= TILE_TOKENS): always Some
                     let Some(o) = buf.get_mut(..nr * nt) else {
                         return;
                     };

@@ -78,7 +78,7 @@ impl WFmt for Q4_1F {
 
 /// The scalar block term of block `wb` x `xb` (the reference formula, for tails).
 #[inline(always)]
-fn block_term<F: WFmt>(wb: &[u8], xb: &[u8]) -> f32 {
+pub(super) fn block_term<F: WFmt>(wb: &[u8], xb: &[u8]) -> f32 {
     let h = |b: &[u8], i: usize| match b.get(i..i + 2) {
         Some(&[lo, hi]) => f16_to_f32(u16::from_le_bytes([lo, hi])),
         _ => 0.0,
@@ -130,6 +130,8 @@ pub(crate) trait IntDot {
     /// # Safety
     /// ISA features present.
     unsafe fn block(w: Self::W, a: Self::A) -> __m256i;
+    /// The batched and single-row entries go to [`super::avx2q`] (AVX2 only).
+    const MADDUBS: bool = false;
     /// Placeholder values to initialise arrays with.
     ///
     /// # Safety
@@ -152,6 +154,7 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 pub(crate) struct Avx2Int;
 
 impl IntDot for Avx2Int {
+    const MADDUBS: bool = true;
     type W = (__m256i, __m256i);
     type A = (__m256i, __m256i);
     #[inline(always)]
@@ -306,7 +309,7 @@ impl<D: Dp> IntDot for VnniGen<D> {
 
 /// 8 vectors (one per block) of 8 i32 lanes -> one vector of the 8 block sums, in block order.
 #[inline(always)]
-unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
+pub(super) unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
     // SAFETY: the caller guarantees AVX2. Only integer adds: exact in any order.
     unsafe {
         let h01 = _mm256_hadd_epi32(v[0], v[1]);
@@ -325,7 +328,7 @@ unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
 
 /// 8 f16 values at `p`, `p + stride`, ... widened (exactly) to f32.
 #[inline(always)]
-unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
+pub(super) unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
     // SAFETY: the caller guarantees 2 readable bytes at each `p + j * stride`, j < 8, and F16C.
     unsafe {
         let mut h = [0i16; 8];
@@ -380,6 +383,16 @@ unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
             }
             for r in 0..R {
                 let wp = w[r].as_ptr().add(b0 * F::WB);
+                if T == 1 {
+                    // Decode streams the weights from DRAM: prefetch this group
+                    // of the row R rows ahead (a hint; never faults).
+                    let pf = wp.wrapping_add(R * nb * F::WB);
+                    let mut o = 0;
+                    while o < 8 * F::WB {
+                        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                        o += 64;
+                    }
+                }
                 for j in 0..8 {
                     wq[j] = I::prep_w::<F>(wp.add(j * F::WB + F::QOFF));
                 }
@@ -424,6 +437,20 @@ unsafe fn tile<I: IntDot, F: WFmt, const R: usize, const T: usize>(
 /// The ISA's features are present.
 #[inline(always)]
 pub(crate) unsafe fn dot_q<I: IntDot, F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
+    if I::MADDUBS {
+        // SAFETY: MADDUBS is set only by the AVX2 body, whose features the caller has.
+        return unsafe { super::avx2q::dot::<F>(w, x) };
+    }
+    // SAFETY: features by the caller.
+    unsafe { dot_q_generic::<I, F>(w, x) }
+}
+
+/// [`dot_q`] with the ISA's generic tile.
+///
+/// # Safety
+/// The ISA's features are present.
+#[inline(always)]
+pub(super) unsafe fn dot_q_generic<I: IntDot, F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
     let nb = (w.len() / F::WB).min(x.len() / F::AB);
     let mut o = [[0.0f32; 1]; 1];
     // SAFETY: nb blocks fit both slices; features by the caller.
@@ -439,6 +466,26 @@ pub(crate) unsafe fn dot_q<I: IntDot, F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
 /// The ISA's features are present.
 #[inline(always)]
 pub(crate) unsafe fn gemm_q<I: IntDot, F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+) {
+    if I::MADDUBS {
+        // SAFETY: MADDUBS is set only by the AVX2 body, whose features the caller has.
+        return unsafe { super::avx2q::gemm::<F>(w, rows, x, n, out) };
+    }
+    // SAFETY: features by the caller.
+    unsafe { gemm_q_generic::<I, F>(w, rows, x, n, out) }
+}
+
+/// [`gemm_q`] with the ISA's generic tiles.
+///
+/// # Safety
+/// The ISA's features are present.
+#[inline(always)]
+pub(super) unsafe fn gemm_q_generic<I: IntDot, F: WFmt>(
     w: &[u8],
     rows: usize,
     x: &[u8],
@@ -521,7 +568,7 @@ pub(crate) unsafe fn gemm_q<I: IntDot, F: WFmt>(
 /// Rows `first .. first + N` of `s` (rows of `rb` bytes), or None if any is
 /// not entirely inside `s`.
 #[inline(always)]
-fn rows_at<const N: usize>(s: &[u8], rb: usize, first: usize) -> Option<[&[u8]; N]> {
+pub(super) fn rows_at<const N: usize>(s: &[u8], rb: usize, first: usize) -> Option<[&[u8]; N]> {
     let mut rows = [&[][..]; N];
     for (i, row) in rows.iter_mut().enumerate() {
         *row = s.get((first + i) * rb..(first + i + 1) * rb)?;
@@ -531,7 +578,7 @@ fn rows_at<const N: usize>(s: &[u8], rb: usize, first: usize) -> Option<[&[u8]; 
 
 /// `out[at .. at + v.len()] = v` when it fits (the callers checked that it does).
 #[inline(always)]
-fn put(out: &mut [f32], at: usize, v: &[f32]) {
+pub(super) fn put(out: &mut [f32], at: usize, v: &[f32]) {
     if let Some(dst) = out.get_mut(at..at + v.len()) {
         dst.copy_from_slice(v);
     }

@@ -16,7 +16,9 @@
 //! Module map:
 //! - [`common`]: the ISA-generic bodies (float dots, quantized tiles, quantize),
 //!   written once over a small integer-dot trait;
-//! - `avx2`: signed bytes widened to i16 and multiplied with `vpmaddwd` (exact);
+//! - `avx2`: the quantized dots and tiles of [`avx2q`] (`vpmaddubsw` with the
+//!   sign trick; `common`'s widening `vpmaddwd` tiles as the exact fallback for
+//!   activation bytes of -128);
 //! - `avxvnni` / `avx512`: `vpdpbusd` (u8 x i8 -> i32) with the weights made
 //!   unsigned and the activation correction precomputed once per token.
 
@@ -25,6 +27,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use super::{Backend, Kernels};
 
+mod avx2q;
 #[macro_use]
 mod common;
 

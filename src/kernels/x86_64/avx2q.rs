@@ -1,0 +1,423 @@
+//! AVX2 quantized tiles built on `vpmaddubsw` (u8 x i8 -> adjacent pairs summed
+//! into i16) instead of widening both operands to i16.
+//!
+//! Per 32-element block:
+//! - Q8_0 x Q8_0 (the sign trick): `u = |w|` (`vpsignb w, w`; `w = -128` gives
+//!   the byte 0x80, which read as u8 is exactly 128) and `s = a * sign(w)`
+//!   (`vpsignb a, w`), so `u * s = w * a` element by element. `vpmaddubsw`
+//!   adds two such products into an i16: `u <= 128` and, as long as no
+//!   activation byte is -128, `|s| <= 127`, so a pair stays within
+//!   `128 * 127 * 2 = 32512 < 32767` and nothing saturates. An activation byte of
+//!   -128 breaks the trick (`vpsignb` cannot negate it), so [`gemm`] and [`dot`]
+//!   first scan the activations and hand any input that contains one to the
+//!   widening kernels of `common` (exact for every byte). The activation
+//!   quantizer only produces -127..=127, so in a forward pass the scan always
+//!   passes; the slow path exists for callers of the public table that pass
+//!   arbitrary blocks.
+//! - Q4_0 / Q4_1 x Q8: the nibbles `q` (0..=15) are already unsigned, so
+//!   `vpmaddubsw(q, a)` is exact for every activation byte (`|pair| <= 15 * 128 * 2`);
+//!   Q4_0's offset is applied as `sum((q - 8) * a) = sum(q * a) - 8 * sum(a)`,
+//!   with `8 * sum(a)` computed once per activation block and tile.
+//!
+//! `vpmaddwd` with ones widens pair sums to i32: per block for Q8_0; for Q4 only
+//! once per 8 blocks, after the reduction tree has added each block's lanes in
+//! i16 (8 lanes of at most 3840 stay below 2^15). The 8-block tree uses
+//! unpacks and adds (`vphaddd` is one per 2 cycles on Zen 3). Block sums, scales
+//! and lanes then follow the fixed order of [`crate::kernels::scalar`] exactly as
+//! in `common::tile` (integer sums are exact in any order; every float
+//! operation is the reference's, in its order).
+//!
+//! Tiles: 4 weight rows x 4 tokens (Q4: 8 x 2); with fewer tokens (decode) 8 rows
+//! x 1 token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
+//! and the hardware prefetcher alone reached about half the bandwidth).
+
+use core::arch::x86_64::*;
+
+use super::common::{block_term, put, rows_at, Avx2Int, WFmt};
+use crate::kernels::scalar::fold_lanes;
+
+/// The lanes of one block (quants at `pw` and `pa`), summing to `sum(q * a)`:
+/// Q8_0 (`q` the signed weight): 8 i32; Q4 (`q` the raw nibble): 16 i16.
+///
+/// # Safety
+/// 32 readable bytes at `pa`, the block's quants (32 or 16 bytes) at `pw`; AVX2.
+/// Q8_0: no byte at `pa` is -128.
+#[inline(always)]
+unsafe fn block<F: WFmt>(pw: *const u8, pa: *const u8) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let a = _mm256_loadu_si256(pa as *const __m256i);
+        if F::Q4 {
+            // 16 bytes in both halves; low half keeps the low nibbles (elements
+            // 0..16), the high half is shifted by 4 (elements 16..32).
+            let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(pw as *const __m128i));
+            let v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+            // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
+            _mm256_maddubs_epi16(_mm256_and_si256(v, _mm256_set1_epi8(0x0f)), a)
+        } else {
+            let w = _mm256_loadu_si256(pw as *const __m256i);
+            let m = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+            _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+        }
+    }
+}
+
+/// 8 f16 values at `p`, `p + stride`, ... widened (exactly) to f32; packed in
+/// general-purpose registers (idle here) instead of 8 vector inserts.
+///
+/// # Safety
+/// 2 readable bytes at each `p + j * stride`, j < 8; AVX2 + F16C.
+#[inline(always)]
+unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
+    // SAFETY: the reads are covered by the caller's contract; features present.
+    unsafe {
+        let h = |j: usize| core::ptr::read_unaligned(p.add(j * stride) as *const u16) as u64;
+        let lo = h(0) | h(1) << 16 | h(2) << 32 | h(3) << 48;
+        let hi = h(4) | h(5) << 16 | h(6) << 32 | h(7) << 48;
+        _mm256_cvtph_ps(_mm_set_epi64x(hi as i64, lo as i64))
+    }
+}
+
+/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
+/// of the 8 i32 block sums, in block order, with blends, shifts and adds (`vphaddd` is several uops
+/// with a throughput of one per 2 cycles on Zen 3). Integer adds: exact.
+///
+/// # Safety
+/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
+/// the sums of 8 lanes that the tree forms before widening stay below 2^15
+/// (8 * 3840 = 30720).
+#[inline(always)]
+unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
+        let add = |a: __m256i, b: __m256i| {
+            if I16 {
+                _mm256_add_epi16(a, b)
+            } else {
+                _mm256_add_epi32(a, b)
+            }
+        };
+        // [a0+a2, b0+b2, a1+a3, b1+b3 | a4+a6, b4+b6, a5+a7, b5+b7]
+        let pair =
+            |a: __m256i, b: __m256i| add(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
+        let quad = |ab: __m256i, cd: __m256i| {
+            add(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
+        };
+        let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+        let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+        // [q0 lo | q1 hi] + [q0 hi | q1 lo]
+        let s = add(
+            _mm256_blend_epi32::<0b1111_0000>(q0, q1),
+            _mm256_permute2x128_si256::<0x21>(q0, q1),
+        );
+        if I16 {
+            _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+        } else {
+            s
+        }
+    }
+}
+
+/// `NIB_OFFSET * sum(a)` of the 8 activation blocks at `p` (block stride `F::AB`).
+///
+/// # Safety
+/// 8 activation blocks readable at `p`; AVX2.
+#[inline(always)]
+unsafe fn offsets8<F: WFmt>(p: *const u8) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let k = _mm256_set1_epi8(F::NIB_OFFSET as i8);
+        let mut v = [_mm256_setzero_si256(); 8];
+        for (j, vj) in v.iter_mut().enumerate() {
+            let a = _mm256_loadu_si256(p.add(j * F::AB + F::AOFF) as *const __m256i);
+            // |lane| <= 2 * 8 * 128 = 2048: reduced as i16.
+            *vj = _mm256_maddubs_epi16(k, a);
+        }
+        reduce8::<true>(v)
+    }
+}
+
+/// Rows ahead that the single-token tiles prefetch (0: none).
+const PF_ROWS: usize = 8;
+
+/// `out[r][t] = dot(w[r], x[t])` over `nb` blocks (see the module docs).
+///
+/// # Safety
+/// Every `w[r]` holds `nb * F::WB` bytes and every `x[t]` `nb * F::AB` bytes;
+/// AVX2 + F16C present; Q8_0: no activation quant byte is -128.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+// r, t, j index several arrays at once
+// INDEXING: every index is a loop counter over its array's own const length
+// (r < R, t < T, j < 8), so each access is in bounds by type (as in common::tile).
+#[allow(clippy::indexing_slicing)]
+unsafe fn tile<F: WFmt, const R: usize, const T: usize>(
+    w: [&[u8]; R],
+    x: [&[u8]; T],
+    nb: usize,
+    out: &mut [[f32; T]; R],
+) {
+    // SAFETY: groups cover blocks 0..8*ng <= nb, inside every slice by the contract;
+    // the tail goes through bounds-checked scalar code. Features by the contract.
+    unsafe {
+        let ng = nb / 8;
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut acc = [[zf; T]; R];
+        for g in 0..ng {
+            let b0 = g * 8;
+            let mut dx = [zf; T];
+            let mut sx = [zf; T];
+            let mut off = [zi; T];
+            for t in 0..T {
+                let p = x[t].as_ptr().add(b0 * F::AB);
+                dx[t] = scales8(p, F::AB);
+                if F::HAS_M {
+                    sx[t] = scales8(p.add(2), F::AB);
+                }
+                if F::NIB_OFFSET != 0 {
+                    off[t] = offsets8::<F>(p);
+                }
+            }
+            for r in 0..R {
+                let wp = w[r].as_ptr().add(b0 * F::WB);
+                if T == 1 && PF_ROWS > 0 {
+                    // Decode streams the weights from DRAM once: ask for the same
+                    // group PF_ROWS rows ahead (a hint; never faults, so the
+                    // address may lie past the matrix).
+                    let pf = wp.wrapping_add(PF_ROWS * nb * F::WB);
+                    let mut o = 0;
+                    while o < 8 * F::WB {
+                        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                        o += 64;
+                    }
+                }
+                let dw = scales8(wp, F::WB);
+                let mw = if F::HAS_M {
+                    scales8(wp.add(2), F::WB)
+                } else {
+                    zf
+                };
+                for t in 0..T {
+                    let xp = x[t].as_ptr().add(b0 * F::AB);
+                    let mut v = [zi; 8];
+                    for j in 0..8 {
+                        v[j] = block::<F>(wp.add(j * F::WB + F::QOFF), xp.add(j * F::AB + F::AOFF));
+                    }
+                    let mut s = if F::Q4 {
+                        reduce8::<true>(v)
+                    } else {
+                        reduce8::<false>(v)
+                    };
+                    if F::NIB_OFFSET != 0 {
+                        s = _mm256_sub_epi32(s, off[t]);
+                    }
+                    let d = _mm256_mul_ps(dw, dx[t]);
+                    let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                    if F::HAS_M {
+                        term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx[t]));
+                    }
+                    acc[r][t] = _mm256_add_ps(acc[r][t], term);
+                }
+            }
+        }
+        for r in 0..R {
+            for t in 0..T {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]);
+                for j in ng * 8..nb {
+                    let wb = w[r].get(j * F::WB..(j + 1) * F::WB).unwrap_or(&[]);
+                    let xb = x[t].get(j * F::AB..(j + 1) * F::AB).unwrap_or(&[]);
+                    lanes[j % 8] += block_term::<F>(wb, xb);
+                }
+                out[r][t] = fold_lanes(lanes);
+            }
+        }
+    }
+}
+
+/// Whether the sign trick is exact for these activation blocks: always for the
+/// nibble formats; for Q8_0 when no quant byte is -128.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn trick_ok<F: WFmt>(x: &[u8]) -> bool {
+    if F::Q4 {
+        return true;
+    }
+    // SAFETY: each load reads the 32 quant bytes of one whole block inside `x`
+    // (`b4[k * AB..]` starts block k of the 4-block chunk `b4`); AVX2.
+    unsafe {
+        let q = |b: &[u8]| _mm256_loadu_si256(b.as_ptr().add(F::AOFF) as *const __m256i);
+        // Four independent minima (the scan is latency-bound with one).
+        let [mut m0, mut m1, mut m2, mut m3] = [_mm256_set1_epi8(127); 4];
+        let mut blocks = x.chunks_exact(4 * F::AB);
+        for b4 in blocks.by_ref() {
+            let (k0, rest) = b4.split_at(F::AB);
+            let (k1, rest) = rest.split_at(F::AB);
+            let (k2, k3) = rest.split_at(F::AB);
+            m0 = _mm256_min_epi8(m0, q(k0));
+            m1 = _mm256_min_epi8(m1, q(k1));
+            m2 = _mm256_min_epi8(m2, q(k2));
+            m3 = _mm256_min_epi8(m3, q(k3));
+        }
+        for b in blocks.remainder().chunks_exact(F::AB) {
+            m0 = _mm256_min_epi8(m0, q(b));
+        }
+        let m = _mm256_min_epi8(_mm256_min_epi8(m0, m1), _mm256_min_epi8(m2, m3));
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(m, _mm256_set1_epi8(-128))) == 0
+    }
+}
+
+/// One weight row x one activation row: `min(w.len() / WB, x.len() / AB)` blocks.
+///
+/// # Safety
+/// AVX2 + FMA + F16C present.
+#[inline(always)]
+pub(crate) unsafe fn dot<F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
+    let nb = (w.len() / F::WB).min(x.len() / F::AB);
+    let (Some(w), Some(x)) = (w.get(..nb * F::WB), x.get(..nb * F::AB)) else {
+        return 0.0; // unreachable: nb blocks fit both slices by its definition
+    };
+    // SAFETY: features by the caller; nb blocks fit both slices, and the trick
+    // is used only where `trick_ok` says it is exact.
+    unsafe {
+        if !trick_ok::<F>(x) {
+            return super::common::dot_q_generic::<Avx2Int, F>(w, x);
+        }
+        let mut o = [[0.0f32; 1]; 1];
+        tile::<F, 1, 1>([w], [x], nb, &mut o);
+        let [[v]] = o;
+        v
+    }
+}
+
+/// `out[r * n + t] = dot(w row r, x row t)`; does nothing unless `w` is exactly
+/// `rows` rows and `x` exactly `n` rows of the same block count and `out` has
+/// room for `rows * n` values.
+///
+/// # Safety
+/// AVX2 + FMA + F16C present.
+#[inline(always)]
+pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [f32]) {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n * F::AB) {
+        return;
+    }
+    let nb = x.len() / (n * F::AB);
+    if w.len() != rows * nb * F::WB || out.len() < rows * n {
+        return;
+    }
+    // SAFETY: features by the caller.
+    if !unsafe { trick_ok::<F>(x) } {
+        // SAFETY: features by the caller.
+        return unsafe { super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out) };
+    }
+    // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
+    // passed, features by the caller.
+    unsafe {
+        if F::Q4 {
+            // The Q4_0 offsets are per token: more rows share them.
+            if n < 2 {
+                run::<F, DR, 1>(w, rows, x, n, out, nb)
+            } else {
+                run::<F, 8, 2>(w, rows, x, n, out, nb)
+            }
+        } else if n < TT {
+            run::<F, DR, 1>(w, rows, x, n, out, nb)
+        } else {
+            run::<F, TR, TT>(w, rows, x, n, out, nb)
+        }
+    }
+}
+
+/// Tile rows and tokens of the main Q8_0 tile (Q4: 8 rows x 2 tokens).
+const TR: usize = 4;
+const TT: usize = 4;
+/// Tile rows when there are fewer than `TT` tokens (decode).
+const DR: usize = 8;
+
+/// The driver: R x T tiles, then R x 1, 1 x T and 1 x 1 for the edges.
+///
+/// # Safety
+/// `w` is `rows` rows and `x` `n` rows of `nb` blocks each, `out` holds `rows * n`;
+/// the activations pass `trick_ok`; AVX2 + F16C present.
+#[inline(always)]
+unsafe fn run<F: WFmt, const R: usize, const T: usize>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+    nb: usize,
+) {
+    let (rb, xb) = (nb * F::WB, nb * F::AB);
+    // Row slices come from `rows_at`, which returns None rather than a short
+    // slice, so a tile never sees fewer than nb blocks (and never panics).
+    // SAFETY (all tile calls): every row slice holds exactly nb blocks (the
+    // `rows_at` lengths); features by the caller.
+    let mut r = 0;
+    while r + R <= rows {
+        let Some(ws) = rows_at::<R>(w, rb, r) else {
+            return;
+        };
+        let mut t = 0;
+        while t + T <= n {
+            let Some(xs) = rows_at::<T>(x, xb, t) else {
+                return;
+            };
+            let mut o = [[0.0f32; T]; R];
+            // SAFETY: see above.
+            unsafe { tile::<F, R, T>(ws, xs, nb, &mut o) };
+            for (i, row) in o.iter().enumerate() {
+                put(out, (r + i) * n + t, row);
+            }
+            t += T;
+        }
+        while t < n {
+            let Some(xs) = rows_at::<1>(x, xb, t) else {
+                return;
+            };
+            let mut o = [[0.0f32; 1]; R];
+            // SAFETY: see above.
+            unsafe { tile::<F, R, 1>(ws, xs, nb, &mut o) };
+            for (i, v) in o.iter().enumerate() {
+                put(out, (r + i) * n + t, v);
+            }
+            t += 1;
+        }
+        r += R;
+    }
+    while r < rows {
+        let Some(ws) = rows_at::<1>(w, rb, r) else {
+            return;
+        };
+        let mut t = 0;
+        while t + T <= n {
+            let Some(xs) = rows_at::<T>(x, xb, t) else {
+                return;
+            };
+            let mut o = [[0.0f32; T]; 1];
+            // SAFETY: see above.
+            unsafe { tile::<F, 1, T>(ws, xs, nb, &mut o) };
+            for row in &o {
+                put(out, r * n + t, row);
+            }
+            t += T;
+        }
+        while t < n {
+            let Some(xs) = rows_at::<1>(x, xb, t) else {
+                return;
+            };
+            let mut o = [[0.0f32; 1]; 1];
+            // SAFETY: see above.
+            unsafe { tile::<F, 1, 1>(ws, xs, nb, &mut o) };
+            for row in &o {
+                put(out, r * n + t, row);
+            }
+            t += 1;
+        }
+        r += 1;
+    }
+}
