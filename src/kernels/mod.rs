@@ -387,6 +387,18 @@ pub fn matmul(
     Ok(())
 }
 
+/// The bytes of an f32 slice (little-endian on every target embergpt supports),
+/// for the kernels that take F32 rows as bytes.
+pub fn f32_bytes(x: &[f32]) -> &[u8] {
+    #[cfg(target_endian = "big")]
+    compile_error!(
+        "embergpt reads GGUF (little-endian) in place: big-endian targets are unsupported"
+    );
+    // SAFETY: u8 has no alignment or validity requirements and the length is the
+    // slice's size in bytes; the borrow keeps `x` alive and unmodified.
+    unsafe { core::slice::from_raw_parts(x.as_ptr().cast::<u8>(), core::mem::size_of_val(x)) }
+}
+
 /// Activations in the form the weight type needs.
 enum Act<'x> {
     F32(&'x [f32]),

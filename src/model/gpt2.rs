@@ -111,7 +111,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             {
                 let head = h * hd..(h + 1) * hd;
                 for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(d)) {
-                    *s = dot(q, part(kj, head.clone())?) * scale;
+                    *s = dot(&k, q, part(kj, head.clone())?) * scale;
                 }
                 softmax(scores);
                 for (&a, vj) in scores.iter().zip(vals.chunks_exact(d)) {

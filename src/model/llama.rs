@@ -152,7 +152,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
                 let kv_off = (h / group) * hd;
                 let head = kv_off..kv_off + hd;
                 for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(kvd)) {
-                    *s = dot(qh, part(kj, head.clone())?) * scale;
+                    *s = dot(&k, qh, part(kj, head.clone())?) * scale;
                 }
                 softmax(scores);
                 for (&a, vj) in scores.iter().zip(vals.chunks_exact(kvd)) {
