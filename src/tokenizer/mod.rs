@@ -794,7 +794,6 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
         let specials: &'a [u32] = specials.get(..n_special).ok_or(Error::BadTokenizer)?;
 
         // Pass 2: the token table (normal tokens; a duplicate string is an error).
-        let mask = tok_table.len() - 1;
         for id in 0..meta.n_vocab {
             if meta
                 .types
@@ -802,19 +801,7 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
             {
                 continue;
             }
-            let t = text_at(raw, offsets, id);
-            let mut i = hash_str(t, &[]) as usize & mask;
-            loop {
-                let slot = tok_table.get_mut(i).ok_or(Error::BadTokenizer)?;
-                if *slot == 0 {
-                    *slot = id as u32 + 1;
-                    break;
-                }
-                if text_at(raw, offsets, *slot as usize - 1) == t {
-                    return Err(Error::BadTokenizer);
-                }
-                i = (i + 1) & mask;
-            }
+            insert_unique(tok_table, raw, offsets, id)?;
         }
         let mut vocab = Vocab {
             tokens_raw: raw,
@@ -1133,6 +1120,26 @@ impl Detokenize for Tokenizer<'_, '_> {
 
 /// The stored string of token `id` given the tokens array bytes and the string offsets.
 #[inline]
+/// Put token `id` into the open-addressing string table `table` (a power-of-two
+/// length, slots hold `id + 1`, 0 is empty); a second token with the same text is
+/// [`Error::BadTokenizer`].
+fn insert_unique(table: &mut [u32], raw: &[u8], offsets: &[u32], id: usize) -> Result<()> {
+    let t = text_at(raw, offsets, id);
+    let mask = table.len().wrapping_sub(1);
+    let mut i = hash_str(t, &[]) as usize & mask;
+    loop {
+        let slot = table.get_mut(i).ok_or(Error::BadTokenizer)?;
+        if *slot == 0 {
+            *slot = id as u32 + 1;
+            return Ok(());
+        }
+        if text_at(raw, offsets, *slot as usize - 1) == t {
+            return Err(Error::BadTokenizer);
+        }
+        i = (i + 1) & mask;
+    }
+}
+
 fn text_at<'m>(raw: &'m [u8], offsets: &[u32], id: usize) -> &'m [u8] {
     let Some(&off) = offsets.get(id) else {
         return &[];

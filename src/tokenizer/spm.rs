@@ -60,7 +60,9 @@
     clippy::indexing_slicing
 )]
 
-use super::{hash_str, opt_id, read_i32, table_cap, text_at, token_type, Sink, NO_TOKEN};
+use super::{
+    hash_str, insert_unique, opt_id, read_i32, table_cap, text_at, token_type, Sink, NO_TOKEN,
+};
 use crate::arena::{Arena, Plan};
 use crate::error::{Error, Result};
 use crate::gguf::{ArrayView, Gguf, Value, ValueType};
@@ -299,23 +301,9 @@ impl<'m, 'a> Spm<'m, 'a> {
         let specials: &'a [u32] = specials.get(..n_special).ok_or(Error::BadTokenizer)?;
 
         // Pass 2: the piece table (every non-empty text; a duplicate is an error).
-        let mask = table.len() - 1;
         for id in 0..meta.n_vocab {
-            let t = text_at(raw, offsets, id);
-            if t.is_empty() {
-                continue;
-            }
-            let mut i = hash_str(t, &[]) as usize & mask;
-            loop {
-                let slot = table.get_mut(i).ok_or(Error::BadTokenizer)?;
-                if *slot == 0 {
-                    *slot = id as u32 + 1;
-                    break;
-                }
-                if text_at(raw, offsets, *slot as usize - 1) == t {
-                    return Err(Error::BadTokenizer);
-                }
-                i = (i + 1) & mask;
+            if !text_at(raw, offsets, id).is_empty() {
+                insert_unique(table, raw, offsets, id)?;
             }
         }
         let mut spm = Spm {
