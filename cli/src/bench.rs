@@ -1,6 +1,6 @@
 //! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--json]`
 
-use crate::common::{backend, err, load, read_model, CliResult};
+use crate::common::{backend, err, load, pool, read_model, CliResult};
 use embergpt::{Context, ContextParams};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -51,8 +51,7 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: a.batch.unwrap_or(a.prompt).clamp(1, a.prompt),
         logits_all: false,
         backend: backend(a.backend.as_deref())?,
-        parallel: (a.threads > 1)
-            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
+        parallel: pool(a.threads),
     };
     let arena_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; arena_bytes];

@@ -1,6 +1,6 @@
 //! Shared helpers: model loading, backend parsing, errors as strings.
 
-use embergpt::{Backend, Gguf, Model};
+use embergpt::{Backend, Gguf, Model, ParallelFor};
 use std::path::Path;
 
 /// The bundled default model: a ~1M-parameter GPT-2 trained on Tiny Shakespeare
@@ -80,4 +80,19 @@ pub fn backend(name: Option<&str>) -> CliResult<Option<Backend>> {
 /// Map a core error to a CLI message.
 pub fn err(ctx: &str) -> impl Fn(embergpt::Error) -> String + '_ {
     move |e| format!("{ctx}: {e} (error {})", e.code())
+}
+
+/// The parallel-for hook for `-t THREADS`: a process-lifetime pool, or none for one thread.
+pub fn pool(threads: usize) -> Option<ParallelFor> {
+    (threads > 1).then(|| embergpt::kernels::parallel::ThreadPool::leak(threads).hook())
+}
+
+/// `--seed S`, or the clock's nanoseconds when absent.
+pub fn seed_or_clock(seed: Option<u64>) -> u64 {
+    seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    })
 }

@@ -3,7 +3,7 @@
 //!
 //! Streams the continuation to stdout; timing and memory go to stderr.
 
-use crate::common::{backend, err, CliResult, ModelSource};
+use crate::common::{backend, err, pool, seed_or_clock, CliResult, ModelSource};
 use embergpt::{
     generate, Context, ContextParams, GenerateParams, Sampler, SamplerParams, Tokenizer,
 };
@@ -86,18 +86,12 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: 32.min(hp.n_ctx),
         logits_all: false,
         backend: backend(a.backend.as_deref())?,
-        parallel: (a.threads > 1)
-            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
+        parallel: pool(a.threads),
     };
     let ctx_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; ctx_bytes];
     let mut ctx = Context::new(model, &params, &mut arena).map_err(err("context"))?;
-    let seed = a.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
+    let seed = seed_or_clock(a.seed);
     let sp = SamplerParams {
         temperature: a.temp,
         top_k: a.top_k,

@@ -1,6 +1,6 @@
 //! `embergpt logits -m MODEL.gguf --tokens 464,2068,7586 --out FILE [--chunk N] [-t THREADS] [--backend NAME]`
 
-use crate::common::{backend, err, load, read_model, CliResult};
+use crate::common::{backend, err, load, pool, read_model, CliResult};
 use embergpt::{Context, ContextParams};
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,8 +55,7 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch: chunk.min(n_ctx),
         logits_all: true,
         backend: backend(a.backend.as_deref())?,
-        parallel: (a.threads > 1)
-            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
+        parallel: pool(a.threads),
     };
     let mut arena = vec![0u8; Context::arena_size(&model, &params).map_err(err("context"))?];
     let mut ctx = Context::new(model, &params, &mut arena).map_err(err("context"))?;

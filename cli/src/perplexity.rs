@@ -10,7 +10,7 @@
 //! stdout: one `[k] PPL` line per chunk (running value), then `perplexity: X.XXXX` (last line).
 //! stderr: a progress bar and the speed.
 
-use crate::common::{backend, err, CliResult, ModelSource};
+use crate::common::{backend, err, pool, CliResult, ModelSource};
 use embergpt::{Context, ContextParams, Tokenizer};
 use std::io::Write;
 use std::time::Instant;
@@ -86,8 +86,7 @@ pub fn run(a: Args) -> CliResult<()> {
         n_batch,
         logits_all: true,
         backend: backend(a.backend.as_deref())?,
-        parallel: (a.threads > 1)
-            .then(|| embergpt::kernels::parallel::ThreadPool::leak(a.threads).hook()),
+        parallel: pool(a.threads),
     };
     let ctx_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; ctx_bytes];
