@@ -256,6 +256,33 @@ fn opt_id(g: &Gguf<'_>, key: &str, n_vocab: usize) -> Result<Option<u32>> {
 }
 
 #[inline]
+/// Walk the vocabulary once: record each token's string offset in the file
+/// (`offsets[id]`, past its 8-byte length) and call `each(id, text, type)`
+/// (type NORMAL when the file has no `token_type`). A non-string token or an
+/// offset beyond u32 is [`Error::BadTokenizer`].
+fn walk_tokens<'m>(
+    tokens: &ArrayView<'m>,
+    types: Option<&[u8]>,
+    offsets: &mut [u32],
+    mut each: impl FnMut(usize, &'m [u8], i32) -> Result<()>,
+) -> Result<()> {
+    let mut it = tokens.iter();
+    for (id, off) in offsets.iter_mut().enumerate() {
+        let start = it.offset().checked_add(8).ok_or(Error::BadTokenizer)?;
+        let t = match it.next() {
+            Some(Value::Str(t)) => t,
+            _ => return Err(Error::BadTokenizer),
+        };
+        *off = u32::try_from(start).map_err(|_| Error::BadTokenizer)?;
+        let ty = match types {
+            Some(types) => read_i32(types, id).ok_or(Error::BadTokenizer)?,
+            None => token_type::NORMAL,
+        };
+        each(id, t, ty)?;
+    }
+    Ok(())
+}
+
 fn read_i32(raw: &[u8], i: usize) -> Option<i32> {
     let s = raw.get(i.checked_mul(4)?..i.checked_mul(4)?.checked_add(4)?)?;
     Some(i32::from_le_bytes(s.try_into().ok()?))
@@ -762,20 +789,9 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
 
         // Pass 1: offsets, specials, longest token; normal tokens must be in bytes_to_unicode form.
         let raw = meta.tokens.raw();
-        let mut it = meta.tokens.iter();
         let mut n_special = 0usize;
         let mut max_len = 0usize;
-        for (id, off) in offsets.iter_mut().enumerate() {
-            let start = it.offset().checked_add(8).ok_or(Error::BadTokenizer)?;
-            let t = match it.next() {
-                Some(Value::Str(t)) => t,
-                _ => return Err(Error::BadTokenizer),
-            };
-            *off = u32::try_from(start).map_err(|_| Error::BadTokenizer)?;
-            let ty = match meta.types {
-                Some(types) => read_i32(types, id).ok_or(Error::BadTokenizer)?,
-                None => token_type::NORMAL,
-            };
+        walk_tokens(&meta.tokens, meta.types, offsets, |id, t, ty| {
             if ty == token_type::NORMAL {
                 let n = gpt2_decoded_len(t).ok_or(Error::BadTokenizer)?;
                 if n == 0 {
@@ -789,7 +805,8 @@ impl<'m, 'a> Tokenizer<'m, 'a> {
                     n_special += 1;
                 }
             }
-        }
+            Ok(())
+        })?;
         let offsets: &'a [u32] = offsets;
         let specials: &'a [u32] = specials.get(..n_special).ok_or(Error::BadTokenizer)?;
 

@@ -61,7 +61,8 @@
 )]
 
 use super::{
-    hash_str, insert_unique, opt_id, read_i32, table_cap, text_at, token_type, Sink, NO_TOKEN,
+    hash_str, insert_unique, opt_id, read_i32, table_cap, text_at, token_type, walk_tokens, Sink,
+    NO_TOKEN,
 };
 use crate::arena::{Arena, Plan};
 use crate::error::{Error, Result};
@@ -274,20 +275,9 @@ impl<'m, 'a> Spm<'m, 'a> {
 
         // Pass 1: offsets, specials, byte tokens, longest decoded token.
         let raw = meta.tokens.raw();
-        let mut it = meta.tokens.iter();
         let mut n_special = 0usize;
         let mut max_len = 0usize;
-        for (id, off) in offsets.iter_mut().enumerate() {
-            let start = it.offset().checked_add(8).ok_or(Error::BadTokenizer)?;
-            let t = match it.next() {
-                Some(Value::Str(t)) => t,
-                _ => return Err(Error::BadTokenizer),
-            };
-            *off = u32::try_from(start).map_err(|_| Error::BadTokenizer)?;
-            let ty = match meta.types {
-                Some(types) => read_i32(types, id).ok_or(Error::BadTokenizer)?,
-                None => token_type::NORMAL,
-            };
+        walk_tokens(&meta.tokens, meta.types, offsets, |id, t, ty| {
             if ty == token_type::BYTE && byte_piece(t).is_none() {
                 return Err(Error::BadTokenizer);
             }
@@ -296,7 +286,8 @@ impl<'m, 'a> Spm<'m, 'a> {
                 *specials.get_mut(n_special).ok_or(Error::BadTokenizer)? = id as u32;
                 n_special += 1;
             }
-        }
+            Ok(())
+        })?;
         let offsets: &'a [u32] = offsets;
         let specials: &'a [u32] = specials.get(..n_special).ok_or(Error::BadTokenizer)?;
 
