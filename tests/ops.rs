@@ -1,7 +1,7 @@
 //! Unit tests of every scalar kernel and op against straightforward f64 references.
 
 use embergpt::kernels::scalar::*;
-use embergpt::ops::{gelu, layer_norm, softmax};
+use embergpt::ops::{exp, gelu, layer_norm, softmax};
 use embergpt::quant::{dequantize_row, f16_to_f32, quantize_row, BlockQ8_0, BlockQ8_1, GgmlType};
 
 struct Rng(u64);
@@ -180,4 +180,56 @@ fn layer_norm_gelu_softmax_match_f64() {
     for (&v, &o) in x.iter().zip(&s) {
         assert!((o as f64 - (v as f64 - m).exp() / z).abs() < 1e-6);
     }
+}
+
+/// Distance in units in the last place between `got` and the f64 value `want`,
+/// measured at `want`'s f32 rounding (both finite, same sign).
+fn ulps(got: f32, want: f64) -> f64 {
+    let w = want as f32;
+    let ulp = (f32::from_bits(w.to_bits() + 1) - w) as f64;
+    (got as f64 - want).abs() / ulp
+}
+
+#[test]
+fn exp_is_within_two_ulp_of_f64_over_the_whole_range() {
+    // Every 97th f32 in [-104, 89] (about 11 M values), plus the edges.
+    let mut worst = (0.0f64, 0.0f32);
+    let mut check = |x: f32| {
+        let want = (x as f64).exp();
+        let got = exp(x);
+        if want > f32::MAX as f64 {
+            assert_eq!(got, f32::INFINITY, "exp({x}) overflows");
+        } else if want >= f32::MIN_POSITIVE as f64 {
+            let u = ulps(got, want);
+            assert!(u <= 2.0, "exp({x}) = {got}, f64 {want}: {u} ulp");
+            if u > worst.0 {
+                worst = (u, x);
+            }
+        } else {
+            // Subnormal results: within one subnormal step (2^-149) of the truth.
+            let step = f32::from_bits(1) as f64;
+            assert!(
+                (got as f64 - want).abs() <= step,
+                "exp({x}) = {got}, f64 {want}"
+            );
+        }
+    };
+    for bits in (0u32..=0xff80_0000).step_by(97) {
+        let x = f32::from_bits(bits);
+        if (-104.0..=89.0).contains(&x) {
+            check(x);
+        }
+    }
+    for x in [
+        0.0, -0.0, 1.0, -1.0, 88.72, 88.73, -87.33, -103.9, 1e-30, -1e-30,
+    ] {
+        check(x);
+    }
+    println!("exp: worst {:.3} ulp at {}", worst.0, worst.1);
+    assert_eq!(exp(0.0), 1.0);
+    assert_eq!(exp(f32::NEG_INFINITY), 0.0);
+    assert_eq!(exp(-1000.0), 0.0);
+    assert_eq!(exp(f32::INFINITY), f32::INFINITY);
+    assert_eq!(exp(1000.0), f32::INFINITY);
+    assert!(exp(f32::NAN).is_nan());
 }
