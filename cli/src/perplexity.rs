@@ -1,8 +1,9 @@
 //! `embergpt perplexity [-m MODEL] -f TEXT [-c N_CTX] [--chunks N] [-b N_BATCH] [-t THREADS]`
 //!
-//! llama.cpp's method: the whole text is tokenized (no special tokens, no BOS inserted), cut
-//! into chunks of `n_ctx` tokens (a shorter tail is dropped), and each chunk is evaluated from an
-//! empty cache; only the second half is scored, so every scored token sees at least `n_ctx / 2`
+//! llama.cpp's method: the whole text is tokenized (no special tokens; a BOS in front when the
+//! vocabulary asks for one, `tokenizer.ggml.add_bos_token`), cut into chunks of `n_ctx` tokens
+//! (a shorter tail is dropped), and each chunk is evaluated from an empty cache (with BOS in
+//! place of its first token when the vocabulary asks for one, as `llama-perplexity` does); only the second half is scored, so every scored token sees at least `n_ctx / 2`
 //! tokens of context: logits at positions `j = n_ctx/2 ..= n_ctx - 2` predict token `j + 1`.
 //! The negative log-likelihoods (log-softmax in f64) of all scored tokens are averaged over the
 //! chunks so far; perplexity is `exp(mean NLL)`.
@@ -67,9 +68,14 @@ pub fn run(a: Args) -> CliResult<()> {
         std::fs::read(&a.file).map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let mut tok_arena = vec![0u8; Tokenizer::arena_size(&gguf).map_err(err("tokenizer"))?];
     let mut tok = Tokenizer::new(&gguf, &mut tok_arena).map_err(err("tokenizer"))?;
-    let mut tokens = vec![0u32; tok.count(&text, false)];
-    tok.encode(&text, false, &mut tokens)
-        .map_err(err("tokenize"))?;
+    let bos = tok.bos().filter(|_| tok.add_bos());
+    let lead = usize::from(bos.is_some());
+    let mut tokens = vec![0u32; lead + tok.count(&text, false)];
+    let (head, body) = tokens.split_at_mut(lead);
+    tok.encode(&text, false, body).map_err(err("tokenize"))?;
+    if let (Some(b), [h]) = (bos, head) {
+        *h = b;
+    }
     let mut n_chunks = tokens.len() / n_ctx;
     if a.chunks > 0 {
         n_chunks = n_chunks.min(a.chunks);
@@ -110,7 +116,11 @@ pub fn run(a: Args) -> CliResult<()> {
     let t0 = Instant::now();
     for chunk in tokens.chunks_exact(n_ctx).take(n_chunks) {
         ctx.reset();
-        ctx.eval(&chunk[..first]).map_err(err("eval"))?;
+        let mut prefix = chunk[..first].to_vec();
+        if let (Some(b), Some(t0)) = (bos, prefix.first_mut()) {
+            *t0 = b;
+        }
+        ctx.eval(&prefix).map_err(err("eval"))?;
         let mut pos = first;
         for sub in chunk[first..].chunks(n_batch) {
             ctx.eval_all(sub).map_err(err("eval"))?;

@@ -1,11 +1,8 @@
 //! The CLI's command forms are a contract: these tests run the real binary.
 
+mod common;
+use common::{bin, stories_gguf};
 use std::path::PathBuf;
-use std::process::Command;
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_embergpt"))
-}
 
 fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -252,41 +249,11 @@ fn bench_peak_rss_within_model_plus_arena_plus_16_mib() {
     );
 }
 
-/// stories260K (llama2.c, SentencePiece vocabulary) converted by the binary into a temp dir;
-/// None with a visible SKIPPED line when ../shared/data is absent (a failure under CI=true).
-fn stories_gguf() -> Option<PathBuf> {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    let (bin_file, tok) = (shared.join("stories260K.bin"), shared.join("tok512.bin"));
-    if !bin_file.exists() || !tok.exists() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{} missing under CI=true", shared.display());
-        }
-        eprintln!("SKIPPED: {} missing", shared.display());
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("egpt-cli-spm-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("stories260K.gguf");
-    let st = bin()
-        .arg("convert")
-        .arg(&bin_file)
-        .arg("--tokenizer")
-        .arg(&tok)
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    Some(out)
-}
-
 #[test]
 fn llama_vocabulary_tokenizes_and_generates() {
-    let Some(model) = stories_gguf() else { return };
+    let Some(model) = stories_gguf("cli-spm") else {
+        return;
+    };
     let m = model.to_str().unwrap();
     // llama.cpp's ids for this text (tests/fixtures/tokenizer/llama_cases.json has more).
     let ids = run_ok(&["tokenize", "-m", m, "Once upon a time,"]);
