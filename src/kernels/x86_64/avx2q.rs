@@ -33,7 +33,7 @@
 
 use core::arch::x86_64::*;
 
-use super::common::{block_term, put, rows_at, Avx2Int, WFmt};
+use super::common::{put, rows_at, Avx2Int, WFmt};
 use crate::kernels::scalar::fold_lanes;
 
 /// The lanes of one block (quants at `pw` and `pa`), summing to `sum(q * a)`:
@@ -225,15 +225,73 @@ unsafe fn tile<F: WFmt, const R: usize, const T: usize>(
         for r in 0..R {
             for t in 0..T {
                 let mut lanes = [0.0f32; 8];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), acc[r][t]);
-                for j in ng * 8..nb {
-                    let wb = w[r].get(j * F::WB..(j + 1) * F::WB).unwrap_or(&[]);
-                    let xb = x[t].get(j * F::AB..(j + 1) * F::AB).unwrap_or(&[]);
-                    lanes[j % 8] += block_term::<F>(wb, xb);
+                let mut a = acc[r][t];
+                if ng * 8 < nb {
+                    a = _mm256_add_ps(a, tail_terms::<F>(w[r], x[t], ng * 8));
                 }
+                _mm256_storeu_ps(lanes.as_mut_ptr(), a);
                 out[r][t] = fold_lanes(lanes);
             }
         }
+    }
+}
+
+/// The terms of the last blocks `j0..` of a row (fewer than 8: the part of `nb`
+/// past the whole 8-block groups), block `j0 + i` in lane `i`, +0.0 in the lanes
+/// past the end: the same operations as the groups in [`tile`], so a lane gets
+/// exactly the reference's term. Adding the +0.0 of an empty lane changes nothing:
+/// a lane starts at +0.0 and a round-to-nearest sum is -0.0 only when both
+/// addends are, so the lane is never -0.0 and `lane + 0.0 == lane` bit for bit.
+/// (Rows of 576 columns, SmolLM2's, end in 2 such blocks: done one by one in
+/// scalar code they had cost more than the 16 blocks before them.)
+///
+/// # Safety
+/// AVX2 + F16C present; for Q8_0, no activation quant byte is -128.
+#[inline(always)]
+unsafe fn tail_terms<F: WFmt>(w: &[u8], x: &[u8], j0: usize) -> __m256 {
+    let h = |b: &[u8], i: usize| match b.get(i..i + 2) {
+        Some(&[lo, hi]) => u16::from_le_bytes([lo, hi]),
+        _ => 0,
+    };
+    // SAFETY: AVX2 by the caller.
+    let mut v = [unsafe { _mm256_setzero_si256() }; 8];
+    let (mut dw, mut dx, mut mw, mut sx) = ([0u16; 8], [0u16; 8], [0u16; 8], [0u16; 8]);
+    let mut off = [0i32; 8];
+    let ws = w.get(j0 * F::WB..).unwrap_or(&[]).chunks_exact(F::WB);
+    let xs = x.get(j0 * F::AB..).unwrap_or(&[]).chunks_exact(F::AB);
+    let lanes = v
+        .iter_mut()
+        .zip(dw.iter_mut().zip(dx.iter_mut()))
+        .zip(mw.iter_mut().zip(sx.iter_mut()))
+        .zip(off.iter_mut());
+    for ((((vi, (dwi, dxi)), (mwi, sxi)), oi), (wb, xb)) in lanes.zip(ws.zip(xs)) {
+        // SAFETY: `wb` is one whole weight block and `xb` one whole activation
+        // block, so the quant reads of `block` (16 or 32 bytes at QOFF, 32 at
+        // AOFF) stay inside them; features and the -128 rule by the caller.
+        *vi = unsafe { block::<F>(wb.as_ptr().add(F::QOFF), xb.as_ptr().add(F::AOFF)) };
+        (*dwi, *dxi, *mwi, *sxi) = (h(wb, 0), h(xb, 0), h(wb, 2), h(xb, 2));
+        if F::NIB_OFFSET != 0 {
+            let qa = xb.get(F::AOFF..).unwrap_or(&[]).iter().take(32);
+            *oi = F::NIB_OFFSET * qa.map(|&q| q as i8 as i32).sum::<i32>();
+        }
+    }
+    // SAFETY: register-only AVX2/F16C operations; features by the caller.
+    unsafe {
+        let cvt = |h: [u16; 8]| _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i));
+        let mut s = if F::Q4 {
+            reduce8::<true>(v)
+        } else {
+            reduce8::<false>(v)
+        };
+        if F::NIB_OFFSET != 0 {
+            s = _mm256_sub_epi32(s, _mm256_loadu_si256(off.as_ptr() as *const __m256i));
+        }
+        let d = _mm256_mul_ps(cvt(dw), cvt(dx));
+        let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+        if F::HAS_M {
+            term = _mm256_add_ps(term, _mm256_mul_ps(cvt(mw), cvt(sx)));
+        }
+        term
     }
 }
 
