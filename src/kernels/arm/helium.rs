@@ -321,6 +321,15 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 /// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
 /// ([`q8_x4`]) 4 rows at a time when the shapes allow it, else [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    let all = AllRows {
+        act: act_q8,
+        kernel: q8_all,
+        four: rows_q8_0_q8_0,
+        one: vec_dot_q8_0_q8_0,
+    };
+    if all_rows::<ActQ8, 34>(w, rows, x, n, out, all) {
+        return;
+    }
     let k = WholeRows {
         act: act_q8,
         kernel: q8_x4,
@@ -716,4 +725,325 @@ unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes
             options(nostack),
         );
     }
+}
+
+// ---- all-rows kernels ----------------------------------------------------------
+//
+// One asm call runs every 4-row group of the matrix (the loop over groups is in
+// the assembly too): per block the work of [`q8_x4`] (two activation `VLDRB` and
+// an `LDR` of dx shared by the 4 rows, two `VLDRB` + two `VMLADAVA` per row, then
+// the float part for the 4 rows at once), but lanes 0-4 of the 4 rows stay in
+// `q4`-`q7` and `q3` (lanes 5-7 on the stack), so most blocks add their terms with
+// one `VADD` instead of a load, an add, a store and a pointer wrap. That needs a
+// fixed lane per instruction, so the loop body is unrolled to 4 blocks (lanes 0-3)
+// + 4 blocks (lanes 4-7), and the block count must be a multiple of 4. After a
+// group the lanes are folded by halves with 7 `VADD`s (the 4 rows at once: lane
+// vectors hold one row per element), the 4 results stored, and the largest
+// `bits << 1` of all results kept to detect NaNs (see [`rows4_q8_0_q8_0`]).
+
+/// What the all-rows kernels read (and update: `out`, `groups`).
+#[repr(C)]
+struct Job {
+    /// Row 0's first quants (block 0 + 2).
+    p: *const u8,
+    /// The activation records.
+    a: *const u8,
+    /// Blocks per row / 4 (>= 1).
+    units: u32,
+    /// 4-row groups (>= 1).
+    groups: u32,
+    /// Where the next group's 4 results go.
+    out: *mut f32,
+    /// Bytes per row.
+    rb: u32,
+    /// Bytes from one group's results to the next (`16 * n`).
+    ostep: u32,
+    _pad: u32,
+    /// Offsets of the 4 rows' scales of block `j` from row 0's pointer after it
+    /// has moved to block `j + 1`.
+    offs: [u32; 4],
+    /// Offsets of the 4 results from `out` (`4 * n * r`).
+    soffs: [u32; 4],
+}
+
+/// One Q8_0 block of 4 rows (registers as in [`q8_all`]), the term added by `$acc`.
+macro_rules! q8_block {
+    ($acc:expr) => {
+        concat!(
+            "ldr r11, [r1], #4\n",
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r3], #16\n",
+            "vmladav.s8 r0, q1, q0\n",
+            "vldrb.u8 q1, [r5], #16\n",
+            "vmladav.s8 r2, q1, q0\n",
+            "vldrb.u8 q1, [r9], #16\n",
+            "vmladav.s8 r4, q1, q0\n",
+            "vldrb.u8 q1, [r10], #16\n",
+            "vmladav.s8 r8, q1, q0\n",
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r3], #18\n",
+            "vmladava.s8 r0, q1, q0\n",
+            "vldrb.u8 q1, [r5], #18\n",
+            "vmladava.s8 r2, q1, q0\n",
+            "vldrb.u8 q1, [r9], #18\n",
+            "vmladava.s8 r4, q1, q0\n",
+            "vldrb.u8 q1, [r10], #18\n",
+            "vmladava.s8 r8, q1, q0\n",
+            q_float!(),
+            $acc
+        )
+    };
+}
+
+/// The float part of one block of 4 rows: sums `r0/r2/r4/r8` -> `q0`, times the
+/// 4 rows' `dw` (gathered at `r3 + q2`) times dx (`r11`); the term is left in `q0`.
+macro_rules! q_float {
+    () => {
+        concat!(
+            "vmov q0[2], q0[0], r0, r4\n",
+            "vmov q0[3], q0[1], r2, r8\n",
+            "vcvt.f32.s32 q0, q0\n",
+            "vldrh.u32 q1, [r3, q2]\n",
+            "vcvtb.f32.f16 q1, q1\n",
+            "vmul.f32 q1, q1, r11\n",
+            "vmul.f32 q0, q0, q1\n",
+        )
+    };
+}
+
+/// Lane in a register: `$q += q0`.
+macro_rules! lane_reg {
+    ($q:literal) => {
+        concat!("vadd.f32 ", $q, ", ", $q, ", q0\n")
+    };
+}
+
+/// Lane on the stack at `sp + $off`.
+macro_rules! lane_mem {
+    ($off:literal) => {
+        concat!(
+            "vldrw.u32 q1, [sp, #",
+            $off,
+            "]\n",
+            "vadd.f32 q1, q1, q0\n",
+            "vstrw.32 q1, [sp, #",
+            $off,
+            "]\n",
+        )
+    };
+}
+
+/// Group loop around `$b0`..`$b7` (the 8 block bodies of lanes 0..7): sets up
+/// the row pointers and lanes, runs the blocks, folds, stores, loops.
+macro_rules! all_rows_asm {
+    ($b0:expr, $b1:expr, $b2:expr, $b3:expr, $b4:expr, $b5:expr, $b6:expr, $b7:expr) => {
+        concat!(
+            "sub sp, sp, #64\n",
+            "str r12, [sp, #48]\n",
+            "vldrw.u32 q2, [r12, #32]\n",
+            "ldr r3, [r12]\n",
+            "mov.w r12, #0\n",
+            "3:\n",
+            "ldr r0, [sp, #48]\n",
+            "ldr r1, [r0, #4]\n",
+            "ldr lr, [r0, #8]\n",
+            "ldr r2, [r0, #20]\n",
+            "add r5, r3, r2\n",
+            "add r9, r5, r2\n",
+            "add r10, r9, r2\n",
+            "vmov.i32 q3, #0\n",
+            "vmov.i32 q4, #0\n",
+            "vmov.i32 q5, #0\n",
+            "vmov.i32 q6, #0\n",
+            "vmov.i32 q7, #0\n",
+            "vstrw.32 q3, [sp]\n",
+            "vstrw.32 q3, [sp, #16]\n",
+            "vstrw.32 q3, [sp, #32]\n",
+            "dls lr, lr\n",
+            "4:\n",
+            $b0,
+            $b1,
+            $b2,
+            $b3,
+            "subs lr, lr, #1\n",
+            "beq 5f\n",
+            $b4,
+            $b5,
+            $b6,
+            $b7,
+            "le lr, 4b\n",
+            "5:\n",
+            // fold by halves, 4 rows at once: L0 += L4, L1 += L5, L2 += L6,
+            // L3 += L7; L0 += L2, L1 += L3; L0 += L1
+            "vadd.f32 q4, q4, q3\n",
+            "vldrw.u32 q0, [sp]\n",
+            "vadd.f32 q5, q5, q0\n",
+            "vldrw.u32 q0, [sp, #16]\n",
+            "vadd.f32 q6, q6, q0\n",
+            "vldrw.u32 q0, [sp, #32]\n",
+            "vadd.f32 q7, q7, q0\n",
+            "vadd.f32 q4, q4, q6\n",
+            "vadd.f32 q5, q5, q7\n",
+            "vadd.f32 q4, q4, q5\n",
+            "ldr r0, [sp, #48]\n",
+            "ldr r2, [r0, #16]\n",
+            "ldr r4, [r0, #24]\n",
+            "vldrw.u32 q1, [r0, #48]\n",
+            "vstrw.32 q4, [r2, q1]\n",
+            "add r2, r2, r4\n",
+            "str r2, [r0, #16]\n",
+            "vshl.i32 q0, q4, #1\n",
+            "vmaxv.u32 r12, q0\n",
+            "mov r3, r10\n",
+            "ldr r2, [r0, #12]\n",
+            "subs r2, r2, #1\n",
+            "str r2, [r0, #12]\n",
+            "bne 3b\n",
+            "add sp, sp, #64\n",
+        )
+    };
+}
+
+/// The all-rows Q8_0 kernel: every 4-row group of `job` (see [`Job`]) times
+/// the [`ActQ8`] records; returns the largest `bits << 1` of the results.
+///
+/// # Safety
+/// `job.groups * 4` rows of `job.units * 4` 34-byte blocks, `job.rb` bytes
+/// apart, must be readable from `job.p` (an even address, `job.rb` even), the
+/// records `job.units * 4` readable `ActQ8`, and `job.groups * 4` results
+/// writable at `job.out + job.soffs[r] + g * job.ostep`.
+unsafe fn q8_all(job: &mut Job) -> u32 {
+    let max: u32;
+    // SAFETY: reads the rows and records and writes the results the caller
+    // guarantees, and `job`; uses 64 bytes of stack below `sp` (restored);
+    // writes only the declared registers (D halves of q0-q7).
+    unsafe {
+        asm!(
+            all_rows_asm!(
+                q8_block!(lane_reg!("q4")),
+                q8_block!(lane_reg!("q5")),
+                q8_block!(lane_reg!("q6")),
+                q8_block!(lane_reg!("q7")),
+                q8_block!(lane_reg!("q3")),
+                q8_block!(lane_mem!("0")),
+                q8_block!(lane_mem!("16")),
+                q8_block!(lane_mem!("32"))
+            ),
+            inout("r12") job as *mut Job => max,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+        );
+    }
+    max
+}
+
+/// An all-rows kernel and its companions.
+struct AllRows<A> {
+    /// Writes the records of the activation blocks (`(blocks, records, count)`).
+    act: unsafe fn(*const BlockQ8_0, *mut A, usize),
+    /// See [`q8_all`].
+    kernel: unsafe fn(&mut Job) -> u32,
+    /// 4 rows with scalar float arithmetic (for NaN results).
+    four: fn(&[&[u8]; 4], &[BlockQ8_0]) -> [f32; 4],
+    /// One row.
+    one: fn(&[u8], &[BlockQ8_0]) -> f32,
+}
+
+/// The batched form (the layout and shape checks of `scalar::gemm_with`)
+/// through an all-rows kernel; the rows left over through `one`, row groups
+/// whose result has a NaN again through `four`. Returns false (doing nothing)
+/// if the shapes do not fit the kernel: a block count that is not a multiple
+/// of 4 or more than [`MAX_NB`], or an odd weight address.
+#[inline(always)]
+fn all_rows<A: Copy, const BS: usize>(
+    w: &[u8],
+    rows: usize,
+    x: &[BlockQ8_0],
+    n: usize,
+    out: &mut [f32],
+    k: AllRows<A>,
+) -> bool {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) || n > 1 << 20 {
+        return false;
+    }
+    let nb = x.len() / n;
+    let rb = nb * BS;
+    if nb == 0 || !nb.is_multiple_of(4) || nb > MAX_NB || w.len() != rows * rb {
+        return false;
+    }
+    if out.len() < rows * n {
+        return false;
+    }
+    let (Ok(st), Ok(groups), Ok(n4)) = (
+        u32::try_from(rb),
+        u32::try_from(rows / 4),
+        u32::try_from(4 * n),
+    ) else {
+        return false;
+    };
+    if !(w.as_ptr() as usize).is_multiple_of(2) || st > u32::MAX / 4 {
+        return false;
+    }
+    let back = BS as u32 + 2;
+    let offs = [
+        0u32.wrapping_sub(back),
+        st.wrapping_sub(back),
+        (2 * st).wrapping_sub(back),
+        (3 * st).wrapping_sub(back),
+    ];
+    let mut recs = [const { MaybeUninit::<A>::uninit() }; MAX_NB];
+    let row = |r: usize| w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
+    for t in 0..n {
+        let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
+        if xr.len() != nb {
+            return true; // unreachable: `x.len() == n * nb`
+        }
+        // SAFETY: `xr` is `nb <= MAX_NB` blocks, `recs` has room for MAX_NB records.
+        unsafe { (k.act)(xr.as_ptr(), recs.as_mut_ptr().cast::<A>(), nb) };
+        if groups > 0 {
+            let mut job = Job {
+                p: w.as_ptr().wrapping_add(2),
+                a: recs.as_ptr().cast::<u8>(),
+                units: (nb / 4) as u32,
+                groups,
+                out: out.as_mut_ptr().wrapping_add(t),
+                rb: st,
+                ostep: 4 * n4,
+                _pad: 0,
+                offs,
+                soffs: [0, n4, 2 * n4, 3 * n4],
+            };
+            // SAFETY: `groups * 4 <= rows` rows of `nb = 4 * units` blocks, `rb`
+            // apart, are inside `w` (`w.len() == rows * rb`), starting at an even
+            // address (`rb` is even: BS is); the first `nb` records were written
+            // above; result `r` of group `g` goes to `out[(4 * g + r) * n + t]`,
+            // inside `out` (`out.len() >= rows * n`).
+            let max = unsafe { (k.kernel)(&mut job) };
+            if max > 0xff00_0000 {
+                // MVE float instructions return the default NaN where the scalar
+                // FPU propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
+                for g in 0..rows / 4 {
+                    let r = 4 * g;
+                    let nan = (r..r + 4).any(|i| out.get(i * n + t).is_some_and(|&v| nan_bits(v)));
+                    if nan {
+                        let res = (k.four)(&core::array::from_fn(|i| row(r + i)), xr);
+                        for (i, v) in res.into_iter().enumerate() {
+                            if let Some(o) = out.get_mut((r + i) * n + t) {
+                                *o = v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for r in (rows / 4) * 4..rows {
+            if let Some(o) = out.get_mut(r * n + t) {
+                *o = (k.one)(row(r), xr);
+            }
+        }
+    }
+    true
 }
