@@ -357,15 +357,14 @@ const MAX_NB: usize = 32;
 /// scales, and 1 if another pair follows (else 0).
 #[cfg(target_abi = "eabihf")]
 const REC_WORDS: usize = 35;
-/// The record buffer: 16 zero words (loaded into the lanes), the records, and
-/// 16 words where the kernel leaves its results.
+/// The record buffer: 16 zero words (loaded into the lanes), the records.
 #[cfg(target_abi = "eabihf")]
-const BUF_WORDS: usize = 16 + MAX_NB / 2 * REC_WORDS + 16;
+const BUF_WORDS: usize = 16 + MAX_NB / 2 * REC_WORDS;
 
 /// Writes the pair records of `x` (an even number `nb <= MAX_NB` of blocks)
-/// into `buf` after its 16-word header; returns where the lanes will be.
+/// into `buf` after its 16-word header.
 #[cfg(target_abi = "eabihf")]
-fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS]) -> usize {
+fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS]) {
     let np = x.len() / 2;
     let (head, recs) = buf.split_at_mut(16);
     for h in head {
@@ -397,7 +396,6 @@ fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS
         rec[33].write(super::f16_to_f32(b1.d).to_bits());
         rec[34].write(u32::from(k + 1 < np));
     }
-    16 + np * REC_WORDS
 }
 
 /// The batched form (layout and shape checks of `scalar::gemm_with`) through
@@ -414,30 +412,28 @@ fn whole_rows_q8(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f3
     if nb == 0 || !nb.is_multiple_of(2) || nb > MAX_NB || w.len() != rows * rb {
         return false;
     }
-    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) {
+    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) || n > 1 << 20 {
         return false;
     }
     let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BUF_WORDS];
     for t in 0..n {
         let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
-        let lanes_at = records_q8(xr, &mut buf);
-        let mut r = 0;
-        while r + 2 <= rows {
-            // SAFETY: rows r and r + 1 are inside `w` (`w.len() == rows * rb`),
-            // word-aligned (`w` is, and `rb = 68 * nb / 2`), `nb / 2 >= 1` pairs
-            // each; `buf` holds the header, `nb / 2` records (the last with a
-            // 0 flag) and room for the lanes at `lanes_at`.
-            unsafe {
-                let p = w.as_ptr().add(r * rb);
-                q8_pairs_x2(buf.as_mut_ptr().cast::<u32>(), p, p.add(rb));
-            }
-            for i in 0..2 {
-                if let (Some(o), Some(v)) = (out.get_mut((r + i) * n + t), buf.get(lanes_at + i)) {
-                    // SAFETY: the kernel wrote the 2 words after the last record.
-                    *o = f32::from_bits(unsafe { v.assume_init() });
-                }
-            }
-            r += 2;
+        records_q8(xr, &mut buf);
+        let r = rows / 2 * 2;
+        if r > 0 {
+            let job = Job {
+                buf: buf.as_mut_ptr().cast::<u32>(),
+                rb: rb as u32,
+                pairs: (rows / 2) as u32,
+                out: out.as_mut_ptr().wrapping_add(t),
+                ostep: (4 * n) as u32,
+            };
+            // SAFETY: rows 0..r are inside `w` (`w.len() == rows * rb`), word-aligned
+            // (`w` is, and `rb = 68 * nb / 2`), `nb / 2 >= 1` pairs each; `buf`
+            // holds the header and `nb / 2` records (the last with a 0 flag); row
+            // `i`'s result goes to `out[i * n + t]`, inside `out` (`out.len() >=
+            // rows * n`).
+            unsafe { q8_pairs_all(&job, w.as_ptr(), w.as_ptr().add(rb)) };
         }
         if r < rows {
             if let Some(o) = out.get_mut(r * n + t) {
@@ -454,21 +450,38 @@ fn whole_rows_q8(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -
     false
 }
 
-/// Two rows of Q8_0 blocks (`p0`, `p1`) times the pair records in `buf`
-/// (see [`records_q8`]): each row's 8 lanes, folded by halves as
-/// `scalar::fold_lanes` does, left in the 2 words after the last record (row 0,
-/// row 1) as f32 bits.
+/// What [`q8_pairs_all`] reads: the words are pushed on the stack in this order.
+#[cfg(target_abi = "eabihf")]
+#[repr(C)]
+struct Job {
+    /// The record buffer (see [`records_q8`]).
+    buf: *mut u32,
+    /// Bytes per row.
+    rb: u32,
+    /// Row pairs (>= 1).
+    pairs: u32,
+    /// Where row 0's result goes (row `i`'s at `out + i * ostep`).
+    out: *mut f32,
+    /// Bytes from one row's result to the next.
+    ostep: u32,
+}
+
+/// `job.pairs` pairs of rows of Q8_0 blocks (the first pair at `p0`, `p1`,
+/// `job.rb` bytes apart) times the pair records in `job.buf` (see
+/// [`records_q8`]): each row's 8 lanes, folded by halves as
+/// `scalar::fold_lanes` does, stored at `job.out + i * job.ostep` (row `i`).
+/// The loop over the row pairs is in the assembly too.
 ///
 /// # Safety
-/// `p0` and `p1` must be word-aligned and readable for as many 68-byte pairs
-/// as `buf` has records (at least one; the last with flag 0); `buf` must hold
-/// the 16 zero words, the records and 16 writable words after them. Needs the
-/// FPU (enabled) and the DSP extension.
+/// `p0` and the rows after it must be word-aligned and readable for as many
+/// 68-byte pairs as `buf` has records (at least one; the last with flag 0);
+/// `buf` must hold the 16 zero words and the records; the results must be
+/// writable. Needs the FPU (enabled) and the DSP extension.
 #[cfg(target_abi = "eabihf")]
 #[inline(never)]
-unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
+unsafe fn q8_pairs_all(job: &Job, p0: *const u8, p1: *const u8) {
     // SAFETY: reads the rows and the records the caller guarantees, writes the
-    // 16 lane words after the records; writes only the declared registers
+    // results; pushes 20 bytes (popped at the end); writes only the declared registers
     // (r0-r3, the allocated ones, s0-s31 as d0-d15); SMLAD may set the Q flag
     // and `cmp` sets the flags (no `preserves_flags`). The assembler macros are
     // removed at the end, so the block can be emitted more than once.
@@ -478,31 +491,31 @@ unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
             ".macro egpt_dsp_w01 pw, c, sa, sb",
             "ldr {w0}, [\\pw], #68",
             "ldr {w1}, [\\pw, #-36]",
-            "pkhbt {t}, {w1}, {w0}",
+            "pkhbt r4, {w1}, {w0}",
             "vmov \\sa, \\sb, {w0}, {w1}",
             "ldr {w0}, [\\pw, #-64]",
-            "sxtb16 {w1}, {t}",
+            "sxtb16 {w1}, r4",
             "smuad \\c, {w1}, r0",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad \\c, {t}, r1, \\c",
-            "sxtb16 {t}, {w0}",
-            "smlad \\c, {t}, r2, \\c",
+            "sxtb16 r4, r4, ror #8",
+            "smlad \\c, r4, r1, \\c",
+            "sxtb16 r4, {w0}",
+            "smlad \\c, r4, r2, \\c",
             "sxtb16 {w0}, {w0}, ror #8",
             "smlad \\c, {w0}, r3, \\c",
             ".endm",
             // one row, two quant words at `off` from the advanced pointer
             ".macro egpt_dsp_w2 pw, c, off, op",
             "ldrd {w0}, {w1}, [\\pw, #\\off]",
-            "sxtb16 {t}, {w0}",
+            "sxtb16 r4, {w0}",
             ".ifc \\op,smuad",
-            "smuad \\c, {t}, r0",
+            "smuad \\c, r4, r0",
             ".else",
-            "smlad \\c, {t}, r0, \\c",
+            "smlad \\c, r4, r0, \\c",
             ".endif",
             "sxtb16 {w0}, {w0}, ror #8",
             "smlad \\c, {w0}, r1, \\c",
-            "sxtb16 {t}, {w1}",
-            "smlad \\c, {t}, r2, \\c",
+            "sxtb16 r4, {w1}",
+            "smlad \\c, r4, r2, \\c",
             "sxtb16 {w1}, {w1}, ror #8",
             "smlad \\c, {w1}, r3, \\c",
             ".endm",
@@ -551,21 +564,31 @@ unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
             "vldmia {pa}!, {{s0, s1}}",
             "egpt_dsp_f s2, s3, s6, s8, \\la, \\lb",
             "egpt_dsp_f s4, s5, s7, s9, \\ma, \\mb",
-            "ldr {t}, [{pa}], #4",
+            "ldr r4, [{pa}], #4",
             ".endm",
+            "ldr r4, [r0, #16]",
+            "push {{r4}}",
+            "ldm r0, {{r0, r1, r2, r3}}",
+            // [sp]: buf, rb, pairs, out, ostep
+            "push {{r0, r1, r2, r3}}",
+            "5:",
+            "ldr {pa}, [sp]",
             "vldmia {pa}!, {{s16-s31}}",
             "2:",
             "egpt_dsp_pair s16, s17, s24, s25",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s18, s19, s26, s27",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s20, s21, s28, s29",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s22, s23, s30, s31",
-            "cmp {t}, #0",
+            "cmp r4, #0",
             "bne 2b",
             "3:",
             // fold by halves: acc[i] += acc[i + h] for h = 4, 2, 1
@@ -583,21 +606,34 @@ unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
             "vadd.f32 s24, s24, s26",
             "vadd.f32 s25, s25, s27",
             "vadd.f32 s24, s24, s25",
-            "vstr s16, [{pa}]",
-            "vstr s24, [{pa}, #4]",
+            "ldrd r0, r1, [sp, #12]",
+            "vstr s16, [r0]",
+            "add r0, r0, r1",
+            "vstr s24, [r0]",
+            "add r0, r0, r1",
+            "str r0, [sp, #12]",
+            // the next pair: p0 is at row 1 now, p1 at row 2
+            "ldr r0, [sp, #4]",
+            "mov {p0}, {p1}",
+            "add {p1}, {p1}, r0",
+            "ldr r0, [sp, #8]",
+            "subs r0, r0, #1",
+            "str r0, [sp, #8]",
+            "bne 5b",
+            "add sp, sp, #20",
             ".purgem egpt_dsp_pair",
             ".purgem egpt_dsp_f",
             ".purgem egpt_dsp_w2",
             ".purgem egpt_dsp_w01",
-            pa = inout(reg) buf => _,
+            pa = out(reg) _,
             p0 = inout(reg) p0 => _,
             p1 = inout(reg) p1 => _,
-            w0 = out(reg) _, w1 = out(reg) _, t = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
-            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            w0 = out(reg) _, w1 = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
+            inout("r0") job as *const Job => _, out("r1") _, out("r2") _, out("r3") _,
+            out("r4") _,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
             out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
             out("d12") _, out("d13") _, out("d14") _, out("d15") _,
-            options(nostack),
         );
     }
 }
