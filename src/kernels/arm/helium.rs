@@ -318,8 +318,9 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     })[0]
 }
 
-/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
-/// ([`q8_x4`]) 4 rows at a time when the shapes allow it, else [`rows4_q8_0_q8_0`].
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the all-rows kernel
+/// ([`q8_all`]) when the shapes allow it (a block count that is a multiple of
+/// 4), else 4 rows at a time through [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
     let all = AllRows {
         act: act_q8,
@@ -327,16 +328,7 @@ pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
         four: rows_q8_0_q8_0,
         one: vec_dot_q8_0_q8_0,
     };
-    if all_rows::<ActQ8, 34>(w, rows, x, n, out, all) {
-        return;
-    }
-    let k = WholeRows {
-        act: act_q8,
-        kernel: q8_x4,
-        four: rows_q8_0_q8_0,
-        one: vec_dot_q8_0_q8_0,
-    };
-    if !whole_rows::<ActQ8, 34>(w, rows, x, n, out, k) {
+    if !all_rows::<ActQ8, 34>(w, rows, x, n, out, all) {
         gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
     }
 }
@@ -357,7 +349,8 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
 
 // ---- whole-row kernels -------------------------------------------------------
 //
-// One asm loop runs over all blocks of 4 rows: per block it loads the activation
+// (Q4_0; Q8_0 has the all-rows kernel below.) One asm loop runs over all
+// blocks of 4 rows: per block it loads the activation
 // quants once (two `VLDRB`), multiplies them into the 4 rows (two `VLDRB` and two
 // `VMLADAVA` per row), moves the 4 exact sums into one vector, and does the float
 // part for the 4 rows at once: `VCVT`, the 4 row scales gathered (`VLDRH.U32`)
@@ -374,7 +367,7 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
 /// Most blocks per row the whole-row kernels take (the records are on the stack).
 const MAX_NB: usize = 64;
 
-/// A Q8_0 activation block for [`q8_x4`]: the scale widened to f32, the quants.
+/// A Q8_0 activation block for [`q8_all`]: the scale widened to f32, the quants.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ActQ8 {
@@ -469,7 +462,7 @@ struct Lanes([[f32; 4]; 8]);
 struct WholeRows<A> {
     /// Writes the records of the activation blocks (`(blocks, records, count)`).
     act: unsafe fn(*const BlockQ8_0, *mut A, usize),
-    /// `(row 0's first block, records, blocks, gather offsets, lanes)`; see [`q8_x4`].
+    /// `(row 0's first block, records, blocks, gather offsets, lanes)`; see [`q4_x4`].
     kernel: unsafe fn(*const u8, *const A, usize, &[u32; 4], *mut Lanes),
     /// 4 rows with scalar float arithmetic (for NaN results).
     four: fn(&[&[u8]; 4], &[BlockQ8_0]) -> [f32; 4],
@@ -573,91 +566,22 @@ fn whole_rows<A: Copy, const BS: usize>(
     true
 }
 
-/// The whole-row Q8_0 kernel: 4 rows of `nb` 34-byte blocks (`p` is row 0's
-/// first block, row `r`'s is `p + r * stride`, and `offs[r] = r * stride - 36`)
+/// The whole-row Q4_0 kernel: 4 rows of `nb` 18-byte blocks (`p` is row 0's
+/// first block, row `r`'s is `p + r * stride`, and `offs[r] = r * stride - 20`)
 /// times the `nb` records at `a`: `lanes` is zeroed, then block `j`'s term of
-/// row `r` is added to `lanes.0[j % 8][r]`.
+/// row `r` is added to `lanes.0[j % 8][r]`. Per row one `VLDRB` of the 16 nibble
+/// bytes, `VAND`/`VSHR` to the low and high nibbles (0..=15) and two
+/// `VMLADAVA`; the offset 8 is taken out once per block for the 4 rows (`+ neg8`
+/// on the vector of sums).
 ///
 /// # Safety
 /// `nb >= 1`; the 4 rows of `nb` blocks must be readable and start at even
 /// addresses; `a` must point to `nb` records; `lanes` must be writable.
-unsafe fn q8_x4(p: *const u8, a: *const ActQ8, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
+unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
     let st = offs[1].wrapping_sub(offs[0]) as usize;
     // SAFETY: reads the rows, records and offsets the caller guarantees, reads
     // and writes `lanes` (its pointer wraps inside it); writes only the declared
-    // registers (D halves of q0-q6, r0/r2/r4/r8, lr).
-    unsafe {
-        asm!(
-            "vmov.i32 q6, #0",
-            "vstrw.32 q6, [{acc}]",
-            "vstrw.32 q6, [{acc}, #16]",
-            "vstrw.32 q6, [{acc}, #32]",
-            "vstrw.32 q6, [{acc}, #48]",
-            "vstrw.32 q6, [{acc}, #64]",
-            "vstrw.32 q6, [{acc}, #80]",
-            "vstrw.32 q6, [{acc}, #96]",
-            "vstrw.32 q6, [{acc}, #112]",
-            "vldrw.u32 q5, [r0]",
-            "dls lr, {n}",
-            "2:",
-            "ldr {n}, [{pa}], #4",
-            "vldrb.u8 q0, [{pa}], #16",
-            "vldrb.u8 q1, [{pa}], #16",
-            "vldrb.u8 q2, [{p0}], #16",
-            "vmladav.s8 r0, q2, q0",
-            "vldrb.u8 q2, [{p0}], #18",
-            "vmladava.s8 r0, q2, q1",
-            "vldrb.u8 q2, [{p1}], #16",
-            "vmladav.s8 r2, q2, q0",
-            "vldrb.u8 q2, [{p1}], #18",
-            "vmladava.s8 r2, q2, q1",
-            "vldrb.u8 q2, [{p2}], #16",
-            "vmladav.s8 r4, q2, q0",
-            "vldrb.u8 q2, [{p2}], #18",
-            "vmladava.s8 r4, q2, q1",
-            "vldrb.u8 q2, [{p3}], #16",
-            "vmladav.s8 r8, q2, q0",
-            "vldrb.u8 q2, [{p3}], #18",
-            "vmladava.s8 r8, q2, q1",
-            "vmov q3[2], q3[0], r0, r4",
-            "vmov q3[3], q3[1], r2, r8",
-            "vcvt.f32.s32 q3, q3",
-            "vldrh.u32 q4, [{p0}, q5]",
-            "vcvtb.f32.f16 q4, q4",
-            "vmul.f32 q4, q4, {n}",
-            "vmul.f32 q3, q3, q4",
-            "vldrw.u32 q6, [{acc}]",
-            "vadd.f32 q6, q6, q3",
-            "vstrw.32 q6, [{acc}], #16",
-            "bic {acc}, {acc}, #128",
-            "le lr, 2b",
-            n = inout(reg) nb => _,
-            pa = inout(reg) a => _,
-            p0 = inout(reg) p.wrapping_add(2) => _,
-            p1 = inout(reg) p.wrapping_add(2 + st) => _,
-            p2 = inout(reg) p.wrapping_add(2 + 2 * st) => _,
-            p3 = inout(reg) p.wrapping_add(2 + 3 * st) => _,
-            acc = inout(reg) lanes => _,
-            inout("r0") offs.as_ptr() => _,
-            out("r2") _, out("r4") _, out("r8") _, out("lr") _,
-            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
-            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
-            out("d12") _, out("d13") _,
-            options(nostack),
-        );
-    }
-}
-
-/// The whole-row Q4_0 kernel: as [`q8_x4`] for 18-byte Q4_0 blocks (`offs[r] =
-/// r * stride - 20`): per row one `VLDRB` of the 16 nibble bytes, `VAND`/`VSHR`
-/// to the low and high nibbles (0..=15) and two `VMLADAVA`; the offset 8 is
-/// taken out once per block for the 4 rows (`+ neg8` on the vector of sums).
-///
-/// # Safety
-/// As [`q8_x4`].
-unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
-    let st = offs[1].wrapping_sub(offs[0]) as usize;
-    // SAFETY: as in `q8_x4` (registers: D halves of q0-q7, r0/r2/r4/r8, lr).
+    // registers (D halves of q0-q7, r0/r2/r4/r8, lr).
     unsafe {
         asm!(
             "vmov.i32 q6, #0",
@@ -730,9 +654,9 @@ unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes
 // ---- all-rows kernels ----------------------------------------------------------
 //
 // One asm call runs every 4-row group of the matrix (the loop over groups is in
-// the assembly too): per block the work of [`q8_x4`] (two activation `VLDRB` and
-// an `LDR` of dx shared by the 4 rows, two `VLDRB` + two `VMLADAVA` per row, then
-// the float part for the 4 rows at once), but lanes 0-4 of the 4 rows stay in
+// the assembly too): per block two activation `VLDRB` and an `LDR` of dx shared
+// by the 4 rows, two `VLDRB` + two `VMLADAVA` per row, then the float part for
+// the 4 rows at once (as in [`q4_x4`]), but lanes 0-4 of the 4 rows stay in
 // `q4`-`q7` and `q3` (lanes 5-7 on the stack), so most blocks add their terms with
 // one `VADD` instead of a load, an add, a store and a pointer wrap. That needs a
 // fixed lane per instruction, so the loop body is unrolled to 4 blocks (lanes 0-3)
