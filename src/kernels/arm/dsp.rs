@@ -487,21 +487,21 @@ unsafe fn q8_pairs_all(job: &Job, p0: *const u8, p1: *const u8) {
     // removed at the end, so the block can be emitted more than once.
     unsafe {
         asm!(
-            // one row, quant words 0-1 of the pair: word 0 and word 8 joined by PKHBT
+            // one row, quant words 0-1 of the pair (LDRD of words 0, 1; word 0 and word 8
+            // joined by PKHBT)
             ".macro egpt_dsp_w01 pw, c, sa, sb",
-            "ldr {w0}, [\\pw], #68",
-            "ldr {w1}, [\\pw, #-36]",
-            "pkhbt r4, {w1}, {w0}",
-            "vmov \\sa, \\sb, {w0}, {w1}",
-            "ldr {w0}, [\\pw, #-64]",
-            "sxtb16 {w1}, r4",
-            "smuad \\c, {w1}, r0",
+            "ldrd {w0}, {w1}, [\\pw], #68",
+            "ldr r4, [\\pw, #-36]",
+            "vmov \\sa, \\sb, {w0}, r4",
+            "pkhbt r4, r4, {w0}",
+            "sxtb16 {w0}, r4",
+            "smuad \\c, {w0}, r0",
             "sxtb16 r4, r4, ror #8",
             "smlad \\c, r4, r1, \\c",
-            "sxtb16 r4, {w0}",
+            "sxtb16 r4, {w1}",
             "smlad \\c, r4, r2, \\c",
-            "sxtb16 {w0}, {w0}, ror #8",
-            "smlad \\c, {w0}, r3, \\c",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad \\c, {w1}, r3, \\c",
             ".endm",
             // one row, two quant words at `off` from the advanced pointer
             ".macro egpt_dsp_w2 pw, c, off, op",
