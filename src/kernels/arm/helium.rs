@@ -328,7 +328,7 @@ pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
         four: rows_q8_0_q8_0,
         one: vec_dot_q8_0_q8_0,
     };
-    if !all_rows::<ActQ8, 34>(w, rows, x, n, out, all) {
+    if !all_rows::<ActQ8, 34, { MAX_NB / 2 }>(w, rows, x, n, out, all) {
         gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
     }
 }
@@ -343,7 +343,7 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
         four: rows_q4_0_q8_0,
         one: vec_dot_q4_0_q8_0,
     };
-    if !all_rows::<ActQ4, 18>(w, rows, x, n, out, all) {
+    if !all_rows::<ActQ4, 18, MAX_NB>(w, rows, x, n, out, all) {
         gemm_by::<4>(w, rows, x, n, out, 18, rows_q4_0_q8_0, vec_dot_q4_0_q8_0)
     }
 }
@@ -359,12 +359,13 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
 /// Most blocks per row the all-rows kernels take (the records are on the stack).
 const MAX_NB: usize = 64;
 
-/// A Q8_0 activation block for [`q8_all`]: the scale widened to f32, the quants.
+/// Two Q8_0 activation blocks for [`q8_all`]: the scales widened to f32 (one
+/// `LDRD` in the kernel), the quants.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ActQ8 {
-    d: f32,
-    qs: [i8; 32],
+    d: [f32; 2],
+    qs: [[i8; 32]; 2],
 }
 
 /// A Q8_0 activation block for [`q4_all`]: the scale widened to f32, `-8 *
@@ -377,13 +378,13 @@ struct ActQ4 {
     qs: [i8; 32],
 }
 
-/// The [`ActQ8`] records of `nb` blocks: per block `VCVTB` of the scale, two
-/// `VLDRB`/`VSTRB` of the quants.
+/// The [`ActQ8`] records of `nb` blocks (`nb / 2` records): per block `VCVTB`
+/// of the scale, two `VLDRB`/`VSTRB` of the quants.
 ///
 /// # Safety
-/// `x` must point to `nb >= 1` blocks, `a` to room for `nb` records.
+/// `x` must point to `nb >= 2` blocks (`nb` even), `a` to room for `nb / 2` records.
 unsafe fn act_q8(x: *const BlockQ8_0, a: *mut ActQ8, nb: usize) {
-    // SAFETY: reads the `nb` blocks and writes the `nb` records the caller
+    // SAFETY: reads the `nb` blocks and writes the `nb / 2` records the caller
     // guarantees; writes only the declared registers (D halves of q0-q2).
     unsafe {
         asm!(
@@ -392,13 +393,20 @@ unsafe fn act_q8(x: *const BlockQ8_0, a: *mut ActQ8, nb: usize) {
             "ldrh {t}, [{x}], #2",
             "vmov s0, {t}",
             "vcvtb.f32.f16 s0, s0",
-            "vstmia {a}!, {{s0}}",
+            "vldrb.u8 q1, [{x}], #16",
+            "vldrb.u8 q2, [{x}], #16",
+            "ldrh {t}, [{x}], #2",
+            "vmov s1, {t}",
+            "vcvtb.f32.f16 s1, s1",
+            "vstmia {a}!, {{s0, s1}}",
+            "vstrb.8 q1, [{a}], #16",
+            "vstrb.8 q2, [{a}], #16",
             "vldrb.u8 q1, [{x}], #16",
             "vldrb.u8 q2, [{x}], #16",
             "vstrb.8 q1, [{a}], #16",
             "vstrb.8 q2, [{a}], #16",
             "le lr, 2b",
-            n = in(reg) nb,
+            n = in(reg) nb / 2,
             x = inout(reg) x => _,
             a = inout(reg) a => _,
             t = out(reg) _,
@@ -448,7 +456,8 @@ unsafe fn act_q4(x: *const BlockQ8_0, a: *mut ActQ4, nb: usize) {
 // ---- all-rows kernels ----------------------------------------------------------
 //
 // One asm call runs every 4-row group of the matrix (the loop over groups is in
-// the assembly too): per block two activation `VLDRB` and an `LDR` of dx shared
+// the assembly too): per block two activation `VLDRB` and dx (one `LDRD` for two
+// blocks in Q8_0, with neg8 in Q4_0) shared
 // by the 4 rows, two `VLDRB` + two `VMLADAVA` per row, then the float part for
 // the 4 rows at once: the 4 exact sums moved into one vector (two `VMOV`),
 // `VCVT`, the 4 row scales gathered (`VLDRH.U32`) and widened (`VCVTB`), `VMUL`
@@ -476,10 +485,10 @@ struct Job {
     groups: u32,
     /// Where the next group's 4 results go.
     out: *mut f32,
-    /// Bytes per row.
-    rb: u32,
     /// Bytes from one group's results to the next (`16 * n`).
     ostep: u32,
+    /// Bytes per row.
+    rb: u32,
     _pad: u32,
     /// Offsets of the 4 rows' scales of block `j` from row 0's pointer after it
     /// has moved to block `j + 1`.
@@ -488,11 +497,12 @@ struct Job {
     soffs: [u32; 4],
 }
 
-/// One Q8_0 block of 4 rows (registers as in [`q8_all`]), the term added by `$acc`.
+/// One Q8_0 block of 4 rows (registers as in [`q8_all`]): `$dxload` (the LDRD of
+/// two blocks' dx, or nothing), dx in `$dx`, the term added by `$acc`.
 macro_rules! q8_block {
-    ($acc:expr) => {
+    ($dxload:literal, $dx:literal, $acc:expr) => {
         concat!(
-            "ldr r11, [r1], #4\n",
+            $dxload,
             "vldrb.u8 q0, [r1], #16\n",
             "vldrb.u8 q1, [r3], #16\n",
             "vmladav.s8 r0, q1, q0\n",
@@ -511,23 +521,25 @@ macro_rules! q8_block {
             "vmladava.s8 r4, q1, q0\n",
             "vldrb.u8 q1, [r10], #18\n",
             "vmladava.s8 r8, q1, q0\n",
-            q_float!(),
+            q_float!($dx),
             $acc
         )
     };
 }
 
 /// The float part of one block of 4 rows: sums `r0/r2/r4/r8` -> `q0`, times the
-/// 4 rows' `dw` (gathered at `r3 + q2`) times dx (`r11`); the term is left in `q0`.
+/// 4 rows' `dw` (gathered at `r3 + q2`) times dx (`$dx`); the term is left in `q0`.
 macro_rules! q_float {
-    () => {
+    ($dx:literal) => {
         concat!(
             "vmov q0[2], q0[0], r0, r4\n",
             "vmov q0[3], q0[1], r2, r8\n",
             "vcvt.f32.s32 q0, q0\n",
             "vldrh.u32 q1, [r3, q2]\n",
             "vcvtb.f32.f16 q1, q1\n",
-            "vmul.f32 q1, q1, r11\n",
+            "vmul.f32 q1, q1, ",
+            $dx,
+            "\n",
             "vmul.f32 q0, q0, q1\n",
         )
     };
@@ -564,12 +576,12 @@ macro_rules! all_rows_asm {
             "str r12, [sp, #48]\n",
             "vldrw.u32 q2, [r12, #32]\n",
             "ldr r3, [r12]\n",
-            "mov.w r12, #0\n",
+            "mov.w r0, #0\n",
+            "str r0, [sp, #52]\n",
             "3:\n",
             "ldr r0, [sp, #48]\n",
-            "ldr r1, [r0, #4]\n",
-            "ldr lr, [r0, #8]\n",
-            "ldr r2, [r0, #20]\n",
+            "ldrd r1, lr, [r0, #4]\n",
+            "ldr r2, [r0, #24]\n",
             "add r5, r3, r2\n",
             "add r9, r5, r2\n",
             "add r10, r9, r2\n",
@@ -608,19 +620,21 @@ macro_rules! all_rows_asm {
             "vadd.f32 q5, q5, q7\n",
             "vadd.f32 q4, q4, q5\n",
             "ldr r0, [sp, #48]\n",
-            "ldr r2, [r0, #16]\n",
-            "ldr r4, [r0, #24]\n",
+            "ldrd r2, r4, [r0, #16]\n",
             "vldrw.u32 q1, [r0, #48]\n",
             "vstrw.32 q4, [r2, q1]\n",
             "add r2, r2, r4\n",
             "str r2, [r0, #16]\n",
             "vshl.i32 q0, q4, #1\n",
-            "vmaxv.u32 r12, q0\n",
+            "ldr r4, [sp, #52]\n",
+            "vmaxv.u32 r4, q0\n",
+            "str r4, [sp, #52]\n",
             "mov r3, r10\n",
             "ldr r2, [r0, #12]\n",
             "subs r2, r2, #1\n",
             "str r2, [r0, #12]\n",
             "bne 3b\n",
+            "ldr r12, [sp, #52]\n",
             "add sp, sp, #64\n",
         )
     };
@@ -642,14 +656,14 @@ unsafe fn q8_all(job: &mut Job) -> u32 {
     unsafe {
         asm!(
             all_rows_asm!(
-                q8_block!(lane_reg!("q4")),
-                q8_block!(lane_reg!("q5")),
-                q8_block!(lane_reg!("q6")),
-                q8_block!(lane_reg!("q7")),
-                q8_block!(lane_reg!("q3")),
-                q8_block!(lane_mem!("0")),
-                q8_block!(lane_mem!("16")),
-                q8_block!(lane_mem!("32"))
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q4")),
+                q8_block!("", "r12", lane_reg!("q5")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q6")),
+                q8_block!("", "r12", lane_reg!("q7")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q3")),
+                q8_block!("", "r12", lane_mem!("0")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_mem!("16")),
+                q8_block!("", "r12", lane_mem!("32"))
             ),
             inout("r12") job as *mut Job => max,
             out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
@@ -680,7 +694,7 @@ struct AllRows<A> {
 /// if the shapes do not fit the kernel: a block count that is not a multiple
 /// of 4 or more than [`MAX_NB`], or an odd weight address.
 #[inline(always)]
-fn all_rows<A: Copy, const BS: usize>(
+fn all_rows<A: Copy, const BS: usize, const RECS: usize>(
     w: &[u8],
     rows: usize,
     x: &[BlockQ8_0],
@@ -716,14 +730,16 @@ fn all_rows<A: Copy, const BS: usize>(
         (2 * st).wrapping_sub(back),
         (3 * st).wrapping_sub(back),
     ];
-    let mut recs = [const { MaybeUninit::<A>::uninit() }; MAX_NB];
+    // RECS records hold MAX_NB blocks (one or two per record)
+    let mut recs = [const { MaybeUninit::<A>::uninit() }; RECS];
     let row = |r: usize| w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
     for t in 0..n {
         let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
         if xr.len() != nb {
             return true; // unreachable: `x.len() == n * nb`
         }
-        // SAFETY: `xr` is `nb <= MAX_NB` blocks, `recs` has room for MAX_NB records.
+        // SAFETY: `xr` is `nb <= MAX_NB` blocks (`nb` a multiple of 4), `recs` has
+        // room for the records of MAX_NB blocks.
         unsafe { (k.act)(xr.as_ptr(), recs.as_mut_ptr().cast::<A>(), nb) };
         if groups > 0 {
             let mut job = Job {
@@ -850,7 +866,7 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
                 "3:\n",
                 "ldr r0, [sp, #96]\n",
                 "ldrd r1, lr, [r0, #4]\n",
-                "ldr r2, [r0, #20]\n",
+                "ldr r2, [r0, #24]\n",
                 "add r5, r3, r2\n",
                 "add r9, r5, r2\n",
                 "add r10, r9, r2\n",
@@ -892,8 +908,7 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
                 "vadd.f32 q7, q7, q1\n",
                 "vadd.f32 q6, q6, q7\n",
                 "ldr r0, [sp, #96]\n",
-                "ldr r2, [r0, #16]\n",
-                "ldr r4, [r0, #24]\n",
+                "ldrd r2, r4, [r0, #16]\n",
                 "vldrw.u32 q1, [r0, #48]\n",
                 "vstrw.32 q6, [r2, q1]\n",
                 "add r2, r2, r4\n",
