@@ -674,15 +674,15 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
 /// Words per Q4_0 pair record: block 0's `-8 * sum`, 4 nibble words x 4
 /// widened activation words, block 1's `-8 * sum`, 4 x 4 words, the two f32
 /// scales, and 1 if another pair follows (else 0).
-#[cfg(target_abi = "eabihf")]
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
 const REC4_WORDS: usize = 37;
 /// The Q4_0 record buffer: 8 zero words (loaded into the lanes), the records.
-#[cfg(target_abi = "eabihf")]
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
 const BUF4_WORDS: usize = 8 + MAX_NB / 2 * REC4_WORDS;
 
 /// Writes the pair records of `x` (an even number `nb <= MAX_NB` of blocks)
 /// into `buf` after its 8-word header.
-#[cfg(target_abi = "eabihf")]
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
 fn records_q4(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF4_WORDS]) {
     let np = x.len() / 2;
     let (head, recs) = buf.split_at_mut(8);
@@ -736,7 +736,7 @@ fn records_q4(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF4_WORD
 /// [`q4_rows_all`]. Returns false (doing nothing) unless every row starts
 /// word-aligned with an even number of blocks, at most [`MAX_NB`] (hard-float
 /// targets only).
-#[cfg(target_abi = "eabihf")]
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
 fn whole_rows_q4(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) -> bool {
     if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
         return false;
@@ -770,8 +770,9 @@ fn whole_rows_q4(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f3
     true
 }
 
-/// Without an FPU the whole-row kernel is not built.
-#[cfg(not(target_abi = "eabihf"))]
+/// Without an FPU the whole-row kernel is not built; nor with Helium, whose
+/// own Q4_0 kernel is the one used there (this one would only be code size).
+#[cfg(any(not(target_abi = "eabihf"), feature = "helium"))]
 fn whole_rows_q4(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -> bool {
     false
 }
@@ -785,7 +786,7 @@ fn whole_rows_q4(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -
 /// `buf` has records (at least one; the last with flag 0); `buf` must hold the
 /// 8 zero words and the records; the results must be writable. Needs the FPU
 /// (enabled) and the DSP extension.
-#[cfg(target_abi = "eabihf")]
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
 #[inline(never)]
 unsafe fn q4_rows_all(job: &Job, p: *const u8) {
     // SAFETY: reads the rows and the records the caller guarantees, writes the
