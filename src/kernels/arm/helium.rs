@@ -457,20 +457,25 @@ unsafe fn act_q4(x: *const BlockQ8_0, a: *mut ActQ4, nb: usize) {
 //
 // One asm call runs every 4-row group of the matrix (the loop over groups is in
 // the assembly too): per block two activation `VLDRB` and dx (one `LDRD` for two
-// blocks in Q8_0, with neg8 in Q4_0) shared
-// by the 4 rows, two `VLDRB` + two `VMLADAVA` per row, then the float part for
-// the 4 rows at once: the 4 exact sums moved into one vector (two `VMOV`),
-// `VCVT`, the 4 row scales gathered (`VLDRH.U32`) and widened (`VCVTB`), `VMUL`
-// by dx, `VMUL` by the sums, each row seeing the scalar operations in the scalar
-// order (`(s as f32) * (dw * dx)`, then `acc[j % 8] + term`, each rounded once).
-// In the Q8_0 kernel lanes 0-4 of the 4 rows stay in (Q4_0: see [`q4_all`])
-// `q4`-`q7` and `q3` (lanes 5-7 on the stack), so most blocks add their terms with
-// one `VADD` instead of a load, an add, a store and a pointer wrap. That needs a
-// fixed lane per instruction, so the loop body is unrolled to 4 blocks (lanes 0-3)
-// + 4 blocks (lanes 4-7), and the block count must be a multiple of 4. After a
-// group the lanes are folded by halves with 7 `VADD`s (the 4 rows at once: lane
-// vectors hold one row per element), the 4 results stored, and the largest
-// `bits << 1` of all results kept to detect NaNs (see [`rows4_q8_0_q8_0`]).
+// blocks in Q8_0, with neg8 in Q4_0) shared by the 4 rows, two `VLDRB` + two
+// `VMLADAVA` per row, then the float part for the 4 rows at once: the 4 exact
+// sums moved into one vector (two `VMOV`), `VCVT`, the 4 row scales gathered
+// (`VLDRH.U32`) and widened (`VCVTB`), `VMUL` by dx, `VMUL` by the sums, each
+// row seeing the scalar operations in the scalar order (`(s as f32) * (dw *
+// dx)`, then `acc[j % 8] + term`, each rounded once). The lane accumulators hold
+// one row per element; in the Q8_0 kernel lanes 0-4 stay in `q4`-`q7` and `q3`
+// (lanes 5-7 on the stack; Q4_0: see [`q4_all`]), so most blocks add their terms
+// with one `VADD` instead of a load, an add, a store and a pointer wrap. That
+// needs a fixed lane per instruction, so the loop body is unrolled to 4 blocks
+// (lanes 0-3) + 4 blocks (lanes 4-7), and the block count must be a multiple of
+// 4. After a group the lanes are folded by halves with 7 `VADD`s (the 4 rows at
+// once), the 4 results stored, and the largest `bits << 1` of all results kept
+// to detect NaNs (see [`rows4_q8_0_q8_0`]).
+//
+// Registers: r1 the records, r3/r5/r9/r10 the 4 rows, r0/r2/r4/r8 the sums (the
+// even registers `VMLADAVA` needs), r11/r12 dx (and neg8), lr the block count;
+// q0/q1 temporaries, q2 the gather offsets. On the stack: the lanes that are not
+// in registers, the `Job` pointer and the running NaN maximum.
 
 /// What the all-rows kernels read (and update: `out`, `groups`).
 #[repr(C)]
@@ -645,9 +650,9 @@ macro_rules! all_rows_asm {
 ///
 /// # Safety
 /// `job.groups * 4` rows of `job.units * 4` 34-byte blocks, `job.rb` bytes
-/// apart, must be readable from `job.p` (an even address, `job.rb` even), the
-/// records `job.units * 4` readable `ActQ8`, and `job.groups * 4` results
-/// writable at `job.out + job.soffs[r] + g * job.ostep`.
+/// apart, must be readable from `job.p - 2` (an even address, `job.rb` even),
+/// the records (`job.units * 2` [`ActQ8`]) readable, and `job.groups * 4`
+/// results writable at `job.out + job.soffs[r] + g * job.ostep`.
 unsafe fn q8_all(job: &mut Job) -> u32 {
     let max: u32;
     // SAFETY: reads the rows and records and writes the results the caller
@@ -847,7 +852,7 @@ macro_rules! lane_reg4 {
 /// registers (`q6`, `q7`), lanes 2-7 are on the stack.
 ///
 /// # Safety
-/// As [`q8_all`], with 18-byte blocks and [`ActQ4`] records.
+/// As [`q8_all`], with 18-byte blocks and `job.units * 4` [`ActQ4`] records.
 unsafe fn q4_all(job: &mut Job) -> u32 {
     let max: u32;
     // SAFETY: reads the rows and records and writes the results the caller
