@@ -324,7 +324,7 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
 }
 
 /// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
-/// ([`q8_pairs_x2`], 2 rows at a time) when the rows allow it, else 4 rows at a
+/// ([`q8_pairs_all`], 2 rows at a time) when the rows allow it, else 4 rows at a
 /// time through [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
     if !whole_rows_q8(w, rows, x, n, out) {
@@ -357,15 +357,14 @@ const MAX_NB: usize = 32;
 /// scales, and 1 if another pair follows (else 0).
 #[cfg(target_abi = "eabihf")]
 const REC_WORDS: usize = 35;
-/// The record buffer: 16 zero words (loaded into the lanes), the records, and
-/// 16 words where the kernel leaves its results.
+/// The record buffer: 16 zero words (loaded into the lanes), the records.
 #[cfg(target_abi = "eabihf")]
-const BUF_WORDS: usize = 16 + MAX_NB / 2 * REC_WORDS + 16;
+const BUF_WORDS: usize = 16 + MAX_NB / 2 * REC_WORDS;
 
 /// Writes the pair records of `x` (an even number `nb <= MAX_NB` of blocks)
-/// into `buf` after its 16-word header; returns where the lanes will be.
+/// into `buf` after its 16-word header.
 #[cfg(target_abi = "eabihf")]
-fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS]) -> usize {
+fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS]) {
     let np = x.len() / 2;
     let (head, recs) = buf.split_at_mut(16);
     for h in head {
@@ -397,11 +396,10 @@ fn records_q8(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF_WORDS
         rec[33].write(super::f16_to_f32(b1.d).to_bits());
         rec[34].write(u32::from(k + 1 < np));
     }
-    16 + np * REC_WORDS
 }
 
 /// The batched form (layout and shape checks of `scalar::gemm_with`) through
-/// [`q8_pairs_x2`], 2 rows at a time, the last odd row through the one-row dot.
+/// [`q8_pairs_all`], 2 rows at a time, the last odd row through the one-row dot.
 /// Returns false (doing nothing) unless every row starts word-aligned with an
 /// even number of blocks, at most [`MAX_NB`] (hard-float targets only).
 #[cfg(target_abi = "eabihf")]
@@ -414,30 +412,28 @@ fn whole_rows_q8(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f3
     if nb == 0 || !nb.is_multiple_of(2) || nb > MAX_NB || w.len() != rows * rb {
         return false;
     }
-    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) {
+    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) || n > 1 << 20 {
         return false;
     }
     let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BUF_WORDS];
     for t in 0..n {
         let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
-        let lanes_at = records_q8(xr, &mut buf);
-        let mut r = 0;
-        while r + 2 <= rows {
-            // SAFETY: rows r and r + 1 are inside `w` (`w.len() == rows * rb`),
-            // word-aligned (`w` is, and `rb = 68 * nb / 2`), `nb / 2 >= 1` pairs
-            // each; `buf` holds the header, `nb / 2` records (the last with a
-            // 0 flag) and room for the lanes at `lanes_at`.
-            unsafe {
-                let p = w.as_ptr().add(r * rb);
-                q8_pairs_x2(buf.as_mut_ptr().cast::<u32>(), p, p.add(rb));
-            }
-            for i in 0..2 {
-                if let (Some(o), Some(v)) = (out.get_mut((r + i) * n + t), buf.get(lanes_at + i)) {
-                    // SAFETY: the kernel wrote the 2 words after the last record.
-                    *o = f32::from_bits(unsafe { v.assume_init() });
-                }
-            }
-            r += 2;
+        records_q8(xr, &mut buf);
+        let r = rows / 2 * 2;
+        if r > 0 {
+            let job = Job {
+                buf: buf.as_mut_ptr().cast::<u32>(),
+                rb: rb as u32,
+                groups: (rows / 2) as u32,
+                out: out.as_mut_ptr().wrapping_add(t),
+                ostep: (4 * n) as u32,
+            };
+            // SAFETY: rows 0..r are inside `w` (`w.len() == rows * rb`), word-aligned
+            // (`w` is, and `rb = 68 * nb / 2`), `nb / 2 >= 1` pairs each; `buf`
+            // holds the header and `nb / 2` records (the last with a 0 flag); row
+            // `i`'s result goes to `out[i * n + t]`, inside `out` (`out.len() >=
+            // rows * n`).
+            unsafe { q8_pairs_all(&job, w.as_ptr(), w.as_ptr().add(rb)) };
         }
         if r < rows {
             if let Some(o) = out.get_mut(r * n + t) {
@@ -454,55 +450,72 @@ fn whole_rows_q8(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -
     false
 }
 
-/// Two rows of Q8_0 blocks (`p0`, `p1`) times the pair records in `buf`
-/// (see [`records_q8`]): each row's 8 lanes, folded by halves as
-/// `scalar::fold_lanes` does, left in the 2 words after the last record (row 0,
-/// row 1) as f32 bits.
+/// What [`q8_pairs_all`] reads: the words are pushed on the stack in this order.
+#[cfg(target_abi = "eabihf")]
+#[repr(C)]
+struct Job {
+    /// The record buffer (see [`records_q8`]).
+    buf: *mut u32,
+    /// Bytes per row.
+    rb: u32,
+    /// Row pairs (Q8_0) or rows (Q4_0), >= 1.
+    groups: u32,
+    /// Where row 0's result goes (row `i`'s at `out + i * ostep`).
+    out: *mut f32,
+    /// Bytes from one row's result to the next.
+    ostep: u32,
+}
+
+/// `job.pairs` pairs of rows of Q8_0 blocks (the first pair at `p0`, `p1`,
+/// `job.rb` bytes apart) times the pair records in `job.buf` (see
+/// [`records_q8`]): each row's 8 lanes, folded by halves as
+/// `scalar::fold_lanes` does, stored at `job.out + i * job.ostep` (row `i`).
+/// The loop over the row pairs is in the assembly too.
 ///
 /// # Safety
-/// `p0` and `p1` must be word-aligned and readable for as many 68-byte pairs
-/// as `buf` has records (at least one; the last with flag 0); `buf` must hold
-/// the 16 zero words, the records and 16 writable words after them. Needs the
-/// FPU (enabled) and the DSP extension.
+/// `p0` and the rows after it must be word-aligned and readable for as many
+/// 68-byte pairs as `buf` has records (at least one; the last with flag 0);
+/// `buf` must hold the 16 zero words and the records; the results must be
+/// writable. Needs the FPU (enabled) and the DSP extension.
 #[cfg(target_abi = "eabihf")]
 #[inline(never)]
-unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
+unsafe fn q8_pairs_all(job: &Job, p0: *const u8, p1: *const u8) {
     // SAFETY: reads the rows and the records the caller guarantees, writes the
-    // 16 lane words after the records; writes only the declared registers
+    // results; pushes 20 bytes (popped at the end); writes only the declared registers
     // (r0-r3, the allocated ones, s0-s31 as d0-d15); SMLAD may set the Q flag
     // and `cmp` sets the flags (no `preserves_flags`). The assembler macros are
     // removed at the end, so the block can be emitted more than once.
     unsafe {
         asm!(
-            // one row, quant words 0-1 of the pair: word 0 and word 8 joined by PKHBT
+            // one row, quant words 0-1 of the pair (LDRD of words 0, 1; word 0 and word 8
+            // joined by PKHBT)
             ".macro egpt_dsp_w01 pw, c, sa, sb",
-            "ldr {w0}, [\\pw], #68",
-            "ldr {w1}, [\\pw, #-36]",
-            "pkhbt {t}, {w1}, {w0}",
-            "vmov \\sa, \\sb, {w0}, {w1}",
-            "ldr {w0}, [\\pw, #-64]",
-            "sxtb16 {w1}, {t}",
-            "smuad \\c, {w1}, r0",
-            "sxtb16 {t}, {t}, ror #8",
-            "smlad \\c, {t}, r1, \\c",
-            "sxtb16 {t}, {w0}",
-            "smlad \\c, {t}, r2, \\c",
-            "sxtb16 {w0}, {w0}, ror #8",
-            "smlad \\c, {w0}, r3, \\c",
+            "ldrd {w0}, {w1}, [\\pw], #68",
+            "ldr r4, [\\pw, #-36]",
+            "vmov \\sa, \\sb, {w0}, r4",
+            "pkhbt r4, r4, {w0}",
+            "sxtb16 {w0}, r4",
+            "smuad \\c, {w0}, r0",
+            "sxtb16 r4, r4, ror #8",
+            "smlad \\c, r4, r1, \\c",
+            "sxtb16 r4, {w1}",
+            "smlad \\c, r4, r2, \\c",
+            "sxtb16 {w1}, {w1}, ror #8",
+            "smlad \\c, {w1}, r3, \\c",
             ".endm",
             // one row, two quant words at `off` from the advanced pointer
             ".macro egpt_dsp_w2 pw, c, off, op",
             "ldrd {w0}, {w1}, [\\pw, #\\off]",
-            "sxtb16 {t}, {w0}",
+            "sxtb16 r4, {w0}",
             ".ifc \\op,smuad",
-            "smuad \\c, {t}, r0",
+            "smuad \\c, r4, r0",
             ".else",
-            "smlad \\c, {t}, r0, \\c",
+            "smlad \\c, r4, r0, \\c",
             ".endif",
             "sxtb16 {w0}, {w0}, ror #8",
             "smlad \\c, {w0}, r1, \\c",
-            "sxtb16 {t}, {w1}",
-            "smlad \\c, {t}, r2, \\c",
+            "sxtb16 r4, {w1}",
+            "smlad \\c, r4, r2, \\c",
             "sxtb16 {w1}, {w1}, ror #8",
             "smlad \\c, {w1}, r3, \\c",
             ".endm",
@@ -551,21 +564,31 @@ unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
             "vldmia {pa}!, {{s0, s1}}",
             "egpt_dsp_f s2, s3, s6, s8, \\la, \\lb",
             "egpt_dsp_f s4, s5, s7, s9, \\ma, \\mb",
-            "ldr {t}, [{pa}], #4",
+            "ldr r4, [{pa}], #4",
             ".endm",
+            "ldr r4, [r0, #16]",
+            "push {{r4}}",
+            "ldm r0, {{r0, r1, r2, r3}}",
+            // [sp]: buf, rb, pairs, out, ostep
+            "push {{r0, r1, r2, r3}}",
+            "5:",
+            "ldr {pa}, [sp]",
             "vldmia {pa}!, {{s16-s31}}",
             "2:",
             "egpt_dsp_pair s16, s17, s24, s25",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s18, s19, s26, s27",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s20, s21, s28, s29",
-            "cmp {t}, #0",
-            "beq 3f",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
             "egpt_dsp_pair s22, s23, s30, s31",
-            "cmp {t}, #0",
+            "cmp r4, #0",
             "bne 2b",
             "3:",
             // fold by halves: acc[i] += acc[i + h] for h = 4, 2, 1
@@ -583,27 +606,44 @@ unsafe fn q8_pairs_x2(buf: *mut u32, p0: *const u8, p1: *const u8) {
             "vadd.f32 s24, s24, s26",
             "vadd.f32 s25, s25, s27",
             "vadd.f32 s24, s24, s25",
-            "vstr s16, [{pa}]",
-            "vstr s24, [{pa}, #4]",
+            "ldrd r0, r1, [sp, #12]",
+            "vstr s16, [r0]",
+            "add r0, r0, r1",
+            "vstr s24, [r0]",
+            "add r0, r0, r1",
+            "str r0, [sp, #12]",
+            // the next pair: p0 is at row 1 now, p1 at row 2
+            "ldr r0, [sp, #4]",
+            "mov {p0}, {p1}",
+            "add {p1}, {p1}, r0",
+            "ldr r0, [sp, #8]",
+            "subs r0, r0, #1",
+            "str r0, [sp, #8]",
+            "bne 5b",
+            "add sp, sp, #20",
             ".purgem egpt_dsp_pair",
             ".purgem egpt_dsp_f",
             ".purgem egpt_dsp_w2",
             ".purgem egpt_dsp_w01",
-            pa = inout(reg) buf => _,
+            pa = out(reg) _,
             p0 = inout(reg) p0 => _,
             p1 = inout(reg) p1 => _,
-            w0 = out(reg) _, w1 = out(reg) _, t = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
-            out("r0") _, out("r1") _, out("r2") _, out("r3") _,
+            w0 = out(reg) _, w1 = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
+            inout("r0") job as *const Job => _, out("r1") _, out("r2") _, out("r3") _,
+            out("r4") _,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
             out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
             out("d12") _, out("d13") _, out("d14") _, out("d15") _,
-            options(nostack),
         );
     }
 }
 
-/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): 2 rows at a time.
+/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): the whole-row kernel
+/// ([`q4_rows_all`]) when the rows allow it, else 2 rows at a time.
 pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
+    if whole_rows_q4(w, rows, x, n, out) {
+        return;
+    }
     gemm_by::<2>(
         w,
         rows,
@@ -614,4 +654,249 @@ pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mu
         rows_q4_0_q8_0::<2>,
         vec_dot_q4_0_q8_0,
     )
+}
+
+// ---- the whole-row Q4_0 kernel ---------------------------------------------
+//
+// Two Q4_0 blocks are 36 bytes = 9 words: word 0 holds block 0's scale and
+// nibble bytes 0-1, words 1-3 bytes 2-13, word 4 bytes 14-15 and block 1's
+// scale, words 5-8 block 1's bytes. `PKHBT` joins words 4 and 0 into one word
+// of nibble bytes (14, 15, 0, 1), so a pair is 8 nibble words. Byte `k` holds
+// elements `k` (low nibble) and `k + 16` (high); with the mask `0x000f000f` in a
+// register, one `AND` (with the word shifted right by 0, 8, 4 or 12) gives two
+// nibbles as halfwords, and one `SMLAD` multiplies them with two activations
+// widened beforehand (the records): 8 instructions per 8 multiply-accumulates.
+// The offset 8 is the records' `-8 * sum(a)`, which starts each block's sum.
+// One row at a time (the mask register leaves none for a second row's
+// pointer and sum), its 8 lanes in s16-s23; the loop over the rows is in the
+// assembly too. Each row sees the scalar float operations in the scalar order.
+
+/// Words per Q4_0 pair record: block 0's `-8 * sum`, 4 nibble words x 4
+/// widened activation words, block 1's `-8 * sum`, 4 x 4 words, the two f32
+/// scales, and 1 if another pair follows (else 0).
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
+const REC4_WORDS: usize = 37;
+/// The Q4_0 record buffer: 8 zero words (loaded into the lanes), the records.
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
+const BUF4_WORDS: usize = 8 + MAX_NB / 2 * REC4_WORDS;
+
+/// Writes the pair records of `x` (an even number `nb <= MAX_NB` of blocks)
+/// into `buf` after its 8-word header.
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
+fn records_q4(x: &[BlockQ8_0], buf: &mut [core::mem::MaybeUninit<u32>; BUF4_WORDS]) {
+    let np = x.len() / 2;
+    let (head, recs) = buf.split_at_mut(8);
+    for h in head {
+        h.write(0);
+    }
+    let (pairs, _) = x.as_chunks::<2>();
+    let (rec_arrays, _) = recs.as_chunks_mut::<REC4_WORDS>();
+    for (k, ([b0, b1], rec)) in pairs.iter().zip(rec_arrays.iter_mut()).enumerate() {
+        let mut at = 0;
+        for (first, b) in [(true, b0), (false, b1)] {
+            let a = b.qs.as_ptr().cast::<u8>();
+            let neg8 = b.qs.iter().map(|&q| i32::from(q)).sum::<i32>() * -8;
+            if let Some(v) = rec.get_mut(at) {
+                v.write(neg8 as u32);
+            }
+            at += 1;
+            for i in 0..4 {
+                // Nibble word `i` of the block: bytes 4i..4i+4, except that block
+                // 0's word 0 is bytes (14, 15, 0, 1) (see above) and its words
+                // 1-3 are bytes 4i-2..4i+2.
+                // SAFETY: every `word` read is at an offset of at most 28 into a
+                // 32-byte `qs`.
+                let (lo, hi) = unsafe {
+                    if first && i == 0 {
+                        (
+                            (word(a.add(12)) >> 16) | (word(a) << 16),
+                            (word(a.add(28)) >> 16) | (word(a.add(16)) << 16),
+                        )
+                    } else if first {
+                        (word(a.add(4 * i - 2)), word(a.add(4 * i + 14)))
+                    } else {
+                        (word(a.add(4 * i)), word(a.add(4 * i + 16)))
+                    }
+                };
+                for v in [sxtb16(lo), sxtb16_ror8(lo), sxtb16(hi), sxtb16_ror8(hi)] {
+                    if let Some(r) = rec.get_mut(at) {
+                        r.write(v);
+                    }
+                    at += 1;
+                }
+            }
+        }
+        rec[34].write(super::f16_to_f32(b0.d).to_bits());
+        rec[35].write(super::f16_to_f32(b1.d).to_bits());
+        rec[36].write(u32::from(k + 1 < np));
+    }
+}
+
+/// The batched form (layout and shape checks of `scalar::gemm_with`) through
+/// [`q4_rows_all`]. Returns false (doing nothing) unless every row starts
+/// word-aligned with an even number of blocks, at most [`MAX_NB`] (hard-float
+/// targets only).
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
+fn whole_rows_q4(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) -> bool {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+        return false;
+    }
+    let nb = x.len() / n;
+    let rb = nb * 18;
+    if nb == 0 || !nb.is_multiple_of(2) || nb > MAX_NB || w.len() != rows * rb {
+        return false;
+    }
+    if out.len() < rows * n || !(w.as_ptr() as usize).is_multiple_of(4) || n > 1 << 20 {
+        return false;
+    }
+    let mut buf = [core::mem::MaybeUninit::<u32>::uninit(); BUF4_WORDS];
+    for t in 0..n {
+        let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
+        records_q4(xr, &mut buf);
+        let job = Job {
+            buf: buf.as_mut_ptr().cast::<u32>(),
+            rb: rb as u32,
+            groups: rows as u32,
+            out: out.as_mut_ptr().wrapping_add(t),
+            ostep: (4 * n) as u32,
+        };
+        // SAFETY: the `rows >= 1` rows of `w` (`w.len() == rows * rb`) are
+        // contiguous and word-aligned (`w` is, and `rb = 36 * nb / 2`), `nb / 2
+        // >= 1` pairs each; `buf` holds the header and `nb / 2` records (the
+        // last with a 0 flag); row `i`'s result goes to `out[i * n + t]`, inside
+        // `out` (`out.len() >= rows * n`).
+        unsafe { q4_rows_all(&job, w.as_ptr()) };
+    }
+    true
+}
+
+/// Without an FPU the whole-row kernel is not built; nor with Helium, whose
+/// own Q4_0 kernel is the one used there (this one would only be code size).
+#[cfg(any(not(target_abi = "eabihf"), feature = "helium"))]
+fn whole_rows_q4(_: &[u8], _: usize, _: &[BlockQ8_0], _: usize, _: &mut [f32]) -> bool {
+    false
+}
+
+/// `job.groups` contiguous rows of Q4_0 blocks from `p` times the pair records
+/// in `job.buf` (see [`records_q4`]): each row's 8 lanes, folded by halves as
+/// `scalar::fold_lanes` does, stored at `job.out + i * job.ostep` (row `i`).
+///
+/// # Safety
+/// `p` must be word-aligned and the rows readable for as many 36-byte pairs as
+/// `buf` has records (at least one; the last with flag 0); `buf` must hold the
+/// 8 zero words and the records; the results must be writable. Needs the FPU
+/// (enabled) and the DSP extension.
+#[cfg(all(target_abi = "eabihf", not(feature = "helium")))]
+#[inline(never)]
+unsafe fn q4_rows_all(job: &Job, p: *const u8) {
+    // SAFETY: reads the rows and the records the caller guarantees, writes the
+    // results; pushes 20 bytes (popped at the end); writes only the declared
+    // registers (r0-r4, the allocated ones, s0-s31 as d0-d15); SMLAD may set
+    // the Q flag and `subs` sets the flags (no `preserves_flags`). The
+    // assembler macros are removed at the end, so the block can be emitted more
+    // than once.
+    unsafe {
+        asm!(
+            // one nibble word `w` into sum `c`: 4 x (AND with the mask, SMLAD)
+            ".macro egpt_q4_w w, c",
+            "ldm {pa}!, {{r0, r1, r2, r3}}",
+            "and r4, {m}, \\w",
+            "smlad \\c, r4, r0, \\c",
+            "and r4, {m}, \\w, lsr #8",
+            "smlad \\c, r4, r1, \\c",
+            "and r4, {m}, \\w, lsr #4",
+            "smlad \\c, r4, r2, \\c",
+            "and r4, {m}, \\w, lsr #12",
+            "smlad \\c, r4, r3, \\c",
+            ".endm",
+            // one pair of blocks into lanes (la, lb)
+            ".macro egpt_q4_pair la, lb",
+            "ldr {c0}, [{pa}], #4",
+            "ldrd {w0}, {w1}, [{p}], #36",
+            "ldr r4, [{p}, #-20]",
+            "vmov s2, s3, {w0}, r4",
+            "pkhbt {w0}, r4, {w0}",
+            "egpt_q4_w {w0}, {c0}",
+            "egpt_q4_w {w1}, {c0}",
+            "ldrd {w0}, {w1}, [{p}, #-28]",
+            "egpt_q4_w {w0}, {c0}",
+            "egpt_q4_w {w1}, {c0}",
+            "ldr {c1}, [{pa}], #4",
+            "ldrd {w0}, {w1}, [{p}, #-16]",
+            "egpt_q4_w {w0}, {c1}",
+            "egpt_q4_w {w1}, {c1}",
+            "ldrd {w0}, {w1}, [{p}, #-8]",
+            "egpt_q4_w {w0}, {c1}",
+            "egpt_q4_w {w1}, {c1}",
+            "vmov s4, s5, {c0}, {c1}",
+            "vldmia {pa}!, {{s0, s1}}",
+            "vcvtb.f32.f16 s2, s2",
+            "vcvtt.f32.f16 s3, s3",
+            "vmul.f32 s2, s2, s0",
+            "vmul.f32 s3, s3, s1",
+            "vcvt.f32.s32 s4, s4",
+            "vcvt.f32.s32 s5, s5",
+            "vmul.f32 s4, s4, s2",
+            "vmul.f32 s5, s5, s3",
+            "vadd.f32 \\la, \\la, s4",
+            "vadd.f32 \\lb, \\lb, s5",
+            "ldr r4, [{pa}], #4",
+            ".endm",
+            "ldr r4, [r0, #16]",
+            "push {{r4}}",
+            "ldm r0, {{r0, r1, r2, r3}}",
+            // [sp]: buf, rb, rows, out, ostep
+            "push {{r0, r1, r2, r3}}",
+            "mov.w {m}, #0x000f000f",
+            "5:",
+            "ldr {pa}, [sp]",
+            "vldmia {pa}!, {{s16-s23}}",
+            "2:",
+            "egpt_q4_pair s16, s17",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
+            "egpt_q4_pair s18, s19",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
+            "egpt_q4_pair s20, s21",
+            "cbnz r4, 6f",
+            "b 3f",
+            "6:",
+            "egpt_q4_pair s22, s23",
+            "cmp r4, #0",
+            "bne 2b",
+            "3:",
+            // fold by halves: acc[i] += acc[i + h] for h = 4, 2, 1
+            "vadd.f32 s16, s16, s20",
+            "vadd.f32 s17, s17, s21",
+            "vadd.f32 s18, s18, s22",
+            "vadd.f32 s19, s19, s23",
+            "vadd.f32 s16, s16, s18",
+            "vadd.f32 s17, s17, s19",
+            "vadd.f32 s16, s16, s17",
+            "ldrd r0, r1, [sp, #12]",
+            "vstr s16, [r0]",
+            "add r0, r0, r1",
+            "str r0, [sp, #12]",
+            // `p` is at the next row already (the rows are contiguous)
+            "ldr r0, [sp, #8]",
+            "subs r0, r0, #1",
+            "str r0, [sp, #8]",
+            "bne 5b",
+            "add sp, sp, #20",
+            ".purgem egpt_q4_pair",
+            ".purgem egpt_q4_w",
+            pa = out(reg) _,
+            p = inout(reg) p => _,
+            m = out(reg) _,
+            w0 = out(reg) _, w1 = out(reg) _, c0 = out(reg) _, c1 = out(reg) _,
+            inout("r0") job as *const Job => _, out("r1") _, out("r2") _, out("r3") _,
+            out("r4") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+        );
+    }
 }

@@ -318,62 +318,57 @@ pub fn vec_dot_q4_0_q8_0(w: &[u8], x: &[BlockQ8_0]) -> f32 {
     })[0]
 }
 
-/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the whole-row kernel
-/// ([`q8_x4`]) 4 rows at a time when the shapes allow it, else [`rows4_q8_0_q8_0`].
+/// Batched Q8_0 x Q8_0 (the table's `gemm_q8_0_q8_0`): the all-rows kernel
+/// ([`q8_all`]) when the shapes allow it (a block count that is a multiple of
+/// 4), else 4 rows at a time through [`rows4_q8_0_q8_0`].
 pub fn gemm_q8_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    let k = WholeRows {
+    let all = AllRows {
         act: act_q8,
-        kernel: q8_x4,
+        kernel: q8_all,
         four: rows_q8_0_q8_0,
         one: vec_dot_q8_0_q8_0,
     };
-    if !whole_rows::<ActQ8, 34>(w, rows, x, n, out, k) {
+    if !all_rows::<ActQ8, 34, { MAX_NB / 2 }>(w, rows, x, n, out, all) {
         gemm_by::<4>(w, rows, x, n, out, 34, rows4_q8_0_q8_0, vec_dot_q8_0_q8_0)
     }
 }
 
-/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): the whole-row kernel
-/// ([`q4_x4`]) 4 rows at a time when the shapes allow it, else [`rows_q4_0_q8_0`].
+/// Batched Q4_0 x Q8_0 (the table's `gemm_q4_0_q8_0`): the all-rows kernel
+/// ([`q4_all`]) when the shapes allow it (a block count that is a multiple of
+/// 4), else 4 rows at a time through [`rows_q4_0_q8_0`].
 pub fn gemm_q4_0_q8_0(w: &[u8], rows: usize, x: &[BlockQ8_0], n: usize, out: &mut [f32]) {
-    let k = WholeRows {
+    let all = AllRows {
         act: act_q4,
-        kernel: q4_x4,
+        kernel: q4_all,
         four: rows_q4_0_q8_0,
         one: vec_dot_q4_0_q8_0,
     };
-    if !whole_rows::<ActQ4, 18>(w, rows, x, n, out, k) {
+    if !all_rows::<ActQ4, 18, MAX_NB>(w, rows, x, n, out, all) {
         gemm_by::<4>(w, rows, x, n, out, 18, rows_q4_0_q8_0, vec_dot_q4_0_q8_0)
     }
 }
 
-// ---- whole-row kernels -------------------------------------------------------
+// ---- activation records ------------------------------------------------------
 //
-// One asm loop runs over all blocks of 4 rows: per block it loads the activation
-// quants once (two `VLDRB`), multiplies them into the 4 rows (two `VLDRB` and two
-// `VMLADAVA` per row), moves the 4 exact sums into one vector, and does the float
-// part for the 4 rows at once: `VCVT`, the 4 row scales gathered (`VLDRH.U32`)
-// and widened (`VCVTB`), `VMUL` by `dx`, `VMUL` by the sums, `VADD` into lane
-// `j % 8` of the accumulators (memory, 4 rows per lane). Each row sees the
-// scalar operations in the scalar order: `(s as f32) * (dw * dx)`, then
-// `acc[j % 8] + term`, each rounded once.
-//
-// The activations are first copied into records that the loop reads with
-// post-incremented loads (the f32 scale first, so that no register is spent on
-// a second pointer); the copy is made once per activation row and shared by all
-// rows of the call (with `matmul`'s n = 1 row tiles, 64 rows).
+// The all-rows kernels below first copy the activations into records that their
+// loop reads with post-incremented loads (the f32 scale first, so that no
+// register is spent on a second pointer); the copy is made once per activation
+// row and shared by all rows of the call (with `matmul`'s n = 1 row tiles, 64
+// rows).
 
-/// Most blocks per row the whole-row kernels take (the records are on the stack).
+/// Most blocks per row the all-rows kernels take (the records are on the stack).
 const MAX_NB: usize = 64;
 
-/// A Q8_0 activation block for [`q8_x4`]: the scale widened to f32, the quants.
+/// Two Q8_0 activation blocks for [`q8_all`]: the scales widened to f32 (one
+/// `LDRD` in the kernel), the quants.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ActQ8 {
-    d: f32,
-    qs: [i8; 32],
+    d: [f32; 2],
+    qs: [[i8; 32]; 2],
 }
 
-/// A Q8_0 activation block for [`q4_x4`]: the scale widened to f32, `-8 *
+/// A Q8_0 activation block for [`q4_all`]: the scale widened to f32, `-8 *
 /// sum(qs)` (so that `sum((q - 8) * a) = sum(q * a) + neg8`), the quants.
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -383,13 +378,13 @@ struct ActQ4 {
     qs: [i8; 32],
 }
 
-/// The [`ActQ8`] records of `nb` blocks: per block `VCVTB` of the scale, two
-/// `VLDRB`/`VSTRB` of the quants.
+/// The [`ActQ8`] records of `nb` blocks (`nb / 2` records): per block `VCVTB`
+/// of the scale, two `VLDRB`/`VSTRB` of the quants.
 ///
 /// # Safety
-/// `x` must point to `nb >= 1` blocks, `a` to room for `nb` records.
+/// `x` must point to `nb >= 2` blocks (`nb` even), `a` to room for `nb / 2` records.
 unsafe fn act_q8(x: *const BlockQ8_0, a: *mut ActQ8, nb: usize) {
-    // SAFETY: reads the `nb` blocks and writes the `nb` records the caller
+    // SAFETY: reads the `nb` blocks and writes the `nb / 2` records the caller
     // guarantees; writes only the declared registers (D halves of q0-q2).
     unsafe {
         asm!(
@@ -398,13 +393,20 @@ unsafe fn act_q8(x: *const BlockQ8_0, a: *mut ActQ8, nb: usize) {
             "ldrh {t}, [{x}], #2",
             "vmov s0, {t}",
             "vcvtb.f32.f16 s0, s0",
-            "vstmia {a}!, {{s0}}",
+            "vldrb.u8 q1, [{x}], #16",
+            "vldrb.u8 q2, [{x}], #16",
+            "ldrh {t}, [{x}], #2",
+            "vmov s1, {t}",
+            "vcvtb.f32.f16 s1, s1",
+            "vstmia {a}!, {{s0, s1}}",
+            "vstrb.8 q1, [{a}], #16",
+            "vstrb.8 q2, [{a}], #16",
             "vldrb.u8 q1, [{x}], #16",
             "vldrb.u8 q2, [{x}], #16",
             "vstrb.8 q1, [{a}], #16",
             "vstrb.8 q2, [{a}], #16",
             "le lr, 2b",
-            n = in(reg) nb,
+            n = in(reg) nb / 2,
             x = inout(reg) x => _,
             a = inout(reg) a => _,
             t = out(reg) _,
@@ -451,17 +453,240 @@ unsafe fn act_q4(x: *const BlockQ8_0, a: *mut ActQ4, nb: usize) {
     }
 }
 
-/// Lane accumulators of 4 rows: `[lane][row]`, aligned so that the loop wraps
-/// its pointer from lane 7 to lane 0 by clearing bit 7.
-#[repr(C, align(256))]
-struct Lanes([[f32; 4]; 8]);
+// ---- all-rows kernels ----------------------------------------------------------
+//
+// One asm call runs every 4-row group of the matrix (the loop over groups is in
+// the assembly too): per block two activation `VLDRB` and dx (one `LDRD` for two
+// blocks in Q8_0, with neg8 in Q4_0) shared by the 4 rows, two `VLDRB` + two
+// `VMLADAVA` per row, then the float part for the 4 rows at once: the 4 exact
+// sums moved into one vector (two `VMOV`), `VCVT`, the 4 row scales gathered
+// (`VLDRH.U32`) and widened (`VCVTB`), `VMUL` by dx, `VMUL` by the sums, each
+// row seeing the scalar operations in the scalar order (`(s as f32) * (dw *
+// dx)`, then `acc[j % 8] + term`, each rounded once). The lane accumulators hold
+// one row per element; in the Q8_0 kernel lanes 0-4 stay in `q4`-`q7` and `q3`
+// (lanes 5-7 on the stack; Q4_0: see [`q4_all`]), so most blocks add their terms
+// with one `VADD` instead of a load, an add, a store and a pointer wrap. That
+// needs a fixed lane per instruction, so the loop body is unrolled to 4 blocks
+// (lanes 0-3) + 4 blocks (lanes 4-7), and the block count must be a multiple of
+// 4. After a group the lanes are folded by halves with 7 `VADD`s (the 4 rows at
+// once), the 4 results stored, and the largest `bits << 1` of all results kept
+// to detect NaNs (see [`rows4_q8_0_q8_0`]).
+//
+// Registers: r1 the records, r3/r5/r9/r10 the 4 rows, r0/r2/r4/r8 the sums (the
+// even registers `VMLADAVA` needs), r11/r12 dx (and neg8), lr the block count;
+// q0/q1 temporaries, q2 the gather offsets. On the stack: the lanes that are not
+// in registers, the `Job` pointer and the running NaN maximum.
 
-/// A whole-row kernel and its companions.
-struct WholeRows<A> {
+/// What the all-rows kernels read (and update: `out`, `groups`).
+#[repr(C)]
+struct Job {
+    /// Row 0's first quants (block 0 + 2).
+    p: *const u8,
+    /// The activation records.
+    a: *const u8,
+    /// Blocks per row / 4 (>= 1).
+    units: u32,
+    /// 4-row groups (>= 1).
+    groups: u32,
+    /// Where the next group's 4 results go.
+    out: *mut f32,
+    /// Bytes from one group's results to the next (`16 * n`).
+    ostep: u32,
+    /// Bytes per row.
+    rb: u32,
+    _pad: u32,
+    /// Offsets of the 4 rows' scales of block `j` from row 0's pointer after it
+    /// has moved to block `j + 1`.
+    offs: [u32; 4],
+    /// Offsets of the 4 results from `out` (`4 * n * r`).
+    soffs: [u32; 4],
+}
+
+/// One Q8_0 block of 4 rows (registers as in [`q8_all`]): `$dxload` (the LDRD of
+/// two blocks' dx, or nothing), dx in `$dx`, the term added by `$acc`.
+macro_rules! q8_block {
+    ($dxload:literal, $dx:literal, $acc:expr) => {
+        concat!(
+            $dxload,
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r3], #16\n",
+            "vmladav.s8 r0, q1, q0\n",
+            "vldrb.u8 q1, [r5], #16\n",
+            "vmladav.s8 r2, q1, q0\n",
+            "vldrb.u8 q1, [r9], #16\n",
+            "vmladav.s8 r4, q1, q0\n",
+            "vldrb.u8 q1, [r10], #16\n",
+            "vmladav.s8 r8, q1, q0\n",
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r3], #18\n",
+            "vmladava.s8 r0, q1, q0\n",
+            "vldrb.u8 q1, [r5], #18\n",
+            "vmladava.s8 r2, q1, q0\n",
+            "vldrb.u8 q1, [r9], #18\n",
+            "vmladava.s8 r4, q1, q0\n",
+            "vldrb.u8 q1, [r10], #18\n",
+            "vmladava.s8 r8, q1, q0\n",
+            q_float!($dx),
+            $acc
+        )
+    };
+}
+
+/// The float part of one block of 4 rows: sums `r0/r2/r4/r8` -> `q0`, times the
+/// 4 rows' `dw` (gathered at `r3 + q2`) times dx (`$dx`); the term is left in `q0`.
+macro_rules! q_float {
+    ($dx:literal) => {
+        concat!(
+            "vmov q0[2], q0[0], r0, r4\n",
+            "vmov q0[3], q0[1], r2, r8\n",
+            "vcvt.f32.s32 q0, q0\n",
+            "vldrh.u32 q1, [r3, q2]\n",
+            "vcvtb.f32.f16 q1, q1\n",
+            "vmul.f32 q1, q1, ",
+            $dx,
+            "\n",
+            "vmul.f32 q0, q0, q1\n",
+        )
+    };
+}
+
+/// Lane in a register: `$q += q0`.
+macro_rules! lane_reg {
+    ($q:literal) => {
+        concat!("vadd.f32 ", $q, ", ", $q, ", q0\n")
+    };
+}
+
+/// Lane on the stack at `sp + $off`.
+macro_rules! lane_mem {
+    ($off:literal) => {
+        concat!(
+            "vldrw.u32 q1, [sp, #",
+            $off,
+            "]\n",
+            "vadd.f32 q1, q1, q0\n",
+            "vstrw.32 q1, [sp, #",
+            $off,
+            "]\n",
+        )
+    };
+}
+
+/// Group loop around `$b0`..`$b7` (the 8 block bodies of lanes 0..7): sets up
+/// the row pointers and lanes, runs the blocks, folds, stores, loops.
+macro_rules! all_rows_asm {
+    ($b0:expr, $b1:expr, $b2:expr, $b3:expr, $b4:expr, $b5:expr, $b6:expr, $b7:expr) => {
+        concat!(
+            "sub sp, sp, #64\n",
+            "str r12, [sp, #48]\n",
+            "vldrw.u32 q2, [r12, #32]\n",
+            "ldr r3, [r12]\n",
+            "mov.w r0, #0\n",
+            "str r0, [sp, #52]\n",
+            "3:\n",
+            "ldr r0, [sp, #48]\n",
+            "ldrd r1, lr, [r0, #4]\n",
+            "ldr r2, [r0, #24]\n",
+            "add r5, r3, r2\n",
+            "add r9, r5, r2\n",
+            "add r10, r9, r2\n",
+            "vmov.i32 q3, #0\n",
+            "vmov.i32 q4, #0\n",
+            "vmov.i32 q5, #0\n",
+            "vmov.i32 q6, #0\n",
+            "vmov.i32 q7, #0\n",
+            "vstrw.32 q3, [sp]\n",
+            "vstrw.32 q3, [sp, #16]\n",
+            "vstrw.32 q3, [sp, #32]\n",
+            "dls lr, lr\n",
+            "4:\n",
+            $b0,
+            $b1,
+            $b2,
+            $b3,
+            "subs lr, lr, #1\n",
+            "beq 5f\n",
+            $b4,
+            $b5,
+            $b6,
+            $b7,
+            "le lr, 4b\n",
+            "5:\n",
+            // fold by halves, 4 rows at once: L0 += L4, L1 += L5, L2 += L6,
+            // L3 += L7; L0 += L2, L1 += L3; L0 += L1
+            "vadd.f32 q4, q4, q3\n",
+            "vldrw.u32 q0, [sp]\n",
+            "vadd.f32 q5, q5, q0\n",
+            "vldrw.u32 q0, [sp, #16]\n",
+            "vadd.f32 q6, q6, q0\n",
+            "vldrw.u32 q0, [sp, #32]\n",
+            "vadd.f32 q7, q7, q0\n",
+            "vadd.f32 q4, q4, q6\n",
+            "vadd.f32 q5, q5, q7\n",
+            "vadd.f32 q4, q4, q5\n",
+            "ldr r0, [sp, #48]\n",
+            "ldrd r2, r4, [r0, #16]\n",
+            "vldrw.u32 q1, [r0, #48]\n",
+            "vstrw.32 q4, [r2, q1]\n",
+            "add r2, r2, r4\n",
+            "str r2, [r0, #16]\n",
+            "vshl.i32 q0, q4, #1\n",
+            "ldr r4, [sp, #52]\n",
+            "vmaxv.u32 r4, q0\n",
+            "str r4, [sp, #52]\n",
+            "mov r3, r10\n",
+            "ldr r2, [r0, #12]\n",
+            "subs r2, r2, #1\n",
+            "str r2, [r0, #12]\n",
+            "bne 3b\n",
+            "ldr r12, [sp, #52]\n",
+            "add sp, sp, #64\n",
+        )
+    };
+}
+
+/// The all-rows Q8_0 kernel: every 4-row group of `job` (see [`Job`]) times
+/// the [`ActQ8`] records; returns the largest `bits << 1` of the results.
+///
+/// # Safety
+/// `job.groups * 4` rows of `job.units * 4` 34-byte blocks, `job.rb` bytes
+/// apart, must be readable from `job.p - 2` (an even address, `job.rb` even),
+/// the records (`job.units * 2` [`ActQ8`]) readable, and `job.groups * 4`
+/// results writable at `job.out + job.soffs[r] + g * job.ostep`.
+unsafe fn q8_all(job: &mut Job) -> u32 {
+    let max: u32;
+    // SAFETY: reads the rows and records and writes the results the caller
+    // guarantees, and `job`; uses 64 bytes of stack below `sp` (restored);
+    // writes only the declared registers (D halves of q0-q7).
+    unsafe {
+        asm!(
+            all_rows_asm!(
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q4")),
+                q8_block!("", "r12", lane_reg!("q5")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q6")),
+                q8_block!("", "r12", lane_reg!("q7")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_reg!("q3")),
+                q8_block!("", "r12", lane_mem!("0")),
+                q8_block!("ldrd r11, r12, [r1], #8\n", "r11", lane_mem!("16")),
+                q8_block!("", "r12", lane_mem!("32"))
+            ),
+            inout("r12") job as *mut Job => max,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("lr") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+        );
+    }
+    max
+}
+
+/// An all-rows kernel and its companions.
+struct AllRows<A> {
     /// Writes the records of the activation blocks (`(blocks, records, count)`).
     act: unsafe fn(*const BlockQ8_0, *mut A, usize),
-    /// `(row 0's first block, records, blocks, gather offsets, lanes)`; see [`q8_x4`].
-    kernel: unsafe fn(*const u8, *const A, usize, &[u32; 4], *mut Lanes),
+    /// See [`q8_all`].
+    kernel: unsafe fn(&mut Job) -> u32,
     /// 4 rows with scalar float arithmetic (for NaN results).
     four: fn(&[&[u8]; 4], &[BlockQ8_0]) -> [f32; 4],
     /// One row.
@@ -469,36 +694,40 @@ struct WholeRows<A> {
 }
 
 /// The batched form (the layout and shape checks of `scalar::gemm_with`)
-/// through a whole-row kernel, 4 rows at a time; the rows left over through
-/// `one`, row groups whose result has a NaN (see the end of
-/// [`rows4_q8_0_q8_0`]) again through `four`. Returns false (doing nothing) if the shapes do not fit the kernel:
-/// no blocks, more than [`MAX_NB`], or an odd weight address.
+/// through an all-rows kernel; the rows left over through `one`, row groups
+/// whose result has a NaN again through `four`. Returns false (doing nothing)
+/// if the shapes do not fit the kernel: a block count that is not a multiple
+/// of 4 or more than [`MAX_NB`], or an odd weight address.
 #[inline(always)]
-fn whole_rows<A: Copy, const BS: usize>(
+fn all_rows<A: Copy, const BS: usize, const RECS: usize>(
     w: &[u8],
     rows: usize,
     x: &[BlockQ8_0],
     n: usize,
     out: &mut [f32],
-    k: WholeRows<A>,
+    k: AllRows<A>,
 ) -> bool {
-    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) {
+    if rows == 0 || n == 0 || !x.len().is_multiple_of(n) || n > 1 << 20 {
         return false;
     }
     let nb = x.len() / n;
     let rb = nb * BS;
-    if nb == 0 || nb > MAX_NB || w.len() != rows * rb || out.len() < rows * n {
+    if nb == 0 || !nb.is_multiple_of(4) || nb > MAX_NB || w.len() != rows * rb {
         return false;
     }
-    // Row starts and strides even (BS is even): the scale gathers need 2-byte alignment.
-    let Ok(st) = u32::try_from(rb) else {
+    if out.len() < rows * n {
+        return false;
+    }
+    let (Ok(st), Ok(groups), Ok(n4)) = (
+        u32::try_from(rb),
+        u32::try_from(rows / 4),
+        u32::try_from(4 * n),
+    ) else {
         return false;
     };
     if !(w.as_ptr() as usize).is_multiple_of(2) || st > u32::MAX / 4 {
         return false;
     }
-    // Gather offsets of the 4 rows' scales of block j, from row 0's pointer
-    // after the loop has moved it to block j + 1's quants: `r * stride - BS - 2`.
     let back = BS as u32 + 2;
     let offs = [
         0u32.wrapping_sub(back),
@@ -506,214 +735,208 @@ fn whole_rows<A: Copy, const BS: usize>(
         (2 * st).wrapping_sub(back),
         (3 * st).wrapping_sub(back),
     ];
-    let mut recs = [const { MaybeUninit::<A>::uninit() }; MAX_NB];
+    // RECS records hold MAX_NB blocks (one or two per record)
+    let mut recs = [const { MaybeUninit::<A>::uninit() }; RECS];
     let row = |r: usize| w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
     for t in 0..n {
         let xr = x.get(t * nb..(t + 1) * nb).unwrap_or(&[]);
         if xr.len() != nb {
             return true; // unreachable: `x.len() == n * nb`
         }
-        // SAFETY: `xr` is `nb <= MAX_NB` blocks, `recs` has room for MAX_NB records.
+        // SAFETY: `xr` is `nb <= MAX_NB` blocks (`nb` a multiple of 4), `recs` has
+        // room for the records of MAX_NB blocks.
         unsafe { (k.act)(xr.as_ptr(), recs.as_mut_ptr().cast::<A>(), nb) };
-        let mut r = 0;
-        while r + 4 <= rows {
-            let mut lanes = MaybeUninit::<Lanes>::uninit();
-            // SAFETY: rows r..r + 4 are inside `w` (`w.len() == rows * rb`), each
-            // `nb` blocks of BS bytes, `rb` apart, starting at an even address;
-            // the first `nb <= MAX_NB` records were written above (`xr` has `nb`
-            // blocks); `nb >= 1`.
-            unsafe {
-                (k.kernel)(
-                    w.as_ptr().add(r * rb),
-                    recs.as_ptr().cast::<A>(),
-                    nb,
-                    &offs,
-                    lanes.as_mut_ptr(),
-                )
+        if groups > 0 {
+            let mut job = Job {
+                p: w.as_ptr().wrapping_add(2),
+                a: recs.as_ptr().cast::<u8>(),
+                units: (nb / 4) as u32,
+                groups,
+                out: out.as_mut_ptr().wrapping_add(t),
+                rb: st,
+                ostep: 4 * n4,
+                _pad: 0,
+                offs,
+                soffs: [0, n4, 2 * n4, 3 * n4],
             };
-            // SAFETY: the kernel wrote all 32 lanes (zero, then the terms).
-            let lanes = unsafe { lanes.assume_init() };
-            let mut res: [f32; 4] = core::array::from_fn(|i| {
-                fold_lanes(lanes.0.map(|lane| lane.get(i).copied().unwrap_or(0.0)))
-            });
-            // MVE float instructions return the default NaN where the scalar FPU
-            // propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
-            if res.iter().any(|&v| nan_bits(v)) {
-                res = (k.four)(&core::array::from_fn(|i| row(r + i)), xr);
-            }
-            if n == 1 {
-                if let Some(o) = out.get_mut(r..r + 4) {
-                    o.copy_from_slice(&res);
-                }
-            } else {
-                for (i, v) in res.into_iter().enumerate() {
-                    if let Some(o) = out.get_mut((r + i) * n + t) {
-                        *o = v;
+            // SAFETY: `groups * 4 <= rows` rows of `nb = 4 * units` blocks, `rb`
+            // apart, are inside `w` (`w.len() == rows * rb`), starting at an even
+            // address (`rb` is even: BS is); the first `nb` records were written
+            // above; result `r` of group `g` goes to `out[(4 * g + r) * n + t]`,
+            // inside `out` (`out.len() >= rows * n`).
+            let max = unsafe { (k.kernel)(&mut job) };
+            if max > 0xff00_0000 {
+                // MVE float instructions return the default NaN where the scalar
+                // FPU propagates an input NaN's payload (see `rows4_q8_0_q8_0`).
+                for g in 0..rows / 4 {
+                    let r = 4 * g;
+                    let nan = (r..r + 4).any(|i| out.get(i * n + t).is_some_and(|&v| nan_bits(v)));
+                    if nan {
+                        let res = (k.four)(&core::array::from_fn(|i| row(r + i)), xr);
+                        for (i, v) in res.into_iter().enumerate() {
+                            if let Some(o) = out.get_mut((r + i) * n + t) {
+                                *o = v;
+                            }
+                        }
                     }
                 }
             }
-            r += 4;
         }
-        while r < rows {
+        for r in (rows / 4) * 4..rows {
             if let Some(o) = out.get_mut(r * n + t) {
                 *o = (k.one)(row(r), xr);
             }
-            r += 1;
         }
     }
     true
 }
 
-/// The whole-row Q8_0 kernel: 4 rows of `nb` 34-byte blocks (`p` is row 0's
-/// first block, row `r`'s is `p + r * stride`, and `offs[r] = r * stride - 36`)
-/// times the `nb` records at `a`: `lanes` is zeroed, then block `j`'s term of
-/// row `r` is added to `lanes.0[j % 8][r]`.
-///
-/// # Safety
-/// `nb >= 1`; the 4 rows of `nb` blocks must be readable and start at even
-/// addresses; `a` must point to `nb` records; `lanes` must be writable.
-unsafe fn q8_x4(p: *const u8, a: *const ActQ8, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
-    let st = offs[1].wrapping_sub(offs[0]) as usize;
-    // SAFETY: reads the rows, records and offsets the caller guarantees, reads
-    // and writes `lanes` (its pointer wraps inside it); writes only the declared
-    // registers (D halves of q0-q6, r0/r2/r4/r8, lr).
-    unsafe {
-        asm!(
-            "vmov.i32 q6, #0",
-            "vstrw.32 q6, [{acc}]",
-            "vstrw.32 q6, [{acc}, #16]",
-            "vstrw.32 q6, [{acc}, #32]",
-            "vstrw.32 q6, [{acc}, #48]",
-            "vstrw.32 q6, [{acc}, #64]",
-            "vstrw.32 q6, [{acc}, #80]",
-            "vstrw.32 q6, [{acc}, #96]",
-            "vstrw.32 q6, [{acc}, #112]",
-            "vldrw.u32 q5, [r0]",
-            "dls lr, {n}",
-            "2:",
-            "ldr {n}, [{pa}], #4",
-            "vldrb.u8 q0, [{pa}], #16",
-            "vldrb.u8 q1, [{pa}], #16",
-            "vldrb.u8 q2, [{p0}], #16",
-            "vmladav.s8 r0, q2, q0",
-            "vldrb.u8 q2, [{p0}], #18",
-            "vmladava.s8 r0, q2, q1",
-            "vldrb.u8 q2, [{p1}], #16",
-            "vmladav.s8 r2, q2, q0",
-            "vldrb.u8 q2, [{p1}], #18",
-            "vmladava.s8 r2, q2, q1",
-            "vldrb.u8 q2, [{p2}], #16",
-            "vmladav.s8 r4, q2, q0",
-            "vldrb.u8 q2, [{p2}], #18",
-            "vmladava.s8 r4, q2, q1",
-            "vldrb.u8 q2, [{p3}], #16",
-            "vmladav.s8 r8, q2, q0",
-            "vldrb.u8 q2, [{p3}], #18",
-            "vmladava.s8 r8, q2, q1",
-            "vmov q3[2], q3[0], r0, r4",
-            "vmov q3[3], q3[1], r2, r8",
-            "vcvt.f32.s32 q3, q3",
-            "vldrh.u32 q4, [{p0}, q5]",
-            "vcvtb.f32.f16 q4, q4",
-            "vmul.f32 q4, q4, {n}",
-            "vmul.f32 q3, q3, q4",
-            "vldrw.u32 q6, [{acc}]",
-            "vadd.f32 q6, q6, q3",
-            "vstrw.32 q6, [{acc}], #16",
-            "bic {acc}, {acc}, #128",
-            "le lr, 2b",
-            n = inout(reg) nb => _,
-            pa = inout(reg) a => _,
-            p0 = inout(reg) p.wrapping_add(2) => _,
-            p1 = inout(reg) p.wrapping_add(2 + st) => _,
-            p2 = inout(reg) p.wrapping_add(2 + 2 * st) => _,
-            p3 = inout(reg) p.wrapping_add(2 + 3 * st) => _,
-            acc = inout(reg) lanes => _,
-            inout("r0") offs.as_ptr() => _,
-            out("r2") _, out("r4") _, out("r8") _, out("lr") _,
-            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
-            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
-            out("d12") _, out("d13") _,
-            options(nostack),
-        );
-    }
+/// One Q4_0 block of 4 rows (registers as in [`q4_all`]), the term added by `$acc`.
+macro_rules! q4_block {
+    ($acc:expr) => {
+        concat!(
+            "ldrd r11, r12, [r1], #8\n",
+            "vldrb.u8 q0, [r1], #16\n",
+            "vldrb.u8 q1, [r1], #16\n",
+            q4_row!("r3", "r0", "vmladav"),
+            q4_row!("r5", "r2", "vmladav"),
+            q4_row!("r9", "r4", "vmladav"),
+            q4_row!("r10", "r8", "vmladav"),
+            "vmov q0[2], q0[0], r0, r4\n",
+            "vmov q0[3], q0[1], r2, r8\n",
+            "vadd.i32 q0, q0, r12\n",
+            "vcvt.f32.s32 q0, q0\n",
+            "vldrh.u32 q1, [r3, q2]\n",
+            "vcvtb.f32.f16 q1, q1\n",
+            "vmul.f32 q1, q1, r11\n",
+            "vmul.f32 q0, q0, q1\n",
+            $acc
+        )
+    };
 }
 
-/// The whole-row Q4_0 kernel: as [`q8_x4`] for 18-byte Q4_0 blocks (`offs[r] =
-/// r * stride - 20`): per row one `VLDRB` of the 16 nibble bytes, `VAND`/`VSHR`
-/// to the low and high nibbles (0..=15) and two `VMLADAVA`; the offset 8 is
-/// taken out once per block for the 4 rows (`+ neg8` on the vector of sums).
+/// One row of a Q4_0 block: the 16 nibble bytes at `$p` (which moves to the
+/// next block's), low nibbles (`q4`, mask `q5`) times `q0`, high (`q3`) times `q1`.
+macro_rules! q4_row {
+    ($p:literal, $s:literal, $op:literal) => {
+        concat!(
+            "vldrb.u8 q3, [",
+            $p,
+            "], #18\n",
+            "vand q4, q3, q5\n",
+            "vshr.u8 q3, q3, #4\n",
+            $op,
+            ".s8 ",
+            $s,
+            ", q4, q0\n",
+            "vmladava.s8 ",
+            $s,
+            ", q3, q1\n",
+        )
+    };
+}
+
+/// Lane in a register for [`q4_all`]: `$q += q0`.
+macro_rules! lane_reg4 {
+    ($q:literal) => {
+        concat!("vadd.f32 ", $q, ", ", $q, ", q0\n")
+    };
+}
+
+/// The all-rows Q4_0 kernel: as [`q8_all`] for 18-byte Q4_0 blocks times the
+/// [`ActQ4`] records (`job.offs[r] = r * rb - 20`). Per row one `VLDRB` of the
+/// 16 nibble bytes, `VAND`/`VSHR` to the low and high nibbles (0..=15) and two
+/// `VMLADAVA`; the offset 8 is taken out once per block for the 4 rows (`+ neg8`
+/// on the vector of sums; dx and neg8 come with one `LDRD`). The nibble work
+/// needs two more Q registers and the mask, so only lanes 0 and 1 stay in
+/// registers (`q6`, `q7`), lanes 2-7 are on the stack.
 ///
 /// # Safety
-/// As [`q8_x4`].
-unsafe fn q4_x4(p: *const u8, a: *const ActQ4, nb: usize, offs: &[u32; 4], lanes: *mut Lanes) {
-    let st = offs[1].wrapping_sub(offs[0]) as usize;
-    // SAFETY: as in `q8_x4` (registers: D halves of q0-q7, r0/r2/r4/r8, lr).
+/// As [`q8_all`], with 18-byte blocks and `job.units * 4` [`ActQ4`] records.
+unsafe fn q4_all(job: &mut Job) -> u32 {
+    let max: u32;
+    // SAFETY: reads the rows and records and writes the results the caller
+    // guarantees, and `job`; uses 112 bytes of stack below `sp` (restored);
+    // writes only the declared registers (D halves of q0-q7).
     unsafe {
         asm!(
-            "vmov.i32 q6, #0",
-            "vstrw.32 q6, [{acc}]",
-            "vstrw.32 q6, [{acc}, #16]",
-            "vstrw.32 q6, [{acc}, #32]",
-            "vstrw.32 q6, [{acc}, #48]",
-            "vstrw.32 q6, [{acc}, #64]",
-            "vstrw.32 q6, [{acc}, #80]",
-            "vstrw.32 q6, [{acc}, #96]",
-            "vstrw.32 q6, [{acc}, #112]",
-            "vldrw.u32 q5, [r0]",
-            "vmov.i8 q7, #15",
-            "dls lr, {n}",
-            "2:",
-            "vldrb.u8 q0, [{pa}, #8]",
-            "vldrb.u8 q1, [{pa}, #24]",
-            "vldrb.u8 q2, [{p0}], #18",
-            "vand q4, q2, q7",
-            "vshr.u8 q2, q2, #4",
-            "vmladav.s8 r0, q4, q0",
-            "vmladava.s8 r0, q2, q1",
-            "vldrb.u8 q2, [{p1}], #18",
-            "vand q4, q2, q7",
-            "vshr.u8 q2, q2, #4",
-            "vmladav.s8 r2, q4, q0",
-            "vmladava.s8 r2, q2, q1",
-            "vldrb.u8 q2, [{p2}], #18",
-            "vand q4, q2, q7",
-            "vshr.u8 q2, q2, #4",
-            "vmladav.s8 r4, q4, q0",
-            "vmladava.s8 r4, q2, q1",
-            "vldrb.u8 q2, [{p3}], #18",
-            "vand q4, q2, q7",
-            "vshr.u8 q2, q2, #4",
-            "vmladav.s8 r8, q4, q0",
-            "vmladava.s8 r8, q2, q1",
-            "vmov q3[2], q3[0], r0, r4",
-            "vmov q3[3], q3[1], r2, r8",
-            "ldr {n}, [{pa}, #4]",
-            "vadd.i32 q3, q3, {n}",
-            "vcvt.f32.s32 q3, q3",
-            "vldrh.u32 q4, [{p0}, q5]",
-            "vcvtb.f32.f16 q4, q4",
-            "ldr {n}, [{pa}], #40",
-            "vmul.f32 q4, q4, {n}",
-            "vmul.f32 q3, q3, q4",
-            "vldrw.u32 q6, [{acc}]",
-            "vadd.f32 q6, q6, q3",
-            "vstrw.32 q6, [{acc}], #16",
-            "bic {acc}, {acc}, #128",
-            "le lr, 2b",
-            n = inout(reg) nb => _,
-            pa = inout(reg) a => _,
-            p0 = inout(reg) p.wrapping_add(2) => _,
-            p1 = inout(reg) p.wrapping_add(2 + st) => _,
-            p2 = inout(reg) p.wrapping_add(2 + 2 * st) => _,
-            p3 = inout(reg) p.wrapping_add(2 + 3 * st) => _,
-            acc = inout(reg) lanes => _,
-            inout("r0") offs.as_ptr() => _,
-            out("r2") _, out("r4") _, out("r8") _, out("lr") _,
+            concat!(
+                "sub sp, sp, #112\n",
+                "str r12, [sp, #96]\n",
+                "vldrw.u32 q2, [r12, #32]\n",
+                "ldr r3, [r12]\n",
+                "mov.w r0, #0\n",
+                "str r0, [sp, #100]\n",
+                "vmov.i8 q5, #15\n",
+                "3:\n",
+                "ldr r0, [sp, #96]\n",
+                "ldrd r1, lr, [r0, #4]\n",
+                "ldr r2, [r0, #24]\n",
+                "add r5, r3, r2\n",
+                "add r9, r5, r2\n",
+                "add r10, r9, r2\n",
+                "vmov.i32 q6, #0\n",
+                "vmov.i32 q7, #0\n",
+                "vmov.i32 q3, #0\n",
+                "vstrw.32 q3, [sp]\n",
+                "vstrw.32 q3, [sp, #16]\n",
+                "vstrw.32 q3, [sp, #32]\n",
+                "vstrw.32 q3, [sp, #48]\n",
+                "vstrw.32 q3, [sp, #64]\n",
+                "vstrw.32 q3, [sp, #80]\n",
+                "dls lr, lr\n",
+                "4:\n",
+                q4_block!(lane_reg4!("q6")),
+                q4_block!(lane_reg4!("q7")),
+                q4_block!(lane_mem!("0")),
+                q4_block!(lane_mem!("16")),
+                "subs lr, lr, #1\n",
+                "beq 5f\n",
+                q4_block!(lane_mem!("32")),
+                q4_block!(lane_mem!("48")),
+                q4_block!(lane_mem!("64")),
+                q4_block!(lane_mem!("80")),
+                "le lr, 4b\n",
+                "5:\n",
+                // fold by halves, 4 rows at once (L0 q6, L1 q7, L2-L7 on the stack)
+                "vldrw.u32 q0, [sp, #32]\n",
+                "vadd.f32 q6, q6, q0\n",
+                "vldrw.u32 q0, [sp, #48]\n",
+                "vadd.f32 q7, q7, q0\n",
+                "vldrw.u32 q0, [sp]\n",
+                "vldrw.u32 q1, [sp, #64]\n",
+                "vadd.f32 q0, q0, q1\n",
+                "vldrw.u32 q1, [sp, #16]\n",
+                "vldrw.u32 q3, [sp, #80]\n",
+                "vadd.f32 q1, q1, q3\n",
+                "vadd.f32 q6, q6, q0\n",
+                "vadd.f32 q7, q7, q1\n",
+                "vadd.f32 q6, q6, q7\n",
+                "ldr r0, [sp, #96]\n",
+                "ldrd r2, r4, [r0, #16]\n",
+                "vldrw.u32 q1, [r0, #48]\n",
+                "vstrw.32 q6, [r2, q1]\n",
+                "add r2, r2, r4\n",
+                "str r2, [r0, #16]\n",
+                "vshl.i32 q0, q6, #1\n",
+                "ldr r4, [sp, #100]\n",
+                "vmaxv.u32 r4, q0\n",
+                "str r4, [sp, #100]\n",
+                "mov r3, r10\n",
+                "ldr r2, [r0, #12]\n",
+                "subs r2, r2, #1\n",
+                "str r2, [r0, #12]\n",
+                "bne 3b\n",
+                "ldr r12, [sp, #100]\n",
+                "add sp, sp, #112\n",
+            ),
+            inout("r12") job as *mut Job => max,
+            out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("lr") _,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
             out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
             out("d12") _, out("d13") _, out("d14") _, out("d15") _,
-            options(nostack),
         );
     }
+    max
 }

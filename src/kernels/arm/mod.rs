@@ -14,9 +14,10 @@
 //! Besides the one-row table entries, the batched (`gemm_*`) entries run
 //! whole-row kernels that share the activations across rows (2 rows on the
 //! DSP, 4 on Helium), prepared once per call (see [`super::matmul`], which for
-//! one activation row hands them up to 64 rows); shapes those kernels do not
-//! take (unaligned rows, too many blocks) go 4 rows at a time through the
-//! block kernels.
+//! one activation row hands them up to 64 rows; the loop over the rows is in
+//! the assembly too); shapes those kernels do not take (unaligned rows, too
+//! many blocks, on Helium a block count that is not a multiple of 4) go 4 rows
+//! at a time through the block kernels.
 
 #[cfg(feature = "dsp")]
 pub mod dsp;
