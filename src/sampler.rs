@@ -233,7 +233,7 @@ fn rank_cmp(vals: &[f32], a: u32, b: u32) -> Ordering {
 
 #[inline]
 fn weight(l: f32, max: f32, t: f32) -> f32 {
-    libm::expf((l - max) / t)
+    crate::ops::exp((l - max) / t)
 }
 
 /// Sum of the weights of the kept set, in ascending token id (non-kept tokens

@@ -1,7 +1,7 @@
 //! Unit tests of every scalar kernel and op against straightforward f64 references.
 
 use embergpt::kernels::scalar::*;
-use embergpt::ops::{exp, gelu, layer_norm, softmax};
+use embergpt::ops::{exp, gelu, layer_norm, sin_cos, softmax};
 use embergpt::quant::{dequantize_row, f16_to_f32, quantize_row, BlockQ8_0, BlockQ8_1, GgmlType};
 
 struct Rng(u64);
@@ -232,4 +232,30 @@ fn exp_is_within_two_ulp_of_f64_over_the_whole_range() {
     assert_eq!(exp(f32::INFINITY), f32::INFINITY);
     assert_eq!(exp(1000.0), f32::INFINITY);
     assert!(exp(f32::NAN).is_nan());
+}
+
+#[test]
+fn sin_cos_are_within_1_2e_minus_7_of_f64_up_to_8192() {
+    // Every 61st f32 in [-8192, 8192] (about 35 M values): absolute error at most
+    // 1.2e-7 (2 ulp of values in [0.5, 1)).
+    let mut worst = (0.0f64, 0.0f32);
+    for bits in (0u32..=0xc600_0000).step_by(61) {
+        let x = f32::from_bits(bits);
+        if !(-8192.0..=8192.0).contains(&x) {
+            continue;
+        }
+        let (c, s) = sin_cos(x);
+        let (wc, ws) = ((x as f64).cos(), (x as f64).sin());
+        let e = (c as f64 - wc).abs().max((s as f64 - ws).abs());
+        assert!(e <= 1.2e-7, "sin_cos({x}) = ({c}, {s}), f64 ({wc}, {ws})");
+        if e > worst.0 {
+            worst = (e, x);
+        }
+    }
+    println!("sin_cos: worst {:.3e} at {}", worst.0, worst.1);
+    assert_eq!(sin_cos(0.0), (1.0, 0.0));
+    let (c, s) = sin_cos(f32::INFINITY);
+    assert!(c.is_nan() && s.is_nan());
+    let (c, s) = sin_cos(f32::NAN);
+    assert!(c.is_nan() && s.is_nan());
 }

@@ -32,18 +32,20 @@ fn rms_norm(x: &[f32], w: &[u8], eps: f32, out: &mut [f32]) {
 /// `gate = silu(gate) * up` with `silu(g) = g / (1 + e^-g)` (SwiGLU).
 fn swiglu(gate: &mut [f32], up: &[f32]) {
     for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + libm::expf(-*g)) * u;
+        *g = *g / (1.0 + crate::ops::exp(-*g)) * u;
     }
 }
 
-/// Fill `table` (`[r/2][2]`) with `(cos, sin)` of `pos * base^(-2i/r)`.
-/// Angles are formed in f64 so that long positions keep full f32 precision.
+/// Fill `table` (`[r/2][2]`) with `(cos, sin)` of `pos * base^(-2i/r)`, in f32
+/// as transformers forms them (`inv_freq = 1 / base^(2i/r)`, then `pos * inv_freq`,
+/// each rounded to f32), with [`crate::ops::sin_cos`] (no f64 anywhere: it is
+/// emulated on single-precision microcontrollers).
 fn rope_table(pos: usize, base: f32, table: &mut [f32]) {
-    let r = table.len() as f64;
+    let r = table.len() as f32;
     for (i, cs) in table.as_chunks_mut::<2>().0.iter_mut().enumerate() {
-        let freq = libm::pow(base as f64, -((2 * i) as f64) / r);
-        let angle = pos as f64 * freq;
-        *cs = [libm::cos(angle) as f32, libm::sin(angle) as f32];
+        let inv_freq = 1.0 / libm::powf(base, (2 * i) as f32 / r);
+        let (c, s) = crate::ops::sin_cos(pos as f32 * inv_freq);
+        *cs = [c, s];
     }
 }
 
