@@ -4,7 +4,8 @@
 #   2. build and run the firmware on Cortex-M4F and Cortex-M55 (make run, run-m55) with
 #      the default model (text in and out when it has a tokenizer), and again with a
 #      Q4_0 fixture (token ids); each run's greedy token ids must equal the host C
-#      API's (host_ref.c: the same greedy loop on the host) for the same model and prompt ids
+#      API's (host_ref.c: the same greedy loop on the host) for the same model and prompt ids,
+#      and embergpt's code must stay under 64 KiB of flash
 #   3. the on-target kernel tests: cargo test --test cortex_m on both targets
 #   4. instructions per MAC (make macs)
 #   5. the core builds for thumbv6m-none-eabi (Cortex-M0+) and riscv32imac-unknown-none-elf
@@ -57,6 +58,13 @@ check_run() {
         exit 1
     fi
     echo "ok: $name token ids equal the host's"
+    # The footprint goal: embergpt's code under 64 KiB of flash.
+    code=$(sed -n 's/^ *embergpt code *(flash): *\([0-9]*\) bytes.*/\1/p' "$build/ci-$name.out")
+    if [ -z "$code" ] || [ "$code" -ge 65536 ]; then
+        echo "FAIL: $name: embergpt code is [$code] bytes, the budget is 65536 (64 KiB)" >&2
+        exit 1
+    fi
+    echo "ok: $name embergpt code $code bytes < 64 KiB"
 }
 
 model=$(ls "$root/cli/assets/shakespeare-q8_0.gguf" 2> /dev/null || echo "$root/tests/fixtures/gpt2/b.q8_0.gguf")
