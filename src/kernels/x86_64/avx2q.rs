@@ -32,6 +32,7 @@
 //! and the hardware prefetcher alone reached about half the bandwidth).
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::common::{put, rows_at, Avx2Int, WFmt};
 use crate::kernels::scalar::fold_lanes;
@@ -78,36 +79,52 @@ unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
     }
 }
 
-/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
-/// of the 8 i32 block sums, in block order, with blends, shifts and adds (`vphaddd` is several uops
-/// with a throughput of one per 2 cycles on Zen 3). Integer adds: exact.
+/// `a + b` lane by lane, as i16 (`I16`) or i32.
 ///
 /// # Safety
-/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
-/// the sums of 8 lanes that the tree forms before widening stay below 2^15
-/// (8 * 3840 = 30720).
+/// AVX2 present.
 #[inline(always)]
-unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
+unsafe fn add<const I16: bool>(a: __m256i, b: __m256i) -> __m256i {
     // SAFETY: AVX2 by the caller.
     unsafe {
-        let add = |a: __m256i, b: __m256i| {
-            if I16 {
-                _mm256_add_epi16(a, b)
-            } else {
-                _mm256_add_epi32(a, b)
-            }
-        };
+        if I16 {
+            _mm256_add_epi16(a, b)
+        } else {
+            _mm256_add_epi32(a, b)
+        }
+    }
+}
+
+/// The first two stages of [`reduce8`]: 4 vectors (blocks a, b, c, d) -> per
+/// 128-bit half `[a, b, c, d]`, each that half's partial sum of its block.
+///
+/// # Safety
+/// As [`reduce8`].
+#[inline(always)]
+unsafe fn quad<const I16: bool>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
         // [a0+a2, b0+b2, a1+a3, b1+b3 | a4+a6, b4+b6, a5+a7, b5+b7]
-        let pair =
-            |a: __m256i, b: __m256i| add(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
-        let quad = |ab: __m256i, cd: __m256i| {
-            add(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
+        let pair = |a: __m256i, b: __m256i| {
+            add::<I16>(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b))
         };
-        let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
-        let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+        let (ab, cd) = (pair(a, b), pair(c, d));
+        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
+        add::<I16>(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
+    }
+}
+
+/// The last stage of [`reduce8`]: two [`quad`] results (blocks 0..4 and 4..8)
+/// -> the 8 block sums as i32, in block order.
+///
+/// # Safety
+/// As [`reduce8`].
+#[inline(always)]
+unsafe fn join<const I16: bool>(q0: __m256i, q1: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
         // [q0 lo | q1 hi] + [q0 hi | q1 lo]
-        let s = add(
+        let s = add::<I16>(
             _mm256_blend_epi32::<0b1111_0000>(q0, q1),
             _mm256_permute2x128_si256::<0x21>(q0, q1),
         );
@@ -117,6 +134,22 @@ unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
             s
         }
     }
+}
+
+/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
+/// of the 8 i32 block sums, in block order, with unpacks, blends and adds
+/// (`vphaddd` is several uops with a throughput of one per 2 cycles on Zen 3).
+/// Integer adds: exact.
+///
+/// # Safety
+/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
+/// the sums of 8 lanes that the tree forms before widening stay below 2^15
+/// (8 * 3840 = 30720).
+#[inline(always)]
+unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
+    let [v0, v1, v2, v3, v4, v5, v6, v7] = v;
+    // SAFETY: AVX2 by the caller.
+    unsafe { join::<I16>(quad::<I16>(v0, v1, v2, v3), quad::<I16>(v4, v5, v6, v7)) }
 }
 
 /// `NIB_OFFSET * sum(a)` of the 8 activation blocks at `p` (block stride `F::AB`).
@@ -295,6 +328,237 @@ unsafe fn tail_terms<F: WFmt>(w: &[u8], x: &[u8], j0: usize) -> __m256 {
     }
 }
 
+/// Most tokens of one prefill chunk (`prefill` keeps per-token state for them).
+const PT: usize = 16;
+/// Capacity of the per-chunk scale buffers, in 8-block groups x tokens.
+const PCAP: usize = 256;
+
+/// Half of an 8-block group of one weight row, held in registers while every
+/// token of the chunk passes: Q8_0 the weights and their magnitudes, Q4 the nibbles.
+struct Held {
+    w: [__m256i; 4],
+    u: [__m256i; 4],
+}
+
+/// Load blocks `0..4` at `wp` (block stride `F::WB`) into registers.
+///
+/// # Safety
+/// 4 weight blocks readable at `wp`; AVX2.
+#[inline(always)]
+unsafe fn hold<F: WFmt>(wp: *const u8) -> Held {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let mut h = Held {
+            w: [z; 4],
+            u: [z; 4],
+        };
+        for (j, (w, u)) in h.w.iter_mut().zip(h.u.iter_mut()).enumerate() {
+            let p = wp.add(j * F::WB + F::QOFF);
+            if F::Q4 {
+                let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
+                let v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+                *u = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+            } else {
+                *w = _mm256_loadu_si256(p as *const __m256i);
+                *u = _mm256_sign_epi8(*w, *w);
+            }
+        }
+        h
+    }
+}
+
+/// The 4 held blocks against the 4 activation blocks at `xp`, reduced to one
+/// vector: per 128-bit half, `[b0, b1, b2, b3]` partial sums of blocks 0..4
+/// (i32; Q4: i16 pairs), the `quad` stage of [`reduce8`].
+///
+/// # Safety
+/// 4 activation blocks readable at `xp`; AVX2; Q8_0: no activation byte is -128.
+#[inline(always)]
+unsafe fn half<F: WFmt>(h: &Held, xp: *const u8) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let mut v = [_mm256_setzero_si256(); 4];
+        for (j, (vj, (&w, &u))) in v.iter_mut().zip(h.w.iter().zip(&h.u)).enumerate() {
+            let a = _mm256_loadu_si256(xp.add(j * F::AB + F::AOFF) as *const __m256i);
+            *vj = if F::Q4 {
+                // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
+                _mm256_maddubs_epi16(u, a)
+            } else {
+                let m = _mm256_maddubs_epi16(u, _mm256_sign_epi8(a, w));
+                _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+            };
+        }
+        let [v0, v1, v2, v3] = v;
+        if F::Q4 {
+            quad::<true>(v0, v1, v2, v3)
+        } else {
+            quad::<false>(v0, v1, v2, v3)
+        }
+    }
+}
+
+/// Prefill: `out[r * n + t] = dot(w row r, x row t)`, the tokens in chunks of at
+/// most `tc`. Per chunk, the activation scales (and Q4_0 offsets, Q4_1 sums) of
+/// every token and group are converted once into stack buffers; then each
+/// weight row passes once: per 8-block group, each half (4 blocks) of the row
+/// is loaded into registers ([`hold`]) and every token of the chunk is run
+/// against it ([`half`]), the first half's partial sums parked on the stack
+/// until the second half [`join`]s them. Nothing the inner loop needs is
+/// spilled: 8 (Q4: 4) held vectors plus the reduction's temporaries fit the 16
+/// registers, and the activations are reloaded from L1.
+///
+/// A last partial group (nb not a multiple of 8) goes through the same code
+/// from zero-padded copies of the row and of the chunk's activations: a
+/// padding block has weight 0 and scale 0, so its lane gets the term +0.0, and
+/// `lane + 0.0 == lane` bit for bit (a lane starts at +0.0 and a round-to-nearest
+/// sum is -0.0 only when both addends are, so it is never -0.0).
+///
+/// # Safety
+/// `w` is `rows` rows and `x` `n` rows of `nb >= 1` blocks each, `out` holds
+/// `rows * n` values; `1 <= tc <= PT` and `tc * nb.div_ceil(8) <= PCAP`; the
+/// activations pass `trick_ok`; AVX2 + F16C present.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn prefill<F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+    nb: usize,
+    tc: usize,
+) {
+    // The padded copies hold one group: 8 blocks of at most 36 bytes.
+    const PAD: usize = 8 * 36;
+    let (ngf, tail) = (nb / 8, nb % 8);
+    let ngt = nb.div_ceil(8);
+    let (rb, xb) = (nb * F::WB, nb * F::AB);
+    // SAFETY: every pointer below stays inside `w` (row r < rows, group g < ngf:
+    // bytes below (g + 1) * 8 * WB <= rb), inside `x` (token t0 + t < n, same for
+    // groups) or inside the stack buffers (index g * tn + t < ngt * tc <= PCAP;
+    // token t < tn <= PT; padded copies of PAD bytes per token, PAD >= 8 * AB),
+    // and buffer entries are written before they are read (the scale loops
+    // cover every g < ngt, t < tn that the row loop reads). Features and the
+    // -128 rule by the caller.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; PCAP];
+        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; PCAP];
+        let mut xpadb = [const { MaybeUninit::<u8>::uninit() }; PT * PAD];
+        let mut wpadb = [const { MaybeUninit::<u8>::uninit() }; PAD];
+        let (dx, aux) = (
+            dxb.as_mut_ptr() as *mut __m256,
+            auxb.as_mut_ptr() as *mut __m256i,
+        );
+        let (xpad, wpad) = (xpadb.as_mut_ptr() as *mut u8, wpadb.as_mut_ptr() as *mut u8);
+        // Even chunks: 17 tokens run as 9 + 8, not 16 + 1.
+        let chunks = n.div_ceil(tc);
+        let mut t0 = 0;
+        for c in 0..chunks {
+            let tn = (n - t0) / (chunks - c);
+            let xc = x.as_ptr().add(t0 * xb);
+            if tail > 0 {
+                core::ptr::write_bytes(xpad, 0, tn * PAD);
+                for t in 0..tn {
+                    let src = xc.add(t * xb + ngf * 8 * F::AB);
+                    core::ptr::copy_nonoverlapping(src, xpad.add(t * PAD), tail * F::AB);
+                }
+            }
+            // Group g of token t: its activation blocks and the stride to token t + 1.
+            let xgroup = |g: usize| {
+                if g < ngf {
+                    (xc.add(g * 8 * F::AB), xb)
+                } else {
+                    (xpad as *const u8, PAD)
+                }
+            };
+            for g in 0..ngt {
+                let (xg, xs) = xgroup(g);
+                for t in 0..tn {
+                    let p = xg.add(t * xs);
+                    dx.add(g * tn + t).write(scales8(p, F::AB));
+                    if F::HAS_M {
+                        aux.add(g * tn + t)
+                            .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
+                    } else if F::NIB_OFFSET != 0 {
+                        aux.add(g * tn + t).write(offsets8::<F>(p));
+                    }
+                }
+            }
+            for r in 0..rows {
+                let wr = w.as_ptr().add(r * rb);
+                if tail > 0 {
+                    core::ptr::write_bytes(wpad, 0, PAD);
+                    core::ptr::copy_nonoverlapping(wr.add(ngf * 8 * F::WB), wpad, tail * F::WB);
+                }
+                let mut acc = [zf; PT];
+                let mut qlo = [zi; PT];
+                let mut qhi = [zi; PT];
+                let (accp, qlop, qhip) = (acc.as_mut_ptr(), qlo.as_mut_ptr(), qhi.as_mut_ptr());
+                for g in 0..ngt {
+                    let wp = if g < ngf {
+                        wr.add(g * 8 * F::WB)
+                    } else {
+                        wpad as *const u8
+                    };
+                    let (xg, xs) = xgroup(g);
+                    let h = hold::<F>(wp);
+                    for t in 0..tn {
+                        qlop.add(t).write(half::<F>(&h, xg.add(t * xs)));
+                    }
+                    // A last group of at most 4 blocks has nothing in its second half.
+                    if g < ngf || tail > 4 {
+                        let h = hold::<F>(wp.add(4 * F::WB));
+                        for t in 0..tn {
+                            qhip.add(t).write(half::<F>(&h, xg.add(t * xs + 4 * F::AB)));
+                        }
+                    } else {
+                        for t in 0..tn {
+                            qhip.add(t).write(zi);
+                        }
+                    }
+                    let dw = scales8(wp, F::WB);
+                    let mw = if F::HAS_M {
+                        scales8(wp.add(2), F::WB)
+                    } else {
+                        zf
+                    };
+                    let (dxg, auxg) = (dx.add(g * tn), aux.add(g * tn));
+                    for t in 0..tn {
+                        let (q0, q1) = (*qlop.add(t), *qhip.add(t));
+                        let mut s = if F::Q4 {
+                            join::<true>(q0, q1)
+                        } else {
+                            join::<false>(q0, q1)
+                        };
+                        if F::NIB_OFFSET != 0 {
+                            s = _mm256_sub_epi32(s, *auxg.add(t));
+                        }
+                        let d = _mm256_mul_ps(dw, *dxg.add(t));
+                        let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                        if F::HAS_M {
+                            let sx = _mm256_castsi256_ps(*auxg.add(t));
+                            term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx));
+                        }
+                        let a = accp.add(t);
+                        a.write(_mm256_add_ps(*a, term));
+                    }
+                }
+                for (t, a) in acc.iter().take(tn).enumerate() {
+                    let mut lanes = [0.0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+                    if let Some(o) = out.get_mut(r * n + t0 + t) {
+                        *o = fold_lanes(lanes);
+                    }
+                }
+            }
+            t0 += tn;
+        }
+    }
+}
+
 /// Whether the sign trick is exact for these activation blocks: always for the
 /// nibble formats; for Q8_0 when no quant byte is -128.
 ///
@@ -375,6 +639,10 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
     // passed, features by the caller.
     unsafe {
+        let tc = PT.min(PCAP / nb.div_ceil(8).max(1));
+        if n >= 2 && tc >= 2 && nb > 0 {
+            return prefill::<F>(w, rows, x, n, out, nb, tc);
+        }
         if F::Q4 {
             // The Q4_0 offsets are per token: more rows share them.
             if n < 2 {
