@@ -328,24 +328,35 @@ unsafe fn tail_terms<F: WFmt>(w: &[u8], x: &[u8], j0: usize) -> __m256 {
     }
 }
 
-/// Most tokens of one prefill chunk (`prefill` keeps per-token state for them).
-const PT: usize = 16;
-/// Capacity of the per-chunk scale buffers, in 8-block groups x tokens.
-const PCAP: usize = 256;
+// ---------------------------------------------------------------------------
+// Prefill: one weight row at a time against a chunk of tokens
+// ---------------------------------------------------------------------------
 
-/// Half of an 8-block group of one weight row, held in registers while every
-/// token of the chunk passes: Q8_0 the weights and their magnitudes, Q4 the nibbles.
+/// Most tokens of one prefill chunk.
+const PT: usize = 16;
+/// Most weight rows whose accumulators are kept across column pieces.
+const PR: usize = 16;
+/// Capacity of the packed activations, in (8-block group, token) pairs of 256 bytes.
+const PG: usize = 64;
+/// Bytes of one zero-padded partial group (8 blocks of at most 36 bytes).
+const PAD: usize = 8 * 36;
+
+/// The 4 weight vectors of one half of an 8-block group, in the paired layout
+/// of [`prefill`] (`[lo of block j | lo of block j + 4]`, then the `hi` halves,
+/// for two values of j), held in registers while the chunk's tokens pass. Q8_0:
+/// the signed weights `w` and their magnitudes `u`; Q4: the nibbles in `u`.
 struct Held {
     w: [__m256i; 4],
     u: [__m256i; 4],
 }
 
-/// Load blocks `0..4` at `wp` (block stride `F::WB`) into registers.
+/// Hold blocks `j0, j0 + 1` and `j0 + 4, j0 + 5` of the group at `wp` (block
+/// stride `F::WB`) in the paired layout.
 ///
 /// # Safety
-/// 4 weight blocks readable at `wp`; AVX2.
+/// The group's 8 weight blocks readable at `wp`, `j0 <= 2`; AVX2.
 #[inline(always)]
-unsafe fn hold<F: WFmt>(wp: *const u8) -> Held {
+unsafe fn hold<F: WFmt>(wp: *const u8, j0: usize) -> Held {
     // SAFETY: the reads are covered by the caller's contract; AVX2 present.
     unsafe {
         let z = _mm256_setzero_si256();
@@ -353,35 +364,57 @@ unsafe fn hold<F: WFmt>(wp: *const u8) -> Held {
             w: [z; 4],
             u: [z; 4],
         };
-        for (j, (w, u)) in h.w.iter_mut().zip(h.u.iter_mut()).enumerate() {
-            let p = wp.add(j * F::WB + F::QOFF);
+        for (i, (w, u)) in
+            h.w.chunks_exact_mut(2)
+                .zip(h.u.chunks_exact_mut(2))
+                .enumerate()
+        {
+            let p0 = wp.add((j0 + i) * F::WB + F::QOFF);
+            let p1 = p0.add(4 * F::WB);
             if F::Q4 {
-                let v = _mm256_broadcastsi128_si256(_mm_loadu_si128(p as *const __m128i));
-                let v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-                *u = _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
+                // [q of block j | q of block j + 4]: low nibbles are elements
+                // 0..16, high nibbles 16..32.
+                let q = _mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(_mm_loadu_si128(p0 as *const __m128i)),
+                    _mm_loadu_si128(p1 as *const __m128i),
+                );
+                let m = _mm256_set1_epi8(0x0f);
+                if let [lo, hi] = u {
+                    *lo = _mm256_and_si256(q, m);
+                    *hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m);
+                }
             } else {
-                *w = _mm256_loadu_si256(p as *const __m256i);
-                *u = _mm256_sign_epi8(*w, *w);
+                let a = _mm256_loadu_si256(p0 as *const __m256i);
+                let b = _mm256_loadu_si256(p1 as *const __m256i);
+                if let ([wlo, whi], [ulo, uhi]) = (w, u) {
+                    *wlo = _mm256_permute2x128_si256::<0x20>(a, b);
+                    *whi = _mm256_permute2x128_si256::<0x31>(a, b);
+                    *ulo = _mm256_sign_epi8(*wlo, *wlo);
+                    *uhi = _mm256_sign_epi8(*whi, *whi);
+                }
             }
         }
         h
     }
 }
 
-/// The 4 held blocks against the 4 activation blocks at `xp`, reduced to one
-/// vector: per 128-bit half, `[b0, b1, b2, b3]` partial sums of blocks 0..4
-/// (i32; Q4: i16 pairs), the `quad` stage of [`reduce8`].
+/// The held half against one token's 4 packed activation vectors at `xp`
+/// (32-byte aligned): per 128-bit half, the partial sums of blocks
+/// `[j0, j0 + 1, j0, j0 + 1]` (low half) and `[j0 + 4, j0 + 5, ..]` (high half),
+/// i32 (Q4: i16 pairs). Pairing block j with block j + 4 in one vector lets the
+/// products of its two element halves be added directly, so this first stage
+/// of the reduction needs no shuffle.
 ///
 /// # Safety
-/// 4 activation blocks readable at `xp`; AVX2; Q8_0: no activation byte is -128.
+/// 128 readable bytes at `xp`, 32-byte aligned; AVX2; Q8_0: no activation byte is -128.
 #[inline(always)]
-unsafe fn half<F: WFmt>(h: &Held, xp: *const u8) -> __m256i {
+unsafe fn half<F: WFmt>(h: &Held, xp: *const __m256i) -> __m256i {
     // SAFETY: the reads are covered by the caller's contract; AVX2 present.
     unsafe {
         let mut v = [_mm256_setzero_si256(); 4];
-        for (j, (vj, (&w, &u))) in v.iter_mut().zip(h.w.iter().zip(&h.u)).enumerate() {
-            let a = _mm256_loadu_si256(xp.add(j * F::AB + F::AOFF) as *const __m256i);
-            *vj = if F::Q4 {
+        for (k, (vk, (&w, &u))) in v.iter_mut().zip(h.w.iter().zip(&h.u)).enumerate() {
+            let a = _mm256_load_si256(xp.add(k));
+            *vk = if F::Q4 {
                 // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
                 _mm256_maddubs_epi16(u, a)
             } else {
@@ -390,75 +423,100 @@ unsafe fn half<F: WFmt>(h: &Held, xp: *const u8) -> __m256i {
             };
         }
         let [v0, v1, v2, v3] = v;
-        if F::Q4 {
-            quad::<true>(v0, v1, v2, v3)
+        let (p0, p1) = if F::Q4 {
+            (add::<true>(v0, v1), add::<true>(v2, v3))
         } else {
-            quad::<false>(v0, v1, v2, v3)
+            (add::<false>(v0, v1), add::<false>(v2, v3))
+        };
+        let (lo, hi) = (_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+        if F::Q4 {
+            add::<true>(lo, hi)
+        } else {
+            add::<false>(lo, hi)
         }
     }
 }
 
-/// Prefill: `out[r * n + t] = dot(w row r, x row t)`, the tokens in chunks of at
-/// most `tc`. Per chunk, the activation scales (and Q4_0 offsets, Q4_1 sums) of
-/// every token and group are converted once into stack buffers; then each
-/// weight row passes once: per 8-block group, each half (4 blocks) of the row
-/// is loaded into registers ([`hold`]) and every token of the chunk is run
-/// against it ([`half`]), the first half's partial sums parked on the stack
-/// until the second half [`join`]s them. Nothing the inner loop needs is
-/// spilled: 8 (Q4: 4) held vectors plus the reduction's temporaries fit the 16
-/// registers, and the activations are reloaded from L1.
+/// Two [`half`] results (blocks 0, 1, 4, 5 and 2, 3, 6, 7) -> the 8 block sums
+/// as i32, in block order.
+///
+/// # Safety
+/// AVX2 present; `I16`: as [`reduce8`] (each i16 lane then sums 16 products of
+/// magnitude at most 15 * 128: 30720 < 2^15).
+#[inline(always)]
+unsafe fn join2<const I16: bool>(u0: __m256i, u1: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
+        let s = add::<I16>(_mm256_unpacklo_epi64(u0, u1), _mm256_unpackhi_epi64(u0, u1));
+        if I16 {
+            _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+        } else {
+            s
+        }
+    }
+}
+
+/// Prefill: `out[r * n + t] = dot(w row r, x row t)` for `n >= 2` tokens.
+///
+/// Tokens go in chunks of at most [`PT`], rows in blocks of at most [`PR`],
+/// the columns in pieces whose packed activations fit [`PG`]. Per piece, the
+/// chunk's activation quants are copied into an aligned buffer in the paired
+/// layout (vector `2 * i + e` of a group: element half `e` of block `i` in the
+/// low 128 bits and of block `i + 4` in the high 128 bits), and their scales
+/// (Q4_0: `8 * sum(a)` offsets; Q4_1: sums) converted once. Then each weight
+/// row of the block passes once: per 8-block group, each half is held in
+/// registers ([`hold`]) while every token of the chunk runs against it
+/// ([`half`]), the first half's sums parked on the stack until [`join2`]. The
+/// 8 (Q4: 4) held vectors plus the temporaries fit the 16 registers, and the
+/// activations come from L1 without cache-line splits.
 ///
 /// A last partial group (nb not a multiple of 8) goes through the same code
-/// from zero-padded copies of the row and of the chunk's activations: a
-/// padding block has weight 0 and scale 0, so its lane gets the term +0.0, and
+/// from zero-padded copies of the row and of the activations: a padding block
+/// has weight 0 and scale 0, so its lane gets the term +0.0, and
 /// `lane + 0.0 == lane` bit for bit (a lane starts at +0.0 and a round-to-nearest
 /// sum is -0.0 only when both addends are, so it is never -0.0).
 ///
 /// # Safety
 /// `w` is `rows` rows and `x` `n` rows of `nb >= 1` blocks each, `out` holds
-/// `rows * n` values; `1 <= tc <= PT` and `tc * nb.div_ceil(8) <= PCAP`; the
-/// activations pass `trick_ok`; AVX2 + F16C present.
+/// `rows * n` values; the activations pass `trick_ok`; AVX2 + F16C present.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn prefill<F: WFmt>(
-    w: &[u8],
-    rows: usize,
-    x: &[u8],
-    n: usize,
-    out: &mut [f32],
-    nb: usize,
-    tc: usize,
-) {
-    // The padded copies hold one group: 8 blocks of at most 36 bytes.
-    const PAD: usize = 8 * 36;
+unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [f32], nb: usize) {
     let (ngf, tail) = (nb / 8, nb % 8);
     let ngt = nb.div_ceil(8);
     let (rb, xb) = (nb * F::WB, nb * F::AB);
-    // SAFETY: every pointer below stays inside `w` (row r < rows, group g < ngf:
-    // bytes below (g + 1) * 8 * WB <= rb), inside `x` (token t0 + t < n, same for
-    // groups) or inside the stack buffers (index g * tn + t < ngt * tc <= PCAP;
-    // token t < tn <= PT; padded copies of PAD bytes per token, PAD >= 8 * AB),
-    // and buffer entries are written before they are read (the scale loops
-    // cover every g < ngt, t < tn that the row loop reads). Features and the
-    // -128 rule by the caller.
+    // SAFETY: every pointer below stays inside `w` (row r < rows, full group
+    // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (token t0 + t < n,
+    // likewise), or inside a stack buffer: packed vectors (gi * tn + t) * 8 + k
+    // < PG * 8 (gi < gp, t < tn, gp * tn <= PG), scales gi * tn + t < PG,
+    // accumulators ri * PT + t < PR * PT, padded copies t * PAD + b < PT * PAD.
+    // Buffer entries are written before they are read: the packing loop covers
+    // every (gi, t) the rows read, accumulators are zeroed at the first piece.
+    // Features and the -128 rule by the caller.
     unsafe {
         let zf = _mm256_setzero_ps();
         let zi = _mm256_setzero_si256();
-        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; PCAP];
-        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; PCAP];
+        let mut xab = [const { MaybeUninit::<__m256i>::uninit() }; PG * 8];
+        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; PG];
+        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; PG];
+        let mut accb = [const { MaybeUninit::<__m256>::uninit() }; PR * PT];
         let mut xpadb = [const { MaybeUninit::<u8>::uninit() }; PT * PAD];
         let mut wpadb = [const { MaybeUninit::<u8>::uninit() }; PAD];
+        let xa = xab.as_mut_ptr() as *mut __m256i;
         let (dx, aux) = (
             dxb.as_mut_ptr() as *mut __m256,
             auxb.as_mut_ptr() as *mut __m256i,
         );
+        let acc = accb.as_mut_ptr() as *mut __m256;
         let (xpad, wpad) = (xpadb.as_mut_ptr() as *mut u8, wpadb.as_mut_ptr() as *mut u8);
+        let (mut qlo, mut qhi) = ([zi; PT], [zi; PT]);
+        let (qlop, qhip) = (qlo.as_mut_ptr(), qhi.as_mut_ptr());
         // Even chunks: 17 tokens run as 9 + 8, not 16 + 1.
-        let chunks = n.div_ceil(tc);
+        let chunks = n.div_ceil(PT);
         let mut t0 = 0;
         for c in 0..chunks {
             let tn = (n - t0) / (chunks - c);
             let xc = x.as_ptr().add(t0 * xb);
+            let gp = PG / tn;
             if tail > 0 {
                 core::ptr::write_bytes(xpad, 0, tn * PAD);
                 for t in 0..tn {
@@ -466,93 +524,122 @@ unsafe fn prefill<F: WFmt>(
                     core::ptr::copy_nonoverlapping(src, xpad.add(t * PAD), tail * F::AB);
                 }
             }
-            // Group g of token t: its activation blocks and the stride to token t + 1.
-            let xgroup = |g: usize| {
+            // Group g of the chunk: its first token's blocks and the token stride.
+            let xsrc = |g: usize| {
                 if g < ngf {
                     (xc.add(g * 8 * F::AB), xb)
                 } else {
                     (xpad as *const u8, PAD)
                 }
             };
-            for g in 0..ngt {
-                let (xg, xs) = xgroup(g);
-                for t in 0..tn {
-                    let p = xg.add(t * xs);
-                    dx.add(g * tn + t).write(scales8(p, F::AB));
-                    if F::HAS_M {
-                        aux.add(g * tn + t)
-                            .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
-                    } else if F::NIB_OFFSET != 0 {
-                        aux.add(g * tn + t).write(offsets8::<F>(p));
-                    }
-                }
-            }
-            for r in 0..rows {
-                let wr = w.as_ptr().add(r * rb);
-                if tail > 0 {
-                    core::ptr::write_bytes(wpad, 0, PAD);
-                    core::ptr::copy_nonoverlapping(wr.add(ngf * 8 * F::WB), wpad, tail * F::WB);
-                }
-                let mut acc = [zf; PT];
-                let mut qlo = [zi; PT];
-                let mut qhi = [zi; PT];
-                let (accp, qlop, qhip) = (acc.as_mut_ptr(), qlo.as_mut_ptr(), qhi.as_mut_ptr());
-                for g in 0..ngt {
-                    let wp = if g < ngf {
-                        wr.add(g * 8 * F::WB)
-                    } else {
-                        wpad as *const u8
-                    };
-                    let (xg, xs) = xgroup(g);
-                    let h = hold::<F>(wp);
-                    for t in 0..tn {
-                        qlop.add(t).write(half::<F>(&h, xg.add(t * xs)));
-                    }
-                    // A last group of at most 4 blocks has nothing in its second half.
-                    if g < ngf || tail > 4 {
-                        let h = hold::<F>(wp.add(4 * F::WB));
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = PR.min(rows - r0);
+                let mut g0 = 0;
+                while g0 < ngt {
+                    let ng = gp.min(ngt - g0);
+                    for gi in 0..ng {
+                        let (xg, xs) = xsrc(g0 + gi);
                         for t in 0..tn {
-                            qhip.add(t).write(half::<F>(&h, xg.add(t * xs + 4 * F::AB)));
-                        }
-                    } else {
-                        for t in 0..tn {
-                            qhip.add(t).write(zi);
+                            let p = xg.add(t * xs);
+                            let e = gi * tn + t;
+                            let q = xa.add(e * 8);
+                            for i in 0..4 {
+                                let a = _mm256_loadu_si256(
+                                    p.add(i * F::AB + F::AOFF) as *const __m256i
+                                );
+                                let b = _mm256_loadu_si256(
+                                    p.add((i + 4) * F::AB + F::AOFF) as *const __m256i
+                                );
+                                q.add(2 * i).write(_mm256_permute2x128_si256::<0x20>(a, b));
+                                q.add(2 * i + 1)
+                                    .write(_mm256_permute2x128_si256::<0x31>(a, b));
+                            }
+                            dx.add(e).write(scales8(p, F::AB));
+                            if F::HAS_M {
+                                aux.add(e)
+                                    .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
+                            } else if F::NIB_OFFSET != 0 {
+                                aux.add(e).write(offsets8::<F>(p));
+                            }
                         }
                     }
-                    let dw = scales8(wp, F::WB);
-                    let mw = if F::HAS_M {
-                        scales8(wp.add(2), F::WB)
-                    } else {
-                        zf
-                    };
-                    let (dxg, auxg) = (dx.add(g * tn), aux.add(g * tn));
+                    for ri in 0..nr {
+                        let wr = w.as_ptr().add((r0 + ri) * rb);
+                        if tail > 0 && g0 + ng == ngt {
+                            core::ptr::write_bytes(wpad, 0, PAD);
+                            let src = wr.add(ngf * 8 * F::WB);
+                            core::ptr::copy_nonoverlapping(src, wpad, tail * F::WB);
+                        }
+                        let accr = acc.add(ri * PT);
+                        if g0 == 0 {
+                            for t in 0..tn {
+                                accr.add(t).write(zf);
+                            }
+                        }
+                        for gi in 0..ng {
+                            let g = g0 + gi;
+                            let wp = if g < ngf {
+                                wr.add(g * 8 * F::WB)
+                            } else {
+                                wpad as *const u8
+                            };
+                            let xg = xa.add(gi * tn * 8) as *const __m256i;
+                            let h = hold::<F>(wp, 0);
+                            for t in 0..tn {
+                                qlop.add(t).write(half::<F>(&h, xg.add(t * 8)));
+                            }
+                            // A last group of at most 2 blocks: nothing in blocks 2, 3, 6, 7.
+                            let full = g < ngf || tail > 2;
+                            let h = hold::<F>(wp, 2);
+                            let dw = scales8(wp, F::WB);
+                            let mw = if F::HAS_M {
+                                scales8(wp.add(2), F::WB)
+                            } else {
+                                zf
+                            };
+                            let (dxg, auxg) = (dx.add(gi * tn), aux.add(gi * tn));
+                            for t in 0..tn {
+                                let u1 = if full {
+                                    half::<F>(&h, xg.add(t * 8 + 4))
+                                } else {
+                                    zi
+                                };
+                                qhip.add(t).write(u1);
+                            }
+                            for t in 0..tn {
+                                let (u0, u1) = (*qlop.add(t), *qhip.add(t));
+                                let mut s = if F::Q4 {
+                                    join2::<true>(u0, u1)
+                                } else {
+                                    join2::<false>(u0, u1)
+                                };
+                                if F::NIB_OFFSET != 0 {
+                                    s = _mm256_sub_epi32(s, *auxg.add(t));
+                                }
+                                let d = _mm256_mul_ps(dw, *dxg.add(t));
+                                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                                if F::HAS_M {
+                                    let sx = _mm256_castsi256_ps(*auxg.add(t));
+                                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx));
+                                }
+                                let a = accr.add(t);
+                                a.write(_mm256_add_ps(*a, term));
+                            }
+                        }
+                    }
+                    g0 += ng;
+                }
+                for ri in 0..nr {
                     for t in 0..tn {
-                        let (q0, q1) = (*qlop.add(t), *qhip.add(t));
-                        let mut s = if F::Q4 {
-                            join::<true>(q0, q1)
-                        } else {
-                            join::<false>(q0, q1)
-                        };
-                        if F::NIB_OFFSET != 0 {
-                            s = _mm256_sub_epi32(s, *auxg.add(t));
+                        let mut lanes = [0.0f32; 8];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), *acc.add(ri * PT + t));
+                        if let Some(o) = out.get_mut((r0 + ri) * n + t0 + t) {
+                            *o = fold_lanes(lanes);
                         }
-                        let d = _mm256_mul_ps(dw, *dxg.add(t));
-                        let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
-                        if F::HAS_M {
-                            let sx = _mm256_castsi256_ps(*auxg.add(t));
-                            term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx));
-                        }
-                        let a = accp.add(t);
-                        a.write(_mm256_add_ps(*a, term));
                     }
                 }
-                for (t, a) in acc.iter().take(tn).enumerate() {
-                    let mut lanes = [0.0f32; 8];
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
-                    if let Some(o) = out.get_mut(r * n + t0 + t) {
-                        *o = fold_lanes(lanes);
-                    }
-                }
+                r0 += nr;
             }
             t0 += tn;
         }
@@ -639,9 +726,8 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
     // passed, features by the caller.
     unsafe {
-        let tc = PT.min(PCAP / nb.div_ceil(8).max(1));
-        if n >= 2 && tc >= 2 && nb > 0 {
-            return prefill::<F>(w, rows, x, n, out, nb, tc);
+        if n >= 2 && nb > 0 {
+            return prefill::<F>(w, rows, x, n, out, nb);
         }
         if F::Q4 {
             // The Q4_0 offsets are per token: more rows share them.
