@@ -456,6 +456,39 @@ unsafe fn join2<const I16: bool>(u0: __m256i, u1: __m256i) -> __m256i {
     }
 }
 
+/// [`fold_lanes`] of 4 accumulators at once, the results in order: the same
+/// additions on the same operands (`a[i] += a[i + 4]`, then `+ a[i + 2]`, then
+/// `+ a[i + 1]`), only 4 accumulators side by side in the vectors.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn fold4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
+    // SAFETY: register-only AVX operations; AVX2 by the caller.
+    unsafe {
+        // h = 4: [a0 lo + a0 hi | a1 lo + a1 hi], the same for a2, a3
+        let h4 = |x: __m256, y: __m256| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(x, y),
+                _mm256_permute2f128_ps::<0x31>(x, y),
+            )
+        };
+        let (s01, s23) = (h4(a0, a1), h4(a2, a3));
+        // h = 2: per 128-bit half [a0: s0 + s2, s1 + s3, a2: s0 + s2, s1 + s3]
+        let s = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b01_00_01_00>(s01, s23),
+            _mm256_shuffle_ps::<0b11_10_11_10>(s01, s23),
+        );
+        // h = 1: [a0, a2, a0, a2 | a1, a3, a1, a3]
+        let s = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(s, s),
+            _mm256_shuffle_ps::<0b11_01_11_01>(s, s),
+        );
+        // [a0, a1, a2, a3]
+        _mm_unpacklo_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s))
+    }
+}
+
 /// Prefill: `out[r * n + t] = dot(w row r, x row t)` for `n >= 2` tokens.
 ///
 /// Tokens go in chunks of at most [`PT`], rows in blocks of at most [`PR`],
@@ -631,12 +664,23 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
                     g0 += ng;
                 }
                 for ri in 0..nr {
-                    for t in 0..tn {
+                    let (accr, o0) = (acc.add(ri * PT), (r0 + ri) * n + t0);
+                    let mut t = 0;
+                    while t + 4 <= tn {
+                        let a = |i: usize| *accr.add(t + i);
+                        let v = fold4(a(0), a(1), a(2), a(3));
+                        if let Some(o) = out.get_mut(o0 + t..o0 + t + 4) {
+                            _mm_storeu_ps(o.as_mut_ptr(), v);
+                        }
+                        t += 4;
+                    }
+                    while t < tn {
                         let mut lanes = [0.0f32; 8];
-                        _mm256_storeu_ps(lanes.as_mut_ptr(), *acc.add(ri * PT + t));
-                        if let Some(o) = out.get_mut((r0 + ri) * n + t0 + t) {
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), *accr.add(t));
+                        if let Some(o) = out.get_mut(o0 + t) {
                             *o = fold_lanes(lanes);
                         }
+                        t += 1;
                     }
                 }
                 r0 += nr;
