@@ -27,9 +27,22 @@
 //! in `common::tile` (integer sums are exact in any order; every float
 //! operation is the reference's, in its order).
 //!
-//! Tiles: 4 weight rows x 4 tokens (Q4: 8 x 2); with fewer tokens (decode) 8 rows
-//! x 1 token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
-//! and the hardware prefetcher alone reached about half the bandwidth).
+//! Loop structure (what keeps the 16 vector registers from spilling, measured on
+//! Zen 3, where `vpmaddubsw`/`vpmaddwd` issue on 2 pipes and `vpsignb` and the
+//! unpacks share the other two):
+//! - [`prefill`] (2 or more tokens): one weight row at a time; per 8-block group,
+//!   half the row's group is held in registers while every token of a chunk (at
+//!   most 16) runs against it. The chunk's activations are first packed into an
+//!   aligned buffer in a paired layout (block j's element halves next to block
+//!   j + 4's), which saves the first stage of shuffles and every cache-line split.
+//! - [`decode`] (one token): half the token's group held in registers while a
+//!   block of 8 rows runs against it, the next rows prefetched (decode streams
+//!   the weights from DRAM, and the hardware prefetcher alone reached about half
+//!   the bandwidth).
+//! - In both, the integer sums are parked on the stack and a separate short loop
+//!   joins, scales and accumulates them: one long chain per row or token kept
+//!   the out-of-order window full.
+//! - `tile` (8 rows x 1 token, and the single-row [`dot`]) for the rest.
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
@@ -690,6 +703,189 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
     }
 }
 
+// ---------------------------------------------------------------------------
+// Decode: one token against a block of weight rows
+// ---------------------------------------------------------------------------
+
+/// Rows of one decode block (their accumulators and partial sums live on the stack).
+const DRW: usize = 8;
+/// Most 8-block groups a decode row may have (the token's scales are converted once).
+const DG: usize = 256;
+
+/// Decode: `out[r] = dot(w row r, x)` for one token of `nb >= 1` blocks.
+///
+/// Rows go in blocks of [`DRW`]. Per 8-block group, each half (4 blocks) of the
+/// token's activations is held in registers while every row of the block runs
+/// against it (per row: 4 weight loads and the products, reduced by [`quad`]),
+/// the halves parked on the stack, then one pass [`join`]s, scales and
+/// accumulates the block's rows: short independent chains instead of one row's
+/// whole group in flight. The weights of the next row block are prefetched
+/// (decode streams them from DRAM, and the hardware prefetcher alone reached
+/// about half the bandwidth). A last partial group goes through zero-padded
+/// copies, as in [`prefill`].
+///
+/// # Safety
+/// `w` is `rows` rows and `x` one row of `nb >= 1` blocks, `nb.div_ceil(8) <= DG`,
+/// `out` holds `rows` values; the activations pass `trick_ok`; AVX2 + F16C present.
+#[inline(always)]
+unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: usize) {
+    let (ngf, tail) = (nb / 8, nb % 8);
+    let ngt = nb.div_ceil(8);
+    let rb = nb * F::WB;
+    // SAFETY: every pointer below stays inside `w` (row r < rows, full group
+    // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (likewise), or
+    // inside a stack buffer (scales g < ngt <= DG; rows ri < DRW; padded copies
+    // of PAD bytes per row). Buffer entries are written before they are read.
+    // Prefetches are hints that never fault, so their addresses may lie past
+    // the matrix. Features and the -128 rule by the caller.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; DG];
+        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
+        let mut xpad = [0u8; PAD];
+        let mut wpadb = [const { MaybeUninit::<u8>::uninit() }; DRW * PAD];
+        let (dx, aux) = (
+            dxb.as_mut_ptr() as *mut __m256,
+            auxb.as_mut_ptr() as *mut __m256i,
+        );
+        let wpad = wpadb.as_mut_ptr() as *mut u8;
+        if tail > 0 {
+            let src = x.as_ptr().add(ngf * 8 * F::AB);
+            core::ptr::copy_nonoverlapping(src, xpad.as_mut_ptr(), tail * F::AB);
+        }
+        let xgroup = |g: usize| {
+            if g < ngf {
+                x.as_ptr().add(g * 8 * F::AB)
+            } else {
+                xpad.as_ptr()
+            }
+        };
+        for g in 0..ngt {
+            let p = xgroup(g);
+            dx.add(g).write(scales8(p, F::AB));
+            if F::HAS_M {
+                aux.add(g)
+                    .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
+            } else if F::NIB_OFFSET != 0 {
+                aux.add(g).write(offsets8::<F>(p));
+            }
+        }
+        let mut q0 = [zi; DRW];
+        let mut q1 = [zi; DRW];
+        let (q0p, q1p) = (q0.as_mut_ptr(), q1.as_mut_ptr());
+        let mut r0 = 0;
+        while r0 < rows {
+            let nr = DRW.min(rows - r0);
+            let wr = w.as_ptr().add(r0 * rb);
+            if tail > 0 {
+                core::ptr::write_bytes(wpad, 0, nr * PAD);
+                for ri in 0..nr {
+                    let src = wr.add(ri * rb + ngf * 8 * F::WB);
+                    core::ptr::copy_nonoverlapping(src, wpad.add(ri * PAD), tail * F::WB);
+                }
+            }
+            let mut acc = [zf; DRW];
+            let accp = acc.as_mut_ptr();
+            for g in 0..ngt {
+                let xg = xgroup(g);
+                // Row ri's group g and the stride to row ri + 1.
+                let (wg, ws) = if g < ngf {
+                    (wr.add(g * 8 * F::WB), rb)
+                } else {
+                    (wpad as *const u8, PAD)
+                };
+                for (hh, qp) in [(0, q0p), (4, q1p)] {
+                    let mut a = [zi; 4];
+                    for (j, aj) in a.iter_mut().enumerate() {
+                        *aj = _mm256_loadu_si256(
+                            xg.add((hh + j) * F::AB + F::AOFF) as *const __m256i
+                        );
+                    }
+                    for ri in 0..nr {
+                        let wp = wg.add(ri * ws + hh * F::WB);
+                        if hh == 0 && g < ngf {
+                            // The same group of the row DRW rows ahead.
+                            let pf = wp.wrapping_add(DRW * rb);
+                            let mut o = 0;
+                            while o < 8 * F::WB {
+                                _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                                o += 64;
+                            }
+                        }
+                        let mut v = [zi; 4];
+                        for (j, (vj, &aj)) in v.iter_mut().zip(&a).enumerate() {
+                            let p = wp.add(j * F::WB + F::QOFF);
+                            *vj = if F::Q4 {
+                                let q = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                                    p as *const __m128i,
+                                ));
+                                let q =
+                                    _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+                                let q = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
+                                // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
+                                _mm256_maddubs_epi16(q, aj)
+                            } else {
+                                let wv = _mm256_loadu_si256(p as *const __m256i);
+                                let m = _mm256_maddubs_epi16(
+                                    _mm256_sign_epi8(wv, wv),
+                                    _mm256_sign_epi8(aj, wv),
+                                );
+                                _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+                            };
+                        }
+                        let [v0, v1, v2, v3] = v;
+                        qp.add(ri).write(if F::Q4 {
+                            quad::<true>(v0, v1, v2, v3)
+                        } else {
+                            quad::<false>(v0, v1, v2, v3)
+                        });
+                    }
+                }
+                let (dxg, auxg) = (*dx.add(g), *aux.add(g));
+                for ri in 0..nr {
+                    let wp = wg.add(ri * ws);
+                    let (u0, u1) = (*q0p.add(ri), *q1p.add(ri));
+                    let mut s = if F::Q4 {
+                        join::<true>(u0, u1)
+                    } else {
+                        join::<false>(u0, u1)
+                    };
+                    if F::NIB_OFFSET != 0 {
+                        s = _mm256_sub_epi32(s, auxg);
+                    }
+                    let d = _mm256_mul_ps(scales8(wp, F::WB), dxg);
+                    let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                    if F::HAS_M {
+                        let mw = scales8(wp.add(2), F::WB);
+                        term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(auxg)));
+                    }
+                    let a = accp.add(ri);
+                    a.write(_mm256_add_ps(*a, term));
+                }
+            }
+            let mut ri = 0;
+            while ri + 4 <= nr {
+                let a = |i: usize| *accp.add(ri + i);
+                let v = fold4(a(0), a(1), a(2), a(3));
+                if let Some(o) = out.get_mut(r0 + ri..r0 + ri + 4) {
+                    _mm_storeu_ps(o.as_mut_ptr(), v);
+                }
+                ri += 4;
+            }
+            while ri < nr {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), *accp.add(ri));
+                if let Some(o) = out.get_mut(r0 + ri) {
+                    *o = fold_lanes(lanes);
+                }
+                ri += 1;
+            }
+            r0 += nr;
+        }
+    }
+}
+
 /// Whether the sign trick is exact for these activation blocks: always for the
 /// nibble formats; for Q8_0 when no quant byte is -128.
 ///
@@ -773,25 +969,15 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
         if n >= 2 && nb > 0 {
             return prefill::<F>(w, rows, x, n, out, nb);
         }
-        if F::Q4 {
-            // The Q4_0 offsets are per token: more rows share them.
-            if n < 2 {
-                run::<F, DR, 1>(w, rows, x, n, out, nb)
-            } else {
-                run::<F, 8, 2>(w, rows, x, n, out, nb)
-            }
-        } else if n < TT {
-            run::<F, DR, 1>(w, rows, x, n, out, nb)
-        } else {
-            run::<F, TR, TT>(w, rows, x, n, out, nb)
+        if n == 1 && nb > 0 && nb.div_ceil(8) <= DG {
+            return decode::<F>(w, rows, x, out, nb);
         }
+        // Rows of more than 8 * DG blocks (or none): one token at a time.
+        run::<F, DR, 1>(w, rows, x, n, out, nb)
     }
 }
 
-/// Tile rows and tokens of the main Q8_0 tile (Q4: 8 rows x 2 tokens).
-const TR: usize = 4;
-const TT: usize = 4;
-/// Tile rows when there are fewer than `TT` tokens (decode).
+/// Tile rows of the fallback tiles.
 const DR: usize = 8;
 
 /// The driver: R x T tiles, then R x 1, 1 x T and 1 x 1 for the edges.
