@@ -35,10 +35,8 @@
 //!   most 16) runs against it. The chunk's activations are first packed into an
 //!   aligned buffer in a paired layout (block j's element halves next to block
 //!   j + 4's), which saves the first stage of shuffles and every cache-line split.
-//! - [`decode`] (one token): half the token's group held in registers while a
-//!   block of 8 rows runs against it, the next rows prefetched (decode streams
-//!   the weights from DRAM, and the hardware prefetcher alone reached about half
-//!   the bandwidth).
+//! - [`decode`] (one token): one row at a time, front to back, so the weights
+//!   stream from DRAM as one sequential run, with a software prefetch ahead.
 //! - In both, the integer sums are parked on the stack and a separate short loop
 //!   joins, scales and accumulates them: one long chain per row or token kept
 //!   the out-of-order window full.
@@ -704,25 +702,24 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
 }
 
 // ---------------------------------------------------------------------------
-// Decode: one token against a block of weight rows
+// Decode: one token, the weight rows front to back
 // ---------------------------------------------------------------------------
 
-/// Rows of one decode block (their accumulators and partial sums live on the stack).
-const DRW: usize = 8;
+/// How far ahead of the weights decode prefetches, in bytes (1024 lost 7% on
+/// GPT-2 Q4_0 decode, where a row is 432 bytes).
+const DPF: usize = 3072;
 /// Most 8-block groups a decode row may have (the token's scales are converted once).
 const DG: usize = 256;
 
 /// Decode: `out[r] = dot(w row r, x)` for one token of `nb >= 1` blocks.
 ///
-/// Rows go in blocks of [`DRW`]. Per 8-block group, each half (4 blocks) of the
-/// token's activations is held in registers while every row of the block runs
-/// against it (per row: 4 weight loads and the products, reduced by [`quad`]),
-/// the halves parked on the stack, then one pass [`join`]s, scales and
-/// accumulates the block's rows: short independent chains instead of one row's
-/// whole group in flight. The weights of the next row block are prefetched
-/// (decode streams them from DRAM, and the hardware prefetcher alone reached
-/// about half the bandwidth). A last partial group goes through zero-padded
-/// copies, as in [`prefill`].
+/// One row at a time, front to back, so the weights stream from DRAM as one
+/// sequential run (the hardware prefetcher follows it; a software prefetch
+/// runs [`DPF`] bytes ahead). Per row, a first loop reduces each 8-block group
+/// to its 8 block sums and parks them; a second one scales and accumulates
+/// them: independent short chains instead of one long one per group, which had
+/// kept the out-of-order window full. A last partial group goes through
+/// zero-padded copies, as in [`prefill`].
 ///
 /// # Safety
 /// `w` is `rows` rows and `x` one row of `nb >= 1` blocks, `nb.div_ceil(8) <= DG`,
@@ -734,22 +731,23 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
     let rb = nb * F::WB;
     // SAFETY: every pointer below stays inside `w` (row r < rows, full group
     // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (likewise), or
-    // inside a stack buffer (scales g < ngt <= DG; rows ri < DRW; padded copies
-    // of PAD bytes per row). Buffer entries are written before they are read.
-    // Prefetches are hints that never fault, so their addresses may lie past
-    // the matrix. Features and the -128 rule by the caller.
+    // inside a stack buffer (per-group entries g < ngt <= DG; rows ri < 4;
+    // padded copies of PAD bytes). Buffer entries are written before they are
+    // read. Prefetches are hints that never fault, so their addresses may lie
+    // past the matrix. Features and the -128 rule by the caller.
     unsafe {
         let zf = _mm256_setzero_ps();
         let zi = _mm256_setzero_si256();
         let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; DG];
         let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
+        let mut sb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
         let mut xpad = [0u8; PAD];
-        let mut wpadb = [const { MaybeUninit::<u8>::uninit() }; DRW * PAD];
+        let mut wpad = [0u8; PAD];
         let (dx, aux) = (
             dxb.as_mut_ptr() as *mut __m256,
             auxb.as_mut_ptr() as *mut __m256i,
         );
-        let wpad = wpadb.as_mut_ptr() as *mut u8;
+        let sp = sb.as_mut_ptr() as *mut __m256i;
         if tail > 0 {
             let src = x.as_ptr().add(ngf * 8 * F::AB);
             core::ptr::copy_nonoverlapping(src, xpad.as_mut_ptr(), tail * F::AB);
@@ -771,117 +769,74 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
                 aux.add(g).write(offsets8::<F>(p));
             }
         }
-        let mut q0 = [zi; DRW];
-        let mut q1 = [zi; DRW];
-        let (q0p, q1p) = (q0.as_mut_ptr(), q1.as_mut_ptr());
-        let mut r0 = 0;
-        while r0 < rows {
-            let nr = DRW.min(rows - r0);
-            let wr = w.as_ptr().add(r0 * rb);
+        let mut acc4 = [zf; 4];
+        for r in 0..rows {
+            let wr = w.as_ptr().add(r * rb);
             if tail > 0 {
-                core::ptr::write_bytes(wpad, 0, nr * PAD);
-                for ri in 0..nr {
-                    let src = wr.add(ri * rb + ngf * 8 * F::WB);
-                    core::ptr::copy_nonoverlapping(src, wpad.add(ri * PAD), tail * F::WB);
-                }
+                core::ptr::copy_nonoverlapping(
+                    wr.add(ngf * 8 * F::WB),
+                    wpad.as_mut_ptr(),
+                    tail * F::WB,
+                );
             }
-            let mut acc = [zf; DRW];
-            let accp = acc.as_mut_ptr();
-            for g in 0..ngt {
-                let xg = xgroup(g);
-                // Row ri's group g and the stride to row ri + 1.
-                let (wg, ws) = if g < ngf {
-                    (wr.add(g * 8 * F::WB), rb)
+            let wgroup = |g: usize| {
+                if g < ngf {
+                    wr.add(g * 8 * F::WB)
                 } else {
-                    (wpad as *const u8, PAD)
-                };
-                for (hh, qp) in [(0, q0p), (4, q1p)] {
-                    let mut a = [zi; 4];
-                    for (j, aj) in a.iter_mut().enumerate() {
-                        *aj = _mm256_loadu_si256(
-                            xg.add((hh + j) * F::AB + F::AOFF) as *const __m256i
-                        );
-                    }
-                    for ri in 0..nr {
-                        let wp = wg.add(ri * ws + hh * F::WB);
-                        if hh == 0 && g < ngf {
-                            // The same group of the row DRW rows ahead.
-                            let pf = wp.wrapping_add(DRW * rb);
-                            let mut o = 0;
-                            while o < 8 * F::WB {
-                                _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
-                                o += 64;
-                            }
-                        }
-                        let mut v = [zi; 4];
-                        for (j, (vj, &aj)) in v.iter_mut().zip(&a).enumerate() {
-                            let p = wp.add(j * F::WB + F::QOFF);
-                            *vj = if F::Q4 {
-                                let q = _mm256_broadcastsi128_si256(_mm_loadu_si128(
-                                    p as *const __m128i,
-                                ));
-                                let q =
-                                    _mm256_srlv_epi32(q, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
-                                let q = _mm256_and_si256(q, _mm256_set1_epi8(0x0f));
-                                // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
-                                _mm256_maddubs_epi16(q, aj)
-                            } else {
-                                let wv = _mm256_loadu_si256(p as *const __m256i);
-                                let m = _mm256_maddubs_epi16(
-                                    _mm256_sign_epi8(wv, wv),
-                                    _mm256_sign_epi8(aj, wv),
-                                );
-                                _mm256_madd_epi16(m, _mm256_set1_epi16(1))
-                            };
-                        }
-                        let [v0, v1, v2, v3] = v;
-                        qp.add(ri).write(if F::Q4 {
-                            quad::<true>(v0, v1, v2, v3)
-                        } else {
-                            quad::<false>(v0, v1, v2, v3)
-                        });
-                    }
+                    wpad.as_ptr()
                 }
-                let (dxg, auxg) = (*dx.add(g), *aux.add(g));
-                for ri in 0..nr {
-                    let wp = wg.add(ri * ws);
-                    let (u0, u1) = (*q0p.add(ri), *q1p.add(ri));
-                    let mut s = if F::Q4 {
-                        join::<true>(u0, u1)
-                    } else {
-                        join::<false>(u0, u1)
-                    };
-                    if F::NIB_OFFSET != 0 {
-                        s = _mm256_sub_epi32(s, auxg);
+            };
+            for g in 0..ngt {
+                let (wp, xp) = (wgroup(g), xgroup(g));
+                let pf = wp.wrapping_add(DPF);
+                let mut o = 0;
+                while o < 8 * F::WB {
+                    _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                    o += 64;
+                }
+                let mut v = [zi; 8];
+                for (j, vj) in v.iter_mut().enumerate() {
+                    *vj = block::<F>(wp.add(j * F::WB + F::QOFF), xp.add(j * F::AB + F::AOFF));
+                }
+                sp.add(g).write(if F::Q4 {
+                    reduce8::<true>(v)
+                } else {
+                    reduce8::<false>(v)
+                });
+            }
+            let mut acc = zf;
+            for g in 0..ngt {
+                let wp = wgroup(g);
+                let mut s = *sp.add(g);
+                if F::NIB_OFFSET != 0 {
+                    s = _mm256_sub_epi32(s, *aux.add(g));
+                }
+                let d = _mm256_mul_ps(scales8(wp, F::WB), *dx.add(g));
+                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                if F::HAS_M {
+                    let mw = scales8(wp.add(2), F::WB);
+                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(*aux.add(g))));
+                }
+                acc = _mm256_add_ps(acc, term);
+            }
+            // Fold 4 rows at once; the last rows one by one.
+            if let Some(a) = acc4.get_mut(r % 4) {
+                *a = acc;
+            }
+            if r % 4 == 3 {
+                let [a0, a1, a2, a3] = acc4;
+                if let Some(o) = out.get_mut(r - 3..r + 1) {
+                    _mm_storeu_ps(o.as_mut_ptr(), fold4(a0, a1, a2, a3));
+                }
+            } else if r + 1 == rows {
+                for (i, a) in acc4.iter().take(r % 4 + 1).enumerate() {
+                    let mut lanes = [0.0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+                    if let Some(o) = out.get_mut(r - r % 4 + i) {
+                        *o = fold_lanes(lanes);
                     }
-                    let d = _mm256_mul_ps(scales8(wp, F::WB), dxg);
-                    let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
-                    if F::HAS_M {
-                        let mw = scales8(wp.add(2), F::WB);
-                        term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(auxg)));
-                    }
-                    let a = accp.add(ri);
-                    a.write(_mm256_add_ps(*a, term));
                 }
             }
-            let mut ri = 0;
-            while ri + 4 <= nr {
-                let a = |i: usize| *accp.add(ri + i);
-                let v = fold4(a(0), a(1), a(2), a(3));
-                if let Some(o) = out.get_mut(r0 + ri..r0 + ri + 4) {
-                    _mm_storeu_ps(o.as_mut_ptr(), v);
-                }
-                ri += 4;
-            }
-            while ri < nr {
-                let mut lanes = [0.0f32; 8];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), *accp.add(ri));
-                if let Some(o) = out.get_mut(r0 + ri) {
-                    *o = fold_lanes(lanes);
-                }
-                ri += 1;
-            }
-            r0 += nr;
         }
     }
 }
