@@ -521,10 +521,24 @@ unsafe fn fold4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
 /// sum is -0.0 only when both addends are, so it is never -0.0).
 ///
 /// # Safety
+/// Returns false, with `out` partly written, when a Q8_0 activation byte is
+/// -128 (the sign trick would be wrong; see the module docs): the packing loop
+/// sees every activation byte anyway, so it checks them there, before any
+/// product of its piece is formed, instead of a separate scan.
+///
+/// # Safety
 /// `w` is `rows` rows and `x` `n` rows of `nb >= 1` blocks each, `out` holds
-/// `rows * n` values; the activations pass `trick_ok`; AVX2 + F16C present.
+/// `rows * n` values; AVX2 + F16C present.
 #[inline(always)]
-unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [f32], nb: usize) {
+#[must_use]
+unsafe fn prefill<F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+    nb: usize,
+) -> bool {
     let (ngf, tail) = (nb / 8, nb % 8);
     let ngt = nb.div_ceil(8);
     let (rb, xb) = (nb * F::WB, nb * F::AB);
@@ -582,6 +596,7 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
                 let mut g0 = 0;
                 while g0 < ngt {
                     let ng = gp.min(ngt - g0);
+                    let mut lo = _mm256_set1_epi8(127);
                     for gi in 0..ng {
                         let (xg, xs) = xsrc(g0 + gi);
                         for t in 0..tn {
@@ -595,6 +610,9 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
                                 let b = _mm256_loadu_si256(
                                     p.add((i + 4) * F::AB + F::AOFF) as *const __m256i
                                 );
+                                if !F::Q4 {
+                                    lo = _mm256_min_epi8(lo, _mm256_min_epi8(a, b));
+                                }
                                 q.add(2 * i).write(_mm256_permute2x128_si256::<0x20>(a, b));
                                 q.add(2 * i + 1)
                                     .write(_mm256_permute2x128_si256::<0x31>(a, b));
@@ -607,6 +625,11 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
                                 aux.add(e).write(offsets8::<F>(p));
                             }
                         }
+                    }
+                    if !F::Q4
+                        && _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(-128))) != 0
+                    {
+                        return false;
                     }
                     for ri in 0..nr {
                         let wr = w.as_ptr().add((r0 + ri) * rb);
@@ -699,6 +722,7 @@ unsafe fn prefill<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut 
             t0 += tn;
         }
     }
+    true
 }
 
 // ---------------------------------------------------------------------------
@@ -913,16 +937,15 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     if w.len() != rows * nb * F::WB || out.len() < rows * n {
         return;
     }
-    // SAFETY: features by the caller.
-    if !unsafe { trick_ok::<F>(x) } {
-        // SAFETY: features by the caller.
-        return unsafe { super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out) };
-    }
-    // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
-    // passed, features by the caller.
+    // SAFETY: every row holds exactly nb blocks (checked above); the sign
+    // trick runs only on activations that passed its check (`prefill` checks
+    // while packing, the others through `trick_ok`); features by the caller.
     unsafe {
-        if n >= 2 && nb > 0 {
-            return prefill::<F>(w, rows, x, n, out, nb);
+        if n >= 2 && nb > 0 && prefill::<F>(w, rows, x, n, out, nb) {
+            return;
+        }
+        if (n >= 2 && nb > 0) || !trick_ok::<F>(x) {
+            return super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
         }
         if n == 1 && nb > 0 && nb.div_ceil(8) <= DG {
             return decode::<F>(w, rows, x, out, nb);
