@@ -732,8 +732,9 @@ unsafe fn prefill<F: WFmt>(
 /// How far ahead of the weights decode prefetches, in bytes (1024 lost 7% on
 /// GPT-2 Q4_0 decode, where a row is 432 bytes).
 const DPF: usize = 3072;
-/// Most 8-block groups a decode row may have (the token's scales are converted once).
-const DG: usize = 256;
+/// Most 8-block groups a decode row may have (32768 columns; the token's
+/// scales and each row's group sums live on the stack, 4 KB each).
+const DG: usize = 128;
 
 /// Decode: `out[r] = dot(w row r, x)` for one token of `nb >= 1` blocks.
 ///
