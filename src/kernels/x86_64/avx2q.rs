@@ -37,9 +37,10 @@
 //!   j + 4's), which saves the first stage of shuffles and every cache-line split.
 //! - [`decode`] (one token): one row at a time, front to back, so the weights
 //!   stream from DRAM as one sequential run, with a software prefetch ahead.
-//! - In both, the integer sums are parked on the stack and a separate short loop
-//!   joins, scales and accumulates them: one long chain per row or token kept
-//!   the out-of-order window full.
+//! - Neither forms a token's (row's) products and scales them in one chain:
+//!   prefill finishes token t - 1 while forming token t's second half, decode
+//!   parks a row's group sums and scales them in a second loop. One long chain
+//!   per token or row kept the out-of-order window full.
 //! - `tile` (8 rows x 1 token, and the single-row [`dot`]) for the rest.
 
 use core::arch::x86_64::*;
@@ -566,8 +567,8 @@ unsafe fn prefill<F: WFmt>(
         );
         let acc = accb.as_mut_ptr() as *mut __m256;
         let (xpad, wpad) = (xpadb.as_mut_ptr() as *mut u8, wpadb.as_mut_ptr() as *mut u8);
-        let (mut qlo, mut qhi) = ([zi; PT], [zi; PT]);
-        let (qlop, qhip) = (qlo.as_mut_ptr(), qhi.as_mut_ptr());
+        let mut qlo = [zi; PT];
+        let qlop = qlo.as_mut_ptr();
         // Even chunks: 17 tokens run as 9 + 8, not 16 + 1.
         let chunks = n.div_ceil(PT);
         let mut t0 = 0;
@@ -666,16 +667,9 @@ unsafe fn prefill<F: WFmt>(
                                 zf
                             };
                             let (dxg, auxg) = (dx.add(gi * tn), aux.add(gi * tn));
-                            for t in 0..tn {
-                                let u1 = if full {
-                                    half::<F>(&h, xg.add(t * 8 + 4))
-                                } else {
-                                    zi
-                                };
-                                qhip.add(t).write(u1);
-                            }
-                            for t in 0..tn {
-                                let (u0, u1) = (*qlop.add(t), *qhip.add(t));
+                            // Token t's second half: join, scale, accumulate.
+                            let finish = |t: usize, u1: __m256i| {
+                                let u0 = *qlop.add(t);
                                 let mut s = if F::Q4 {
                                     join2::<true>(u0, u1)
                                 } else {
@@ -692,6 +686,22 @@ unsafe fn prefill<F: WFmt>(
                                 }
                                 let a = accr.add(t);
                                 a.write(_mm256_add_ps(*a, term));
+                            };
+                            if full {
+                                // Software-pipelined: token t - 1 is finished
+                                // while token t's products are formed, so
+                                // neither waits on the other's chain.
+                                let mut prev = half::<F>(&h, xg.add(4));
+                                for t in 1..tn {
+                                    let u1 = half::<F>(&h, xg.add(t * 8 + 4));
+                                    finish(t - 1, prev);
+                                    prev = u1;
+                                }
+                                finish(tn - 1, prev);
+                            } else {
+                                for t in 0..tn {
+                                    finish(t, zi);
+                                }
                             }
                         }
                     }
