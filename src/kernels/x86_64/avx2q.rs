@@ -742,34 +742,41 @@ unsafe fn prefill<F: WFmt>(
 /// How far ahead of the weights decode prefetches, in bytes (1024 lost 7% on
 /// GPT-2 Q4_0 decode, where a row is 432 bytes).
 const DPF: usize = 3072;
-/// Most 8-block groups a decode row may have (32768 columns; the token's
-/// scales and each row's group sums live on the stack, 4 KB each).
-const DG: usize = 128;
+/// Most 8-block groups a decode row may have (16384 columns; the token's
+/// packed quants, 16 KB, its scales and a row's group sums live on the stack).
+const DG: usize = 64;
 
 /// Decode: `out[r] = dot(w row r, x)` for one token of `nb >= 1` blocks.
 ///
-/// One row at a time, front to back, so the weights stream from DRAM as one
-/// sequential run (the hardware prefetcher follows it; a software prefetch
-/// runs [`DPF`] bytes ahead). Per row, a first loop reduces each 8-block group
-/// to its 8 block sums and parks them; a second one scales and accumulates
-/// them: independent short chains instead of one long one per group, which had
-/// kept the out-of-order window full. A last partial group goes through
-/// zero-padded copies, as in [`prefill`].
+/// The token's activation quants are first copied into an aligned buffer (Q4:
+/// in the paired layout of [`prefill`], whose first reduction stage is then an
+/// add; Q8_0: in block order, since pairing would cost two lane permutes of
+/// the weights per block pair of every row), checking them for -128 on the way
+/// (returns false, nothing written, if a Q8_0 byte is). Then one row at a
+/// time, front to back, so the weights stream from DRAM as one sequential run
+/// (the hardware prefetcher follows it; a software prefetch runs [`DPF`] bytes
+/// ahead). Per row, a first loop reduces each 8-block group to its 8 block sums
+/// and parks them; a second one scales and accumulates them: independent short
+/// chains instead of one long one per group, which had kept the out-of-order
+/// window full. A last partial group goes through zero-padded copies, as in
+/// [`prefill`].
 ///
 /// # Safety
 /// `w` is `rows` rows and `x` one row of `nb >= 1` blocks, `nb.div_ceil(8) <= DG`,
-/// `out` holds `rows` values; the activations pass `trick_ok`; AVX2 + F16C present.
+/// `out` holds `rows` values; AVX2 + F16C present.
 #[inline(always)]
-unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: usize) {
+#[must_use]
+unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: usize) -> bool {
     let (ngf, tail) = (nb / 8, nb % 8);
     let ngt = nb.div_ceil(8);
     let rb = nb * F::WB;
     // SAFETY: every pointer below stays inside `w` (row r < rows, full group
     // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (likewise), or
-    // inside a stack buffer (per-group entries g < ngt <= DG; rows ri < 4;
-    // padded copies of PAD bytes). Buffer entries are written before they are
-    // read. Prefetches are hints that never fault, so their addresses may lie
-    // past the matrix. Features and the -128 rule by the caller.
+    // inside a stack buffer (per-group entries g < ngt <= DG, packed vectors
+    // g * 8 + k < DG * 8; padded copies of PAD bytes). Buffer entries are
+    // written before they are read. Prefetches are hints that never fault, so
+    // their addresses may lie past the matrix. Features by the caller; the
+    // sign trick runs only after the -128 check.
     unsafe {
         let zf = _mm256_setzero_ps();
         let zi = _mm256_setzero_si256();
@@ -783,6 +790,8 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
             auxb.as_mut_ptr() as *mut __m256i,
         );
         let sp = sb.as_mut_ptr() as *mut __m256i;
+        let mut xab = [const { MaybeUninit::<__m256i>::uninit() }; DG * 8];
+        let xa = xab.as_mut_ptr() as *mut __m256i;
         if tail > 0 {
             let src = x.as_ptr().add(ngf * 8 * F::AB);
             core::ptr::copy_nonoverlapping(src, xpad.as_mut_ptr(), tail * F::AB);
@@ -794,8 +803,27 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
                 xpad.as_ptr()
             }
         };
+        let mut lo = _mm256_set1_epi8(127);
         for g in 0..ngt {
             let p = xgroup(g);
+            // The paired layout of `prefill`, and the -128 check.
+            for i in 0..4 {
+                let a = _mm256_loadu_si256(p.add(i * F::AB + F::AOFF) as *const __m256i);
+                let b = _mm256_loadu_si256(p.add((i + 4) * F::AB + F::AOFF) as *const __m256i);
+                if !F::Q4 {
+                    lo = _mm256_min_epi8(lo, _mm256_min_epi8(a, b));
+                }
+                if F::Q4 {
+                    let q = xa.add(g * 8 + 2 * i);
+                    q.write(_mm256_permute2x128_si256::<0x20>(a, b));
+                    q.add(1).write(_mm256_permute2x128_si256::<0x31>(a, b));
+                } else {
+                    // Q8_0 keeps the natural layout: pairing would cost the
+                    // weights two lane permutes per block pair per row.
+                    xa.add(g * 8 + i).write(a);
+                    xa.add(g * 8 + i + 4).write(b);
+                }
+            }
             dx.add(g).write(scales8(p, F::AB));
             if F::HAS_M {
                 aux.add(g)
@@ -803,6 +831,9 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
             } else if F::NIB_OFFSET != 0 {
                 aux.add(g).write(offsets8::<F>(p));
             }
+        }
+        if !F::Q4 && _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(-128))) != 0 {
+            return false;
         }
         let mut acc4 = [zf; 4];
         for r in 0..rows {
@@ -822,20 +853,28 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
                 }
             };
             for g in 0..ngt {
-                let (wp, xp) = (wgroup(g), xgroup(g));
+                let wp = wgroup(g);
                 let pf = wp.wrapping_add(DPF);
                 let mut o = 0;
                 while o < 8 * F::WB {
                     _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
                     o += 64;
                 }
-                let mut v = [zi; 8];
-                for (j, vj) in v.iter_mut().enumerate() {
-                    *vj = block::<F>(wp.add(j * F::WB + F::QOFF), xp.add(j * F::AB + F::AOFF));
-                }
+                let xg = xa.add(g * 8) as *const __m256i;
                 sp.add(g).write(if F::Q4 {
-                    reduce8::<true>(v)
+                    let u0 = half::<F>(&hold::<F>(wp, 0), xg);
+                    let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
+                    join2::<true>(u0, u1)
                 } else {
+                    let mut v = [zi; 8];
+                    for (j, vj) in v.iter_mut().enumerate() {
+                        let wv = _mm256_loadu_si256(wp.add(j * F::WB + F::QOFF) as *const __m256i);
+                        let m = _mm256_maddubs_epi16(
+                            _mm256_sign_epi8(wv, wv),
+                            _mm256_sign_epi8(*xg.add(j), wv),
+                        );
+                        *vj = _mm256_madd_epi16(m, _mm256_set1_epi16(1));
+                    }
                     reduce8::<false>(v)
                 });
             }
@@ -874,6 +913,7 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
             }
         }
     }
+    true
 }
 
 /// Whether the sign trick is exact for these activation blocks: always for the
@@ -949,17 +989,23 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
         return;
     }
     // SAFETY: every row holds exactly nb blocks (checked above); the sign
-    // trick runs only on activations that passed its check (`prefill` checks
-    // while packing, the others through `trick_ok`); features by the caller.
+    // trick runs only on activations that passed its check (`prefill` and
+    // `decode` check while packing, `run` after `trick_ok`); features by the caller.
     unsafe {
-        if n >= 2 && nb > 0 && prefill::<F>(w, rows, x, n, out, nb) {
+        if nb > 0 && n >= 2 {
+            if !prefill::<F>(w, rows, x, n, out, nb) {
+                super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
+            }
             return;
         }
-        if (n >= 2 && nb > 0) || !trick_ok::<F>(x) {
-            return super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
+        if nb > 0 && nb.div_ceil(8) <= DG {
+            if !decode::<F>(w, rows, x, out, nb) {
+                super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
+            }
+            return;
         }
-        if n == 1 && nb > 0 && nb.div_ceil(8) <= DG {
-            return decode::<F>(w, rows, x, out, nb);
+        if !trick_ok::<F>(x) {
+            return super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
         }
         // Rows of more than 8 * DG blocks (or none): one token at a time.
         run::<F, DR, 1>(w, rows, x, n, out, nb)
