@@ -521,7 +521,6 @@ unsafe fn fold4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
 /// `lane + 0.0 == lane` bit for bit (a lane starts at +0.0 and a round-to-nearest
 /// sum is -0.0 only when both addends are, so it is never -0.0).
 ///
-/// # Safety
 /// Returns false, with `out` partly written, when a Q8_0 activation byte is
 /// -128 (the sign trick would be wrong; see the module docs): the packing loop
 /// sees every activation byte anyway, so it checks them there, before any
