@@ -27,11 +27,24 @@
 //! in `common::tile` (integer sums are exact in any order; every float
 //! operation is the reference's, in its order).
 //!
-//! Tiles: 4 weight rows x 4 tokens (Q4: 8 x 2); with fewer tokens (decode) 8 rows
-//! x 1 token, prefetching the weights 8 rows ahead (decode streams them from DRAM,
-//! and the hardware prefetcher alone reached about half the bandwidth).
+//! Loop structure (what keeps the 16 vector registers from spilling, measured on
+//! Zen 3, where `vpmaddubsw`/`vpmaddwd` issue on 2 pipes and `vpsignb` and the
+//! unpacks share the other two):
+//! - [`prefill`] (2 or more tokens): one weight row at a time; per 8-block group,
+//!   half the row's group is held in registers while every token of a chunk (at
+//!   most 16) runs against it. The chunk's activations are first packed into an
+//!   aligned buffer in a paired layout (block j's element halves next to block
+//!   j + 4's), which saves the first stage of shuffles and every cache-line split.
+//! - [`decode`] (one token): one row at a time, front to back, so the weights
+//!   stream from DRAM as one sequential run, with a software prefetch ahead.
+//! - Neither forms a token's (row's) products and scales them in one chain:
+//!   prefill finishes token t - 1 while forming token t's second half, decode
+//!   parks a row's group sums and scales them in a second loop. One long chain
+//!   per token or row kept the out-of-order window full.
+//! - `tile` (8 rows x 1 token, and the single-row [`dot`]) for the rest.
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::common::{put, rows_at, Avx2Int, WFmt};
 use crate::kernels::scalar::fold_lanes;
@@ -78,36 +91,52 @@ unsafe fn scales8(p: *const u8, stride: usize) -> __m256 {
     }
 }
 
-/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
-/// of the 8 i32 block sums, in block order, with blends, shifts and adds (`vphaddd` is several uops
-/// with a throughput of one per 2 cycles on Zen 3). Integer adds: exact.
+/// `a + b` lane by lane, as i16 (`I16`) or i32.
 ///
 /// # Safety
-/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
-/// the sums of 8 lanes that the tree forms before widening stay below 2^15
-/// (8 * 3840 = 30720).
+/// AVX2 present.
 #[inline(always)]
-unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
+unsafe fn add<const I16: bool>(a: __m256i, b: __m256i) -> __m256i {
     // SAFETY: AVX2 by the caller.
     unsafe {
-        let add = |a: __m256i, b: __m256i| {
-            if I16 {
-                _mm256_add_epi16(a, b)
-            } else {
-                _mm256_add_epi32(a, b)
-            }
-        };
+        if I16 {
+            _mm256_add_epi16(a, b)
+        } else {
+            _mm256_add_epi32(a, b)
+        }
+    }
+}
+
+/// The first two stages of [`reduce8`]: 4 vectors (blocks a, b, c, d) -> per
+/// 128-bit half `[a, b, c, d]`, each that half's partial sum of its block.
+///
+/// # Safety
+/// As [`reduce8`].
+#[inline(always)]
+unsafe fn quad<const I16: bool>(a: __m256i, b: __m256i, c: __m256i, d: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
         // [a0+a2, b0+b2, a1+a3, b1+b3 | a4+a6, b4+b6, a5+a7, b5+b7]
-        let pair =
-            |a: __m256i, b: __m256i| add(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
-        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
-        let quad = |ab: __m256i, cd: __m256i| {
-            add(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
+        let pair = |a: __m256i, b: __m256i| {
+            add::<I16>(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b))
         };
-        let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
-        let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+        let (ab, cd) = (pair(a, b), pair(c, d));
+        // [a0..3, b0..3, c0..3, d0..3 | a4..7, b4..7, c4..7, d4..7]
+        add::<I16>(_mm256_unpacklo_epi64(ab, cd), _mm256_unpackhi_epi64(ab, cd))
+    }
+}
+
+/// The last stage of [`reduce8`]: two [`quad`] results (blocks 0..4 and 4..8)
+/// -> the 8 block sums as i32, in block order.
+///
+/// # Safety
+/// As [`reduce8`].
+#[inline(always)]
+unsafe fn join<const I16: bool>(q0: __m256i, q1: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
         // [q0 lo | q1 hi] + [q0 hi | q1 lo]
-        let s = add(
+        let s = add::<I16>(
             _mm256_blend_epi32::<0b1111_0000>(q0, q1),
             _mm256_permute2x128_si256::<0x21>(q0, q1),
         );
@@ -117,6 +146,22 @@ unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
             s
         }
     }
+}
+
+/// 8 vectors (one per block) of 8 i32 lanes (`I16`: 16 i16 lanes) -> one vector
+/// of the 8 i32 block sums, in block order, with unpacks, blends and adds
+/// (`vphaddd` is several uops with a throughput of one per 2 cycles on Zen 3).
+/// Integer adds: exact.
+///
+/// # Safety
+/// AVX2 present. `I16`: every i16 lane of `v` is at most 3840 in magnitude, so
+/// the sums of 8 lanes that the tree forms before widening stay below 2^15
+/// (8 * 3840 = 30720).
+#[inline(always)]
+unsafe fn reduce8<const I16: bool>(v: [__m256i; 8]) -> __m256i {
+    let [v0, v1, v2, v3, v4, v5, v6, v7] = v;
+    // SAFETY: AVX2 by the caller.
+    unsafe { join::<I16>(quad::<I16>(v0, v1, v2, v3), quad::<I16>(v4, v5, v6, v7)) }
 }
 
 /// `NIB_OFFSET * sum(a)` of the 8 activation blocks at `p` (block stride `F::AB`).
@@ -295,6 +340,581 @@ unsafe fn tail_terms<F: WFmt>(w: &[u8], x: &[u8], j0: usize) -> __m256 {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Prefill: one weight row at a time against a chunk of tokens
+// ---------------------------------------------------------------------------
+
+/// Most tokens of one prefill chunk.
+const PT: usize = 16;
+/// Most weight rows whose accumulators are kept across column pieces.
+const PR: usize = 16;
+/// Capacity of the packed activations, in (8-block group, token) pairs of 256 bytes.
+const PG: usize = 64;
+/// Bytes of one zero-padded partial group (8 blocks of at most 36 bytes).
+const PAD: usize = 8 * 36;
+
+/// The 4 weight vectors of one half of an 8-block group, in the paired layout
+/// of [`prefill`] (`[lo of block j | lo of block j + 4]`, then the `hi` halves,
+/// for two values of j), held in registers while the chunk's tokens pass. Q8_0:
+/// the signed weights `w` and their magnitudes `u`; Q4: the nibbles in `u`.
+struct Held {
+    w: [__m256i; 4],
+    u: [__m256i; 4],
+}
+
+/// Hold blocks `j0, j0 + 1` and `j0 + 4, j0 + 5` of the group at `wp` (block
+/// stride `F::WB`) in the paired layout.
+///
+/// # Safety
+/// The group's 8 weight blocks readable at `wp`, `j0 <= 2`; AVX2.
+#[inline(always)]
+unsafe fn hold<F: WFmt>(wp: *const u8, j0: usize) -> Held {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let z = _mm256_setzero_si256();
+        let mut h = Held {
+            w: [z; 4],
+            u: [z; 4],
+        };
+        for (i, (w, u)) in
+            h.w.chunks_exact_mut(2)
+                .zip(h.u.chunks_exact_mut(2))
+                .enumerate()
+        {
+            let p0 = wp.add((j0 + i) * F::WB + F::QOFF);
+            let p1 = p0.add(4 * F::WB);
+            if F::Q4 {
+                // [q of block j | q of block j + 4]: low nibbles are elements
+                // 0..16, high nibbles 16..32.
+                let q = _mm256_inserti128_si256::<1>(
+                    _mm256_castsi128_si256(_mm_loadu_si128(p0 as *const __m128i)),
+                    _mm_loadu_si128(p1 as *const __m128i),
+                );
+                let m = _mm256_set1_epi8(0x0f);
+                if let [lo, hi] = u {
+                    *lo = _mm256_and_si256(q, m);
+                    *hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), m);
+                }
+            } else {
+                let a = _mm256_loadu_si256(p0 as *const __m256i);
+                let b = _mm256_loadu_si256(p1 as *const __m256i);
+                if let ([wlo, whi], [ulo, uhi]) = (w, u) {
+                    *wlo = _mm256_permute2x128_si256::<0x20>(a, b);
+                    *whi = _mm256_permute2x128_si256::<0x31>(a, b);
+                    *ulo = _mm256_sign_epi8(*wlo, *wlo);
+                    *uhi = _mm256_sign_epi8(*whi, *whi);
+                }
+            }
+        }
+        h
+    }
+}
+
+/// The held half against one token's 4 packed activation vectors at `xp`
+/// (32-byte aligned): per 128-bit half, the partial sums of blocks
+/// `[j0, j0 + 1, j0, j0 + 1]` (low half) and `[j0 + 4, j0 + 5, ..]` (high half),
+/// i32 (Q4: i16 pairs). Pairing block j with block j + 4 in one vector lets the
+/// products of its two element halves be added directly, so this first stage
+/// of the reduction needs no shuffle.
+///
+/// # Safety
+/// 128 readable bytes at `xp`, 32-byte aligned; AVX2; Q8_0: no activation byte is -128.
+#[inline(always)]
+unsafe fn half<F: WFmt>(h: &Held, xp: *const __m256i) -> __m256i {
+    // SAFETY: the reads are covered by the caller's contract; AVX2 present.
+    unsafe {
+        let mut v = [_mm256_setzero_si256(); 4];
+        for (k, (vk, (&w, &u))) in v.iter_mut().zip(h.w.iter().zip(&h.u)).enumerate() {
+            let a = _mm256_load_si256(xp.add(k));
+            *vk = if F::Q4 {
+                // |lane| <= 2 * 15 * 128 = 3840: widened after the reduction.
+                _mm256_maddubs_epi16(u, a)
+            } else {
+                let m = _mm256_maddubs_epi16(u, _mm256_sign_epi8(a, w));
+                _mm256_madd_epi16(m, _mm256_set1_epi16(1))
+            };
+        }
+        let [v0, v1, v2, v3] = v;
+        let (p0, p1) = if F::Q4 {
+            (add::<true>(v0, v1), add::<true>(v2, v3))
+        } else {
+            (add::<false>(v0, v1), add::<false>(v2, v3))
+        };
+        let (lo, hi) = (_mm256_unpacklo_epi32(p0, p1), _mm256_unpackhi_epi32(p0, p1));
+        if F::Q4 {
+            add::<true>(lo, hi)
+        } else {
+            add::<false>(lo, hi)
+        }
+    }
+}
+
+/// Two [`half`] results (blocks 0, 1, 4, 5 and 2, 3, 6, 7) -> the 8 block sums
+/// as i32, in block order.
+///
+/// # Safety
+/// AVX2 present; `I16`: as [`reduce8`] (each i16 lane then sums 16 products of
+/// magnitude at most 15 * 128: 30720 < 2^15).
+#[inline(always)]
+unsafe fn join2<const I16: bool>(u0: __m256i, u1: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
+        let s = add::<I16>(_mm256_unpacklo_epi64(u0, u1), _mm256_unpackhi_epi64(u0, u1));
+        if I16 {
+            _mm256_madd_epi16(s, _mm256_set1_epi16(1))
+        } else {
+            s
+        }
+    }
+}
+
+/// [`fold_lanes`] of 4 accumulators at once, the results in order: the same
+/// additions on the same operands (`a[i] += a[i + 4]`, then `+ a[i + 2]`, then
+/// `+ a[i + 1]`), only 4 accumulators side by side in the vectors.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn fold4(a0: __m256, a1: __m256, a2: __m256, a3: __m256) -> __m128 {
+    // SAFETY: register-only AVX operations; AVX2 by the caller.
+    unsafe {
+        // h = 4: [a0 lo + a0 hi | a1 lo + a1 hi], the same for a2, a3
+        let h4 = |x: __m256, y: __m256| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps::<0x20>(x, y),
+                _mm256_permute2f128_ps::<0x31>(x, y),
+            )
+        };
+        let (s01, s23) = (h4(a0, a1), h4(a2, a3));
+        // h = 2: per 128-bit half [a0: s0 + s2, s1 + s3, a2: s0 + s2, s1 + s3]
+        let s = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b01_00_01_00>(s01, s23),
+            _mm256_shuffle_ps::<0b11_10_11_10>(s01, s23),
+        );
+        // h = 1: [a0, a2, a0, a2 | a1, a3, a1, a3]
+        let s = _mm256_add_ps(
+            _mm256_shuffle_ps::<0b10_00_10_00>(s, s),
+            _mm256_shuffle_ps::<0b11_01_11_01>(s, s),
+        );
+        // [a0, a1, a2, a3]
+        _mm_unpacklo_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps::<1>(s))
+    }
+}
+
+/// Prefill: `out[r * n + t] = dot(w row r, x row t)` for `n >= 2` tokens.
+///
+/// Tokens go in chunks of at most [`PT`], rows in blocks of at most [`PR`],
+/// the columns in pieces whose packed activations fit [`PG`]. Per piece, the
+/// chunk's activation quants are copied into an aligned buffer in the paired
+/// layout (vector `2 * i + e` of a group: element half `e` of block `i` in the
+/// low 128 bits and of block `i + 4` in the high 128 bits), and their scales
+/// (Q4_0: `8 * sum(a)` offsets; Q4_1: sums) converted once. Then each weight
+/// row of the block passes once: per 8-block group, each half is held in
+/// registers ([`hold`]) while every token of the chunk runs against it
+/// ([`half`]), the first half's sums parked on the stack until [`join2`]. The
+/// 8 (Q4: 4) held vectors plus the temporaries fit the 16 registers, and the
+/// activations come from L1 without cache-line splits.
+///
+/// A last partial group (nb not a multiple of 8) goes through the same code
+/// from zero-padded copies of the row and of the activations: a padding block
+/// has weight 0 and scale 0, so its lane gets the term +0.0, and
+/// `lane + 0.0 == lane` bit for bit (a lane starts at +0.0 and a round-to-nearest
+/// sum is -0.0 only when both addends are, so it is never -0.0).
+///
+/// Returns false, with `out` partly written, when a Q8_0 activation byte is
+/// -128 (the sign trick would be wrong; see the module docs): the packing loop
+/// sees every activation byte anyway, so it checks them there, before any
+/// product of its piece is formed, instead of a separate scan.
+///
+/// # Safety
+/// `w` is `rows` rows and `x` `n` rows of `nb >= 1` blocks each, `out` holds
+/// `rows * n` values; AVX2 + F16C present.
+#[inline(always)]
+#[must_use]
+unsafe fn prefill<F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+    nb: usize,
+) -> bool {
+    let (ngf, tail) = (nb / 8, nb % 8);
+    let ngt = nb.div_ceil(8);
+    let (rb, xb) = (nb * F::WB, nb * F::AB);
+    // SAFETY: every pointer below stays inside `w` (row r < rows, full group
+    // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (token t0 + t < n,
+    // likewise), or inside a stack buffer: packed vectors (gi * tn + t) * 8 + k
+    // < PG * 8 (gi < gp, t < tn, gp * tn <= PG), scales gi * tn + t < PG,
+    // accumulators ri * PT + t < PR * PT, padded copies t * PAD + b < PT * PAD.
+    // Buffer entries are written before they are read: the packing loop covers
+    // every (gi, t) the rows read, accumulators are zeroed at the first piece.
+    // Features and the -128 rule by the caller.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut xab = [const { MaybeUninit::<__m256i>::uninit() }; PG * 8];
+        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; PG];
+        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; PG];
+        let mut accb = [const { MaybeUninit::<__m256>::uninit() }; PR * PT];
+        let mut xpadb = [const { MaybeUninit::<u8>::uninit() }; PT * PAD];
+        let mut wpadb = [const { MaybeUninit::<u8>::uninit() }; PAD];
+        let xa = xab.as_mut_ptr() as *mut __m256i;
+        let (dx, aux) = (
+            dxb.as_mut_ptr() as *mut __m256,
+            auxb.as_mut_ptr() as *mut __m256i,
+        );
+        let acc = accb.as_mut_ptr() as *mut __m256;
+        let (xpad, wpad) = (xpadb.as_mut_ptr() as *mut u8, wpadb.as_mut_ptr() as *mut u8);
+        let mut qlo = [zi; PT];
+        let qlop = qlo.as_mut_ptr();
+        // Even chunks: 17 tokens run as 9 + 8, not 16 + 1.
+        let chunks = n.div_ceil(PT);
+        let mut t0 = 0;
+        for c in 0..chunks {
+            let tn = (n - t0) / (chunks - c);
+            let xc = x.as_ptr().add(t0 * xb);
+            let gp = PG / tn;
+            if tail > 0 {
+                core::ptr::write_bytes(xpad, 0, tn * PAD);
+                for t in 0..tn {
+                    let src = xc.add(t * xb + ngf * 8 * F::AB);
+                    core::ptr::copy_nonoverlapping(src, xpad.add(t * PAD), tail * F::AB);
+                }
+            }
+            // Group g of the chunk: its first token's blocks and the token stride.
+            let xsrc = |g: usize| {
+                if g < ngf {
+                    (xc.add(g * 8 * F::AB), xb)
+                } else {
+                    (xpad as *const u8, PAD)
+                }
+            };
+            let mut r0 = 0;
+            while r0 < rows {
+                let nr = PR.min(rows - r0);
+                let mut g0 = 0;
+                while g0 < ngt {
+                    let ng = gp.min(ngt - g0);
+                    let mut lo = _mm256_set1_epi8(127);
+                    for gi in 0..ng {
+                        let (xg, xs) = xsrc(g0 + gi);
+                        for t in 0..tn {
+                            let p = xg.add(t * xs);
+                            let e = gi * tn + t;
+                            let q = xa.add(e * 8);
+                            for i in 0..4 {
+                                let a = _mm256_loadu_si256(
+                                    p.add(i * F::AB + F::AOFF) as *const __m256i
+                                );
+                                let b = _mm256_loadu_si256(
+                                    p.add((i + 4) * F::AB + F::AOFF) as *const __m256i
+                                );
+                                if !F::Q4 {
+                                    lo = _mm256_min_epi8(lo, _mm256_min_epi8(a, b));
+                                }
+                                q.add(2 * i).write(_mm256_permute2x128_si256::<0x20>(a, b));
+                                q.add(2 * i + 1)
+                                    .write(_mm256_permute2x128_si256::<0x31>(a, b));
+                            }
+                            dx.add(e).write(scales8(p, F::AB));
+                            if F::HAS_M {
+                                aux.add(e)
+                                    .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
+                            } else if F::NIB_OFFSET != 0 {
+                                aux.add(e).write(offsets8::<F>(p));
+                            }
+                        }
+                    }
+                    if !F::Q4
+                        && _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(-128))) != 0
+                    {
+                        return false;
+                    }
+                    for ri in 0..nr {
+                        let wr = w.as_ptr().add((r0 + ri) * rb);
+                        if tail > 0 && g0 + ng == ngt {
+                            core::ptr::write_bytes(wpad, 0, PAD);
+                            let src = wr.add(ngf * 8 * F::WB);
+                            core::ptr::copy_nonoverlapping(src, wpad, tail * F::WB);
+                        }
+                        let accr = acc.add(ri * PT);
+                        if g0 == 0 {
+                            for t in 0..tn {
+                                accr.add(t).write(zf);
+                            }
+                        }
+                        for gi in 0..ng {
+                            let g = g0 + gi;
+                            let wp = if g < ngf {
+                                wr.add(g * 8 * F::WB)
+                            } else {
+                                wpad as *const u8
+                            };
+                            let xg = xa.add(gi * tn * 8) as *const __m256i;
+                            let h = hold::<F>(wp, 0);
+                            for t in 0..tn {
+                                qlop.add(t).write(half::<F>(&h, xg.add(t * 8)));
+                            }
+                            // A last group of at most 2 blocks: nothing in blocks 2, 3, 6, 7.
+                            let full = g < ngf || tail > 2;
+                            let h = hold::<F>(wp, 2);
+                            let dw = scales8(wp, F::WB);
+                            let mw = if F::HAS_M {
+                                scales8(wp.add(2), F::WB)
+                            } else {
+                                zf
+                            };
+                            let (dxg, auxg) = (dx.add(gi * tn), aux.add(gi * tn));
+                            // Token t's second half: join, scale, accumulate.
+                            let finish = |t: usize, u1: __m256i| {
+                                let u0 = *qlop.add(t);
+                                let mut s = if F::Q4 {
+                                    join2::<true>(u0, u1)
+                                } else {
+                                    join2::<false>(u0, u1)
+                                };
+                                if F::NIB_OFFSET != 0 {
+                                    s = _mm256_sub_epi32(s, *auxg.add(t));
+                                }
+                                let d = _mm256_mul_ps(dw, *dxg.add(t));
+                                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                                if F::HAS_M {
+                                    let sx = _mm256_castsi256_ps(*auxg.add(t));
+                                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, sx));
+                                }
+                                let a = accr.add(t);
+                                a.write(_mm256_add_ps(*a, term));
+                            };
+                            if full {
+                                // Software-pipelined: token t - 1 is finished
+                                // while token t's products are formed, so
+                                // neither waits on the other's chain.
+                                let mut prev = half::<F>(&h, xg.add(4));
+                                for t in 1..tn {
+                                    let u1 = half::<F>(&h, xg.add(t * 8 + 4));
+                                    finish(t - 1, prev);
+                                    prev = u1;
+                                }
+                                finish(tn - 1, prev);
+                            } else {
+                                for t in 0..tn {
+                                    finish(t, zi);
+                                }
+                            }
+                        }
+                    }
+                    g0 += ng;
+                }
+                for ri in 0..nr {
+                    let (accr, o0) = (acc.add(ri * PT), (r0 + ri) * n + t0);
+                    let mut t = 0;
+                    while t + 4 <= tn {
+                        let a = |i: usize| *accr.add(t + i);
+                        let v = fold4(a(0), a(1), a(2), a(3));
+                        if let Some(o) = out.get_mut(o0 + t..o0 + t + 4) {
+                            _mm_storeu_ps(o.as_mut_ptr(), v);
+                        }
+                        t += 4;
+                    }
+                    while t < tn {
+                        let mut lanes = [0.0f32; 8];
+                        _mm256_storeu_ps(lanes.as_mut_ptr(), *accr.add(t));
+                        if let Some(o) = out.get_mut(o0 + t) {
+                            *o = fold_lanes(lanes);
+                        }
+                        t += 1;
+                    }
+                }
+                r0 += nr;
+            }
+            t0 += tn;
+        }
+    }
+    true
+}
+
+// ---------------------------------------------------------------------------
+// Decode: one token, the weight rows front to back
+// ---------------------------------------------------------------------------
+
+/// How far ahead of the weights decode prefetches, in bytes (1024 lost 7% on
+/// GPT-2 Q4_0 decode, where a row is 432 bytes).
+const DPF: usize = 3072;
+/// Most 8-block groups a decode row may have (16384 columns; the token's
+/// packed quants, 16 KB, its scales and a row's group sums live on the stack).
+const DG: usize = 64;
+
+/// Decode: `out[r] = dot(w row r, x)` for one token of `nb >= 1` blocks.
+///
+/// The token's activation quants are first copied into an aligned buffer (Q4:
+/// in the paired layout of [`prefill`], whose first reduction stage is then an
+/// add; Q8_0: in block order, since pairing would cost two lane permutes of
+/// the weights per block pair of every row), checking them for -128 on the way
+/// (returns false, nothing written, if a Q8_0 byte is). Then one row at a
+/// time, front to back, so the weights stream from DRAM as one sequential run
+/// (the hardware prefetcher follows it; a software prefetch runs [`DPF`] bytes
+/// ahead). Per row, a first loop reduces each 8-block group to its 8 block sums
+/// and parks them; a second one scales and accumulates them: independent short
+/// chains instead of one long one per group, which had kept the out-of-order
+/// window full. A last partial group goes through zero-padded copies, as in
+/// [`prefill`].
+///
+/// # Safety
+/// `w` is `rows` rows and `x` one row of `nb >= 1` blocks, `nb.div_ceil(8) <= DG`,
+/// `out` holds `rows` values; AVX2 + F16C present.
+#[inline(always)]
+#[must_use]
+unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: usize) -> bool {
+    let (ngf, tail) = (nb / 8, nb % 8);
+    let ngt = nb.div_ceil(8);
+    let rb = nb * F::WB;
+    // SAFETY: every pointer below stays inside `w` (row r < rows, full group
+    // g < ngf: bytes below (g + 1) * 8 * WB <= rb), inside `x` (likewise), or
+    // inside a stack buffer (per-group entries g < ngt <= DG, packed vectors
+    // g * 8 + k < DG * 8; padded copies of PAD bytes). Buffer entries are
+    // written before they are read. Prefetches are hints that never fault, so
+    // their addresses may lie past the matrix. Features by the caller; the
+    // sign trick runs only after the -128 check.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; DG];
+        let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
+        let mut sb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
+        let mut xpad = [0u8; PAD];
+        let mut wpad = [0u8; PAD];
+        let (dx, aux) = (
+            dxb.as_mut_ptr() as *mut __m256,
+            auxb.as_mut_ptr() as *mut __m256i,
+        );
+        let sp = sb.as_mut_ptr() as *mut __m256i;
+        let mut xab = [const { MaybeUninit::<__m256i>::uninit() }; DG * 8];
+        let xa = xab.as_mut_ptr() as *mut __m256i;
+        if tail > 0 {
+            let src = x.as_ptr().add(ngf * 8 * F::AB);
+            core::ptr::copy_nonoverlapping(src, xpad.as_mut_ptr(), tail * F::AB);
+        }
+        let xgroup = |g: usize| {
+            if g < ngf {
+                x.as_ptr().add(g * 8 * F::AB)
+            } else {
+                xpad.as_ptr()
+            }
+        };
+        let mut lo = _mm256_set1_epi8(127);
+        for g in 0..ngt {
+            let p = xgroup(g);
+            // The paired layout of `prefill`, and the -128 check.
+            for i in 0..4 {
+                let a = _mm256_loadu_si256(p.add(i * F::AB + F::AOFF) as *const __m256i);
+                let b = _mm256_loadu_si256(p.add((i + 4) * F::AB + F::AOFF) as *const __m256i);
+                if !F::Q4 {
+                    lo = _mm256_min_epi8(lo, _mm256_min_epi8(a, b));
+                }
+                if F::Q4 {
+                    let q = xa.add(g * 8 + 2 * i);
+                    q.write(_mm256_permute2x128_si256::<0x20>(a, b));
+                    q.add(1).write(_mm256_permute2x128_si256::<0x31>(a, b));
+                } else {
+                    // Q8_0 keeps the natural layout: pairing would cost the
+                    // weights two lane permutes per block pair per row.
+                    xa.add(g * 8 + i).write(a);
+                    xa.add(g * 8 + i + 4).write(b);
+                }
+            }
+            dx.add(g).write(scales8(p, F::AB));
+            if F::HAS_M {
+                aux.add(g)
+                    .write(_mm256_castps_si256(scales8(p.add(2), F::AB)));
+            } else if F::NIB_OFFSET != 0 {
+                aux.add(g).write(offsets8::<F>(p));
+            }
+        }
+        if !F::Q4 && _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(-128))) != 0 {
+            return false;
+        }
+        let mut acc4 = [zf; 4];
+        for r in 0..rows {
+            let wr = w.as_ptr().add(r * rb);
+            if tail > 0 {
+                core::ptr::copy_nonoverlapping(
+                    wr.add(ngf * 8 * F::WB),
+                    wpad.as_mut_ptr(),
+                    tail * F::WB,
+                );
+            }
+            let wgroup = |g: usize| {
+                if g < ngf {
+                    wr.add(g * 8 * F::WB)
+                } else {
+                    wpad.as_ptr()
+                }
+            };
+            for g in 0..ngt {
+                let wp = wgroup(g);
+                let pf = wp.wrapping_add(DPF);
+                let mut o = 0;
+                while o < 8 * F::WB {
+                    _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+                    o += 64;
+                }
+                let xg = xa.add(g * 8) as *const __m256i;
+                sp.add(g).write(if F::Q4 {
+                    let u0 = half::<F>(&hold::<F>(wp, 0), xg);
+                    let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
+                    join2::<true>(u0, u1)
+                } else {
+                    let mut v = [zi; 8];
+                    for (j, vj) in v.iter_mut().enumerate() {
+                        let wv = _mm256_loadu_si256(wp.add(j * F::WB + F::QOFF) as *const __m256i);
+                        let m = _mm256_maddubs_epi16(
+                            _mm256_sign_epi8(wv, wv),
+                            _mm256_sign_epi8(*xg.add(j), wv),
+                        );
+                        *vj = _mm256_madd_epi16(m, _mm256_set1_epi16(1));
+                    }
+                    reduce8::<false>(v)
+                });
+            }
+            let mut acc = zf;
+            for g in 0..ngt {
+                let wp = wgroup(g);
+                let mut s = *sp.add(g);
+                if F::NIB_OFFSET != 0 {
+                    s = _mm256_sub_epi32(s, *aux.add(g));
+                }
+                let d = _mm256_mul_ps(scales8(wp, F::WB), *dx.add(g));
+                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                if F::HAS_M {
+                    let mw = scales8(wp.add(2), F::WB);
+                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(*aux.add(g))));
+                }
+                acc = _mm256_add_ps(acc, term);
+            }
+            // Fold 4 rows at once; the last rows one by one.
+            if let Some(a) = acc4.get_mut(r % 4) {
+                *a = acc;
+            }
+            if r % 4 == 3 {
+                let [a0, a1, a2, a3] = acc4;
+                if let Some(o) = out.get_mut(r - 3..r + 1) {
+                    _mm_storeu_ps(o.as_mut_ptr(), fold4(a0, a1, a2, a3));
+                }
+            } else if r + 1 == rows {
+                for (i, a) in acc4.iter().take(r % 4 + 1).enumerate() {
+                    let mut lanes = [0.0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+                    if let Some(o) = out.get_mut(r - r % 4 + i) {
+                        *o = fold_lanes(lanes);
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
 /// Whether the sign trick is exact for these activation blocks: always for the
 /// nibble formats; for Q8_0 when no quant byte is -128.
 ///
@@ -367,33 +987,31 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     if w.len() != rows * nb * F::WB || out.len() < rows * n {
         return;
     }
-    // SAFETY: features by the caller.
-    if !unsafe { trick_ok::<F>(x) } {
-        // SAFETY: features by the caller.
-        return unsafe { super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out) };
-    }
-    // SAFETY: every row holds exactly nb blocks (checked above), `trick_ok`
-    // passed, features by the caller.
+    // SAFETY: every row holds exactly nb blocks (checked above); the sign
+    // trick runs only on activations that passed its check (`prefill` and
+    // `decode` check while packing, `run` after `trick_ok`); features by the caller.
     unsafe {
-        if F::Q4 {
-            // The Q4_0 offsets are per token: more rows share them.
-            if n < 2 {
-                run::<F, DR, 1>(w, rows, x, n, out, nb)
-            } else {
-                run::<F, 8, 2>(w, rows, x, n, out, nb)
+        if nb > 0 && n >= 2 {
+            if !prefill::<F>(w, rows, x, n, out, nb) {
+                super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
             }
-        } else if n < TT {
-            run::<F, DR, 1>(w, rows, x, n, out, nb)
-        } else {
-            run::<F, TR, TT>(w, rows, x, n, out, nb)
+            return;
         }
+        if nb > 0 && nb.div_ceil(8) <= DG {
+            if !decode::<F>(w, rows, x, out, nb) {
+                super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
+            }
+            return;
+        }
+        if !trick_ok::<F>(x) {
+            return super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
+        }
+        // Rows of more than 8 * DG blocks (or none): one token at a time.
+        run::<F, DR, 1>(w, rows, x, n, out, nb)
     }
 }
 
-/// Tile rows and tokens of the main Q8_0 tile (Q4: 8 rows x 2 tokens).
-const TR: usize = 4;
-const TT: usize = 4;
-/// Tile rows when there are fewer than `TT` tokens (decode).
+/// Tile rows of the fallback tiles.
 const DR: usize = 8;
 
 /// The driver: R x T tiles, then R x 1, 1 x T and 1 x 1 for the edges.
