@@ -333,41 +333,104 @@ pub fn matmul(
     out: &mut [f32],
     scratch: &mut QuantScratch<'_>,
 ) -> Result<()> {
+    matmul_then(k, w, None, x, n, out, &mut [], scratch, None)
+}
+
+/// A split matmul's finishing step, run by each task on the output columns it
+/// just computed: `epi(r0, out, out2)` once per token `t`, with `out` the
+/// task's part `out[t][r0..r1]` and `out2` the same part of the second buffer
+/// (empty when there is none). It must treat every column alone (element-wise
+/// in `r`), so that its results do not depend on where the ranges split.
+pub(crate) type Epilogue<'e> = &'e (dyn Fn(usize, &mut [f32], &mut [f32]) + Sync);
+
+/// [`matmul`] with up to two matrices of one shape sharing the input and a
+/// per-task [`Epilogue`], all in one parallel dispatch: each task computes rows
+/// `r0..r1` of `w` into `out` (and of `w2` into `out2`), then runs `epi` over
+/// them while they are hot in cache. Without `w2`, `out2` is either empty or a
+/// second `[n][w.rows]` buffer the epilogue updates (e.g. the residual stream).
+///
+/// Fusing the bias, GELU, SwiGLU and residual steps into the matmul keeps them
+/// off the calling thread, and lets one dispatch do the work of several.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_then(
+    k: &Kernels,
+    w: &Matrix<'_>,
+    w2: Option<&Matrix<'_>>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    out2: &mut [f32],
+    scratch: &mut QuantScratch<'_>,
+    epi: Option<Epilogue<'_>>,
+) -> Result<()> {
     let rb = w.ty.row_bytes(w.cols).ok_or(Error::BadBlockShape)?;
     if w.data.len() != rb * w.rows || x.len() != n * w.cols || out.len() != n * w.rows {
         return Err(Error::ShapeMismatch);
     }
-    if w.cols == 0 {
+    let rb2 = match w2 {
+        Some(w2) => {
+            let rb2 = w2.ty.row_bytes(w2.cols).ok_or(Error::BadBlockShape)?;
+            if w2.rows != w.rows || w2.cols != w.cols || w2.data.len() != rb2 * w2.rows {
+                return Err(Error::ShapeMismatch);
+            }
+            rb2
+        }
+        None => 0,
+    };
+    if !(out2.is_empty() && w2.is_none()) && out2.len() != out.len() {
+        return Err(Error::ShapeMismatch);
+    }
+    let no_cols = w.cols == 0;
+    if no_cols {
         out.fill(0.0); // every dot is the empty sum
-        return Ok(());
+        if w2.is_some() {
+            out2.fill(0.0);
+        }
     }
     let nb = w.cols / QK;
-    // Activations quantized once, before the split.
-    let xq: Act<'_> = match w.ty {
-        GgmlType::F32 | GgmlType::F16 => Act::F32(x),
-        GgmlType::Q8_0 | GgmlType::Q4_0 => {
-            let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            if nb > 0 {
-                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                    (k.quantize_row_q8_0)(xr, qr);
-                }
-            }
-            Act::Q8_0(xq)
-        }
-        GgmlType::Q4_1 => {
-            let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            if nb > 0 {
-                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                    (k.quantize_row_q8_1)(xr, qr);
-                }
-            }
-            Act::Q8_1(xq)
-        }
-        _ => return Err(Error::UnsupportedTensorType),
+    // Activations quantized once, before the split, in every form the matrices need.
+    let acts = |ty: GgmlType| match ty {
+        GgmlType::F32 | GgmlType::F16 => Ok(0),
+        GgmlType::Q8_0 | GgmlType::Q4_0 => Ok(1),
+        GgmlType::Q4_1 => Ok(2),
+        _ => Err(Error::UnsupportedTensorType),
     };
+    let (a1, a2) = (acts(w.ty)?, w2.map(|w2| acts(w2.ty)).transpose()?);
+    let needs = |a: usize| a1 == a || a2 == Some(a);
+    let q0: &[BlockQ8_0] = if needs(1) {
+        let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+        if nb > 0 {
+            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                (k.quantize_row_q8_0)(xr, qr);
+            }
+        }
+        xq
+    } else {
+        &[]
+    };
+    let q1: &[BlockQ8_1] = if needs(2) {
+        let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+        if nb > 0 {
+            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                (k.quantize_row_q8_1)(xr, qr);
+            }
+        }
+        xq
+    } else {
+        &[]
+    };
+    let act = |a: usize| match a {
+        1 => Act::Q8_0(q0),
+        2 => Act::Q8_1(q1),
+        _ => Act::F32(x),
+    };
+    let (xq, xq2) = (act(a1), act(a2.unwrap_or(0)));
     let rows = w.rows;
     let tiles = rows.div_ceil(TILE_ROWS);
-    let macs = rows.saturating_mul(w.cols).saturating_mul(n);
+    let macs = rows
+        .saturating_mul(w.cols)
+        .saturating_mul(n)
+        .saturating_mul(1 + w2.is_some() as usize);
     let n_tasks = match &k.parallel {
         // Several tasks per thread: the tasks are handed out dynamically, so a
         // thread that starts late (woken, or sharing its core) takes fewer.
@@ -378,11 +441,30 @@ pub fn matmul(
     };
     let chunk = tiles.div_ceil(n_tasks) * TILE_ROWS;
     let shared = parallel::SharedOut::new(out);
+    let shared2 = parallel::SharedOut::new(out2);
     let task = |i: usize| {
         let r0 = i * chunk;
         let r1 = (r0 + chunk).min(rows);
-        if r0 < r1 {
+        if r0 >= r1 {
+            return;
+        }
+        if !no_cols {
             rows_range(k, w, rb, &xq, n, r0, r1, &shared);
+            if let Some(w2) = w2 {
+                rows_range(k, w2, rb2, &xq2, n, r0, r1, &shared2);
+            }
+        }
+        if let Some(epi) = epi {
+            for t in 0..n {
+                let cols = t * rows + r0..t * rows + r1;
+                // SAFETY: columns r0..r1 of every token row belong to this task
+                // alone (disjoint row ranges per task), and the kernel writes
+                // above are done.
+                let (o, o2) = unsafe { (shared.slice_mut(cols.clone()), shared2.slice_mut(cols)) };
+                if let Some(o) = o {
+                    epi(r0, o, o2.unwrap_or(&mut []));
+                }
+            }
         }
     };
     parallel::for_each(k.parallel.as_ref(), n_tasks, &task);
