@@ -140,8 +140,9 @@ fn gpt2_fixtures_bit_identical_through_every_hook() {
 #[test]
 fn llama_gqa_bit_identical_through_every_hook() {
     // The random HF Llama with grouped-query attention (tests/llama.rs), converted
-    // by the CLI, in every weight type (K and V share a dispatch, so mixed kinds
-    // of activations are covered by Q4_1 next to Q8_0 weights elsewhere).
+    // by the CLI, in every weight type (K and V, and gate and up, share a
+    // dispatch; two weight types in one dispatch are covered by the unit test
+    // `matmul_then_pair_and_epilogue_equal_separate_matmuls` in src/kernels/mod.rs).
     let dir = fixture("llama/hf-tiny");
     for ty in [
         GgmlType::F32,

@@ -578,3 +578,108 @@ fn rows_range(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{quantize_row, BlockQ8_0, BlockQ8_1};
+
+    fn weights(ty: GgmlType, rows: usize, cols: usize, seed: u32) -> std::vec::Vec<u8> {
+        let rb = ty.row_bytes(cols).unwrap_or(0);
+        let mut w = std::vec![0u8; rows * rb];
+        for (r, out) in w.chunks_exact_mut(rb).enumerate() {
+            let row: std::vec::Vec<f32> = (0..cols)
+                .map(|c| ((r * 131 + c * 71 + seed as usize) % 97) as f32 / 48.0 - 1.0)
+                .collect();
+            assert!(quantize_row(ty, &row, out).is_ok());
+        }
+        w
+    }
+
+    /// Two matrices of different weight types (so both activation forms) in one
+    /// dispatch, with an epilogue reading both outputs, equal separate matmuls
+    /// followed by the same element-wise step, with and without a split.
+    #[test]
+    fn matmul_then_pair_and_epilogue_equal_separate_matmuls() {
+        let (rows, cols, n) = (72usize, 96usize, 5usize);
+        let x: std::vec::Vec<f32> = (0..n * cols)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let mut q0 = std::vec![BlockQ8_0::default(); n * cols / QK];
+        let mut q1 = std::vec![BlockQ8_1::default(); n * cols / QK];
+        for (t1, t2) in [
+            (GgmlType::Q8_0, GgmlType::Q4_1),
+            (GgmlType::Q4_1, GgmlType::F16),
+            (GgmlType::F32, GgmlType::Q4_0),
+        ] {
+            let (b1, b2) = (weights(t1, rows, cols, 1), weights(t2, rows, cols, 2));
+            let w1 = Matrix {
+                ty: t1,
+                rows,
+                cols,
+                data: &b1,
+            };
+            let w2 = Matrix {
+                ty: t2,
+                rows,
+                cols,
+                data: &b2,
+            };
+            let k = Kernels::detect();
+            let mut s = QuantScratch {
+                q8_0: &mut q0,
+                q8_1: &mut q1,
+            };
+            let (mut a, mut b) = (std::vec![0f32; n * rows], std::vec![0f32; n * rows]);
+            assert!(matmul(&k, &w1, &x, n, &mut a, &mut s).is_ok());
+            assert!(matmul(&k, &w2, &x, n, &mut b, &mut s).is_ok());
+            let want: std::vec::Vec<f32> = a.iter().zip(&b).map(|(p, q)| p * 0.5 + q).collect();
+            for tasks in [1usize, 2, 3, 7] {
+                let mut kt = k;
+                // SAFETY: `serial` runs every task once on this thread.
+                kt.parallel =
+                    Some(unsafe { ParallelFor::new(serial, core::ptr::null_mut(), tasks) });
+                let (mut o1, mut o2) = (std::vec![0f32; n * rows], std::vec![0f32; n * rows]);
+                let epi = |_: usize, o: &mut [f32], o2: &mut [f32]| {
+                    for (p, q) in o.iter_mut().zip(o2.iter()) {
+                        *p = *p * 0.5 + q;
+                    }
+                };
+                let r = matmul_then(
+                    &kt,
+                    &w1,
+                    Some(&w2),
+                    &x,
+                    n,
+                    &mut o1,
+                    &mut o2,
+                    &mut s,
+                    Some(&epi),
+                );
+                assert!(r.is_ok());
+                assert!(
+                    o2.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{t2:?} {tasks}"
+                );
+                assert!(
+                    o1.iter()
+                        .zip(&want)
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{t1:?} {tasks}"
+                );
+            }
+        }
+    }
+
+    unsafe extern "C" fn serial(
+        _: *mut core::ffi::c_void,
+        n: usize,
+        task: parallel::TaskFn,
+        d: *const core::ffi::c_void,
+    ) {
+        for i in (0..n).rev() {
+            // SAFETY: the core's task contract.
+            unsafe { task(d, i) };
+        }
+    }
+}
