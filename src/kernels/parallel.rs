@@ -200,7 +200,7 @@ pub(crate) fn for_each_column_block(
 ) -> crate::Result<()> {
     let fits = |a: usize, b: usize, len: usize| a.checked_mul(b).is_some_and(|v| v <= len);
     if !fits(bw, n_blocks, width)
-        || (width > 0 && buf.len() % width != 0)
+        || (width > 0 && !buf.len().is_multiple_of(width))
         || !fits(scratch_per, n_blocks, scratch.len())
     {
         return Err(crate::Error::ShapeMismatch);
@@ -477,7 +477,7 @@ mod pool {
                 }
                 core::hint::spin_loop();
                 spins = spins.wrapping_add(1);
-                if spins % 1024 != 0 {
+                if !spins.is_multiple_of(1024) {
                     continue;
                 }
                 let since = *idle_since.get_or_insert_with(Instant::now);
