@@ -283,6 +283,10 @@ mod pool {
     /// the gaps of a forward pass and between decode steps, short enough
     /// that an idle pool stops burning its cores quickly).
     const SPIN_FOR: Duration = Duration::from_millis(2);
+    /// After this long without work a waiting thread yields its core between
+    /// polls: on a machine with more runnable threads than cores, the thread
+    /// it waits for may be the one it is keeping off the core.
+    const YIELD_AFTER: Duration = Duration::from_micros(50);
     /// Low 32 bits of the ticket: the next task index, or `CLOSED`.
     const INDEX_MASK: u64 = 0xffff_ffff;
     /// Index of a ticket whose job has no tasks left to claim.
@@ -443,11 +447,13 @@ mod pool {
             // Wait for the tasks the workers took (they take microseconds; yield
             // if one of them has lost its core).
             let mut spins = 0u32;
+            let mut since: Option<Instant> = None;
             while s.done.load(SeqCst) != n {
-                if spins < 1 << 16 {
-                    core::hint::spin_loop();
-                    spins += 1;
-                } else {
+                core::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(256)
+                    && since.get_or_insert_with(Instant::now).elapsed() >= YIELD_AFTER
+                {
                     std::thread::yield_now();
                 }
             }
@@ -477,11 +483,15 @@ mod pool {
                 }
                 core::hint::spin_loop();
                 spins = spins.wrapping_add(1);
-                if !spins.is_multiple_of(1024) {
+                if !spins.is_multiple_of(256) {
                     continue;
                 }
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() < SPIN_FOR {
+                let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
+                if idle < YIELD_AFTER {
+                    continue;
+                }
+                if idle < SPIN_FOR {
+                    std::thread::yield_now();
                     continue;
                 }
                 let mut g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
