@@ -536,9 +536,18 @@ fn rows_range(
                 let mut t0 = 0;
                 while t0 < n {
                     let nt = TILE_TOKENS.min(n - t0);
-                    // nr * nt <= buf.len() (n == 1: nr <= DECODE_CALL_ROWS; else
-                    // nr <= CALL_ROWS, nt <= TILE_TOKENS): always Some
-                    let Some(o) = buf.get_mut(..nr * nt) else {
+                    // One token (decode): the kernel's `[nr][1]` output is this
+                    // task's row range of `out` itself, so it writes there
+                    // directly; batches go through `buf` (nr * nt <= buf.len():
+                    // nr <= CALL_ROWS, nt <= TILE_TOKENS, so always Some).
+                    let direct = if n == 1 {
+                        // SAFETY: see above (rows r..r + nr of token 0 are this task's).
+                        unsafe { out.slice_mut(r..r + nr) }
+                    } else {
+                        None
+                    };
+                    let is_direct = direct.is_some();
+                    let Some(o) = direct.or_else(|| buf.get_mut(..nr * nt)) else {
                         return;
                     };
                     match x {
@@ -565,10 +574,12 @@ fn rows_range(
                         }
                         Act::F32(_) => {}
                     }
-                    for (i, orow) in o.chunks_exact(nt).enumerate() {
-                        for (t, &v) in orow.iter().enumerate() {
-                            // SAFETY: see above.
-                            unsafe { out.write((t0 + t) * rows + r + i, v) };
+                    if !is_direct {
+                        for (i, orow) in o.chunks_exact(nt).enumerate() {
+                            for (t, &v) in orow.iter().enumerate() {
+                                // SAFETY: see above.
+                                unsafe { out.write((t0 + t) * rows + r + i, v) };
+                            }
                         }
                     }
                     t0 += nt;
