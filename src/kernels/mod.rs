@@ -5,9 +5,11 @@
 //! forward pass calls through the stored table and never re-detects.
 //!
 //! Threads: the host may lend a [`ParallelFor`] (see [`parallel`]); [`matmul`]
-//! then splits its weight rows into contiguous ranges, one per task. Every
-//! output element is computed by the same code whichever task computes it, so
-//! results are bit-identical for any thread count.
+//! then splits its weight rows into contiguous ranges, one per task, and
+//! `matmul_then` lets each task finish its rows with an element-wise step
+//! (bias, GELU, SwiGLU, residual add). Every output element is computed by the
+//! same code whichever task computes it, so results are bit-identical for any
+//! thread count.
 
 #[cfg(target_arch = "arm")]
 pub mod arm;

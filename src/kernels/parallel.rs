@@ -4,11 +4,13 @@
 //! a function pointer plus a `void*` of its own that, given a number of tasks and
 //! a task callback with its data, calls `task(data, i)` for every `i < n_tasks`
 //! exactly once (possibly concurrently, on any threads) and returns when all
-//! have returned. The core splits each matrix multiply into independent row
-//! ranges (a row's reduction is never split) and hands them to the hook; without
-//! a hook everything runs on the calling thread. Results do not depend on the
-//! number of tasks: every output element is computed by the same code path in
-//! the same order whichever task computes it.
+//! have returned. The core hands the hook every step of the forward pass that
+//! splits into independent parts: each matrix multiply by ranges of output rows
+//! (a row's reduction is never split; the bias, GELU, SwiGLU and residual add
+//! of those rows run in the same task), attention by heads, norms by tokens.
+//! Without a hook everything runs on the calling thread. Results do not depend
+//! on the number of tasks: every output element is computed by the same code
+//! path in the same order whichever task computes it.
 //!
 //! With the `std` feature, [`ThreadPool`] is a ready-made persistent pool.
 
