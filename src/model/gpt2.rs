@@ -61,11 +61,20 @@ impl Attention<'_> {
         t_max: usize,
     ) -> Result<()> {
         let (hd, d) = (self.hd, self.n_head * self.hd);
+        // Every query head inside a query row, every kv head inside a cache row
+        // (so the per-head slicing below cannot come up short).
+        let kv_heads = self
+            .n_head
+            .checked_div(self.group)
+            .ok_or(Error::ShapeMismatch)?;
+        if d > self.q_stride || kv_heads * hd > self.kv_stride {
+            return Err(Error::ShapeMismatch);
+        }
         let att = part_mut(att, ..self.n * d)?;
         let scores = part_mut(scores, ..self.n_head * t_max)?;
         let bad = AtomicBool::new(false);
         let head = |h: usize, out: &mut crate::kernels::parallel::Columns<'_>, sc: &mut [f32]| {
-            let kv_off = (h / self.group.max(1)) * hd;
+            let kv_off = (h / self.group) * hd;
             for t in 0..self.n {
                 let p = self.pos0 + t;
                 let q0 = t * self.q_stride + h * hd;
