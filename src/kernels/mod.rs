@@ -5,9 +5,11 @@
 //! forward pass calls through the stored table and never re-detects.
 //!
 //! Threads: the host may lend a [`ParallelFor`] (see [`parallel`]); [`matmul`]
-//! then splits its weight rows into contiguous ranges, one per task. Every
-//! output element is computed by the same code whichever task computes it, so
-//! results are bit-identical for any thread count.
+//! then splits its weight rows into contiguous ranges, one per task, and
+//! `matmul_then` lets each task finish its rows with an element-wise step
+//! (bias, GELU, SwiGLU, residual add). Every output element is computed by the
+//! same code whichever task computes it, so results are bit-identical for any
+//! thread count.
 
 #[cfg(target_arch = "arm")]
 pub mod arm;
@@ -333,41 +335,104 @@ pub fn matmul(
     out: &mut [f32],
     scratch: &mut QuantScratch<'_>,
 ) -> Result<()> {
+    matmul_then(k, w, None, x, n, out, &mut [], scratch, None)
+}
+
+/// A split matmul's finishing step, run by each task on the output columns it
+/// just computed: `epi(r0, out, out2)` once per token `t`, with `out` the
+/// task's part `out[t][r0..r1]` and `out2` the same part of the second buffer
+/// (empty when there is none). It must treat every column alone (element-wise
+/// in `r`), so that its results do not depend on where the ranges split.
+pub(crate) type Epilogue<'e> = &'e (dyn Fn(usize, &mut [f32], &mut [f32]) + Sync);
+
+/// [`matmul`] with up to two matrices of one shape sharing the input and a
+/// per-task [`Epilogue`], all in one parallel dispatch: each task computes rows
+/// `r0..r1` of `w` into `out` (and of `w2` into `out2`), then runs `epi` over
+/// them while they are hot in cache. Without `w2`, `out2` is either empty or a
+/// second `[n][w.rows]` buffer the epilogue updates (e.g. the residual stream).
+///
+/// Fusing the bias, GELU, SwiGLU and residual steps into the matmul keeps them
+/// off the calling thread, and lets one dispatch do the work of several.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_then(
+    k: &Kernels,
+    w: &Matrix<'_>,
+    w2: Option<&Matrix<'_>>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    out2: &mut [f32],
+    scratch: &mut QuantScratch<'_>,
+    epi: Option<Epilogue<'_>>,
+) -> Result<()> {
     let rb = w.ty.row_bytes(w.cols).ok_or(Error::BadBlockShape)?;
     if w.data.len() != rb * w.rows || x.len() != n * w.cols || out.len() != n * w.rows {
         return Err(Error::ShapeMismatch);
     }
-    if w.cols == 0 {
+    let rb2 = match w2 {
+        Some(w2) => {
+            let rb2 = w2.ty.row_bytes(w2.cols).ok_or(Error::BadBlockShape)?;
+            if w2.rows != w.rows || w2.cols != w.cols || w2.data.len() != rb2 * w2.rows {
+                return Err(Error::ShapeMismatch);
+            }
+            rb2
+        }
+        None => 0,
+    };
+    if !(out2.is_empty() && w2.is_none()) && out2.len() != out.len() {
+        return Err(Error::ShapeMismatch);
+    }
+    let no_cols = w.cols == 0;
+    if no_cols {
         out.fill(0.0); // every dot is the empty sum
-        return Ok(());
+        if w2.is_some() {
+            out2.fill(0.0);
+        }
     }
     let nb = w.cols / QK;
-    // Activations quantized once, before the split.
-    let xq: Act<'_> = match w.ty {
-        GgmlType::F32 | GgmlType::F16 => Act::F32(x),
-        GgmlType::Q8_0 | GgmlType::Q4_0 => {
-            let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            if nb > 0 {
-                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                    (k.quantize_row_q8_0)(xr, qr);
-                }
-            }
-            Act::Q8_0(xq)
-        }
-        GgmlType::Q4_1 => {
-            let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-            if nb > 0 {
-                for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                    (k.quantize_row_q8_1)(xr, qr);
-                }
-            }
-            Act::Q8_1(xq)
-        }
-        _ => return Err(Error::UnsupportedTensorType),
+    // Activations quantized once, before the split, in every form the matrices need.
+    let acts = |ty: GgmlType| match ty {
+        GgmlType::F32 | GgmlType::F16 => Ok(0),
+        GgmlType::Q8_0 | GgmlType::Q4_0 => Ok(1),
+        GgmlType::Q4_1 => Ok(2),
+        _ => Err(Error::UnsupportedTensorType),
     };
+    let (a1, a2) = (acts(w.ty)?, w2.map(|w2| acts(w2.ty)).transpose()?);
+    let needs = |a: usize| a1 == a || a2 == Some(a);
+    let q0: &[BlockQ8_0] = if needs(1) {
+        let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+        if nb > 0 {
+            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                (k.quantize_row_q8_0)(xr, qr);
+            }
+        }
+        xq
+    } else {
+        &[]
+    };
+    let q1: &[BlockQ8_1] = if needs(2) {
+        let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+        if nb > 0 {
+            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
+                (k.quantize_row_q8_1)(xr, qr);
+            }
+        }
+        xq
+    } else {
+        &[]
+    };
+    let act = |a: usize| match a {
+        1 => Act::Q8_0(q0),
+        2 => Act::Q8_1(q1),
+        _ => Act::F32(x),
+    };
+    let (xq, xq2) = (act(a1), act(a2.unwrap_or(0)));
     let rows = w.rows;
     let tiles = rows.div_ceil(TILE_ROWS);
-    let macs = rows.saturating_mul(w.cols).saturating_mul(n);
+    let macs = rows
+        .saturating_mul(w.cols)
+        .saturating_mul(n)
+        .saturating_mul(1 + w2.is_some() as usize);
     let n_tasks = match &k.parallel {
         // Several tasks per thread: the tasks are handed out dynamically, so a
         // thread that starts late (woken, or sharing its core) takes fewer.
@@ -378,11 +443,30 @@ pub fn matmul(
     };
     let chunk = tiles.div_ceil(n_tasks) * TILE_ROWS;
     let shared = parallel::SharedOut::new(out);
+    let shared2 = parallel::SharedOut::new(out2);
     let task = |i: usize| {
         let r0 = i * chunk;
         let r1 = (r0 + chunk).min(rows);
-        if r0 < r1 {
+        if r0 >= r1 {
+            return;
+        }
+        if !no_cols {
             rows_range(k, w, rb, &xq, n, r0, r1, &shared);
+            if let Some(w2) = w2 {
+                rows_range(k, w2, rb2, &xq2, n, r0, r1, &shared2);
+            }
+        }
+        if let Some(epi) = epi {
+            for t in 0..n {
+                let cols = t * rows + r0..t * rows + r1;
+                // SAFETY: columns r0..r1 of every token row belong to this task
+                // alone (disjoint row ranges per task), and the kernel writes
+                // above are done.
+                let (o, o2) = unsafe { (shared.slice_mut(cols.clone()), shared2.slice_mut(cols)) };
+                if let Some(o) = o {
+                    epi(r0, o, o2.unwrap_or(&mut []));
+                }
+            }
         }
     };
     parallel::for_each(k.parallel.as_ref(), n_tasks, &task);
@@ -454,9 +538,18 @@ fn rows_range(
                 let mut t0 = 0;
                 while t0 < n {
                     let nt = TILE_TOKENS.min(n - t0);
-                    // nr * nt <= buf.len() (n == 1: nr <= DECODE_CALL_ROWS; else
-                    // nr <= CALL_ROWS, nt <= TILE_TOKENS): always Some
-                    let Some(o) = buf.get_mut(..nr * nt) else {
+                    // One token (decode): the kernel's `[nr][1]` output is this
+                    // task's row range of `out` itself, so it writes there
+                    // directly; batches go through `buf` (nr * nt <= buf.len():
+                    // nr <= CALL_ROWS, nt <= TILE_TOKENS, so always Some).
+                    let direct = if n == 1 {
+                        // SAFETY: see above (rows r..r + nr of token 0 are this task's).
+                        unsafe { out.slice_mut(r..r + nr) }
+                    } else {
+                        None
+                    };
+                    let is_direct = direct.is_some();
+                    let Some(o) = direct.or_else(|| buf.get_mut(..nr * nt)) else {
                         return;
                     };
                     match x {
@@ -483,16 +576,131 @@ fn rows_range(
                         }
                         Act::F32(_) => {}
                     }
-                    for (i, orow) in o.chunks_exact(nt).enumerate() {
-                        for (t, &v) in orow.iter().enumerate() {
-                            // SAFETY: see above.
-                            unsafe { out.write((t0 + t) * rows + r + i, v) };
+                    if !is_direct {
+                        for (i, orow) in o.chunks_exact(nt).enumerate() {
+                            for (t, &v) in orow.iter().enumerate() {
+                                // SAFETY: see above.
+                                unsafe { out.write((t0 + t) * rows + r + i, v) };
+                            }
                         }
                     }
                     t0 += nt;
                 }
                 r += nr;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quant::{quantize_row, BlockQ8_0, BlockQ8_1};
+
+    fn weights(ty: GgmlType, rows: usize, cols: usize, seed: u32) -> std::vec::Vec<u8> {
+        let rb = ty.row_bytes(cols).unwrap_or(0);
+        let mut w = std::vec![0u8; rows * rb];
+        for (r, out) in w.chunks_exact_mut(rb).enumerate() {
+            let row: std::vec::Vec<f32> = (0..cols)
+                .map(|c| ((r * 131 + c * 71 + seed as usize) % 97) as f32 / 48.0 - 1.0)
+                .collect();
+            assert!(quantize_row(ty, &row, out).is_ok());
+        }
+        w
+    }
+
+    /// Two matrices of different weight types (so both activation forms) in one
+    /// dispatch, with an epilogue reading both outputs, equal separate matmuls
+    /// followed by the same element-wise step, with and without a split.
+    #[test]
+    fn matmul_then_pair_and_epilogue_equal_separate_matmuls() {
+        // 40 x 64 x 7 x 2 = 35,840 multiply-adds: above the split threshold.
+        let (rows, cols, n) = (40usize, 64usize, 7usize);
+        let x: std::vec::Vec<f32> = (0..n * cols)
+            .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+            .collect();
+        let mut q0 = std::vec![BlockQ8_0::default(); n * cols / QK];
+        let mut q1 = std::vec![BlockQ8_1::default(); n * cols / QK];
+        let pairs = [
+            (GgmlType::Q8_0, GgmlType::Q4_1),
+            (GgmlType::Q4_1, GgmlType::F16),
+            (GgmlType::F32, GgmlType::Q4_0),
+        ];
+        // Miri: one pair, one split (the raw-pointer sharing is what it checks).
+        let (pairs, task_counts) = if cfg!(miri) {
+            (&pairs[..1], &[3usize][..])
+        } else {
+            (&pairs[..], &[1usize, 2, 3, 7][..])
+        };
+        for &(t1, t2) in pairs {
+            let (b1, b2) = (weights(t1, rows, cols, 1), weights(t2, rows, cols, 2));
+            let w1 = Matrix {
+                ty: t1,
+                rows,
+                cols,
+                data: &b1,
+            };
+            let w2 = Matrix {
+                ty: t2,
+                rows,
+                cols,
+                data: &b2,
+            };
+            let k = Kernels::detect();
+            let mut s = QuantScratch {
+                q8_0: &mut q0,
+                q8_1: &mut q1,
+            };
+            let (mut a, mut b) = (std::vec![0f32; n * rows], std::vec![0f32; n * rows]);
+            assert!(matmul(&k, &w1, &x, n, &mut a, &mut s).is_ok());
+            assert!(matmul(&k, &w2, &x, n, &mut b, &mut s).is_ok());
+            let want: std::vec::Vec<f32> = a.iter().zip(&b).map(|(p, q)| p * 0.5 + q).collect();
+            for &tasks in task_counts {
+                let mut kt = k;
+                // SAFETY: `serial` runs every task once on this thread.
+                kt.parallel =
+                    Some(unsafe { ParallelFor::new(serial, core::ptr::null_mut(), tasks) });
+                let (mut o1, mut o2) = (std::vec![0f32; n * rows], std::vec![0f32; n * rows]);
+                let epi = |_: usize, o: &mut [f32], o2: &mut [f32]| {
+                    for (p, q) in o.iter_mut().zip(o2.iter()) {
+                        *p = *p * 0.5 + q;
+                    }
+                };
+                let r = matmul_then(
+                    &kt,
+                    &w1,
+                    Some(&w2),
+                    &x,
+                    n,
+                    &mut o1,
+                    &mut o2,
+                    &mut s,
+                    Some(&epi),
+                );
+                assert!(r.is_ok());
+                assert!(
+                    o2.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{t2:?} {tasks}"
+                );
+                assert!(
+                    o1.iter()
+                        .zip(&want)
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{t1:?} {tasks}"
+                );
+            }
+        }
+    }
+
+    unsafe extern "C" fn serial(
+        _: *mut core::ffi::c_void,
+        n: usize,
+        task: parallel::TaskFn,
+        d: *const core::ffi::c_void,
+    ) {
+        for i in (0..n).rev() {
+            // SAFETY: the core's task contract.
+            unsafe { task(d, i) };
         }
     }
 }

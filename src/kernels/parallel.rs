@@ -4,11 +4,13 @@
 //! a function pointer plus a `void*` of its own that, given a number of tasks and
 //! a task callback with its data, calls `task(data, i)` for every `i < n_tasks`
 //! exactly once (possibly concurrently, on any threads) and returns when all
-//! have returned. The core splits each matrix multiply into independent row
-//! ranges (a row's reduction is never split) and hands them to the hook; without
-//! a hook everything runs on the calling thread. Results do not depend on the
-//! number of tasks: every output element is computed by the same code path in
-//! the same order whichever task computes it.
+//! have returned. The core hands the hook every step of the forward pass that
+//! splits into independent parts: each matrix multiply by ranges of output rows
+//! (a row's reduction is never split; the bias, GELU, SwiGLU and residual add
+//! of those rows run in the same task), attention by heads, norms by tokens.
+//! Without a hook everything runs on the calling thread. Results do not depend
+//! on the number of tasks: every output element is computed by the same code
+//! path in the same order whichever task computes it.
 //!
 //! With the `std` feature, [`ThreadPool`] is a ready-made persistent pool.
 
@@ -129,6 +131,134 @@ impl SharedOut {
             unsafe { self.ptr.add(i).write(v) };
         }
     }
+
+    /// `&mut out[range]`, or `None` when the range is out of bounds.
+    ///
+    /// # Safety
+    /// No other task reads or writes any index of `range` while the returned
+    /// slice lives, and the `&mut [f32]` the buffer was made from is not used
+    /// until the sharing ends.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)] // exclusive per the contract
+    pub(crate) unsafe fn slice_mut(&self, range: core::ops::Range<usize>) -> Option<&mut [f32]> {
+        if range.start <= range.end && range.end <= self.len {
+            // SAFETY: in bounds; exclusive per the contract.
+            Some(unsafe {
+                core::slice::from_raw_parts_mut(self.ptr.add(range.start), range.end - range.start)
+            })
+        } else {
+            None
+        }
+    }
+}
+
+/// Tasks to split `items` independent items into: up to two per thread of the
+/// hook (handed out dynamically, so a thread that starts late takes fewer),
+/// one without a hook.
+fn split(p: Option<&ParallelFor>, items: usize) -> usize {
+    match p {
+        Some(p) if p.n_threads() > 1 => (2 * p.n_threads()).min(items).max(1),
+        _ => 1,
+    }
+}
+
+/// One column block of a row-major `[rows][width]` buffer that tasks share:
+/// columns `off .. off + bw` of every row, handed out one row at a time.
+pub(crate) struct Columns<'b> {
+    buf: &'b SharedOut,
+    width: usize,
+    off: usize,
+    bw: usize,
+}
+
+impl Columns<'_> {
+    /// Columns `off .. off + bw` of row `t` (`None` past the last row).
+    pub(crate) fn row(&mut self, t: usize) -> Option<&mut [f32]> {
+        let a = t.checked_mul(self.width)?.checked_add(self.off)?;
+        let e = a.checked_add(self.bw)?;
+        // SAFETY: `for_each_column_block` gives every block to exactly one task
+        // and blocks do not overlap (`off + bw <= width`), so these columns of
+        // row `t` are this task's alone; `&mut self` keeps one row live at a time.
+        unsafe { self.buf.slice_mut(a..e) }
+    }
+}
+
+/// Run `f(b, cols, scratch)` for every column block `b < n_blocks` of the
+/// row-major buffer `buf` (`[rows][width]`, blocks `bw` wide from column 0),
+/// split into tasks of consecutive blocks: `cols` reaches block `b` of every
+/// row, `scratch` is the `b`-th `scratch_per`-long chunk of `scratch`. Blocks
+/// run independently (each on one thread), so results do not depend on the
+/// split. Fails with `ShapeMismatch` when the blocks or scratch do not fit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn for_each_column_block(
+    p: Option<&ParallelFor>,
+    buf: &mut [f32],
+    width: usize,
+    bw: usize,
+    n_blocks: usize,
+    scratch: &mut [f32],
+    scratch_per: usize,
+    f: &(dyn Fn(usize, &mut Columns<'_>, &mut [f32]) + Sync),
+) -> crate::Result<()> {
+    let fits = |a: usize, b: usize, len: usize| a.checked_mul(b).is_some_and(|v| v <= len);
+    if !fits(bw, n_blocks, width)
+        || (width > 0 && !buf.len().is_multiple_of(width))
+        || !fits(scratch_per, n_blocks, scratch.len())
+    {
+        return Err(crate::Error::ShapeMismatch);
+    }
+    let n_tasks = split(p, n_blocks);
+    let per = n_blocks.div_ceil(n_tasks.max(1));
+    let shared = SharedOut::new(buf);
+    let scratch = SharedOut::new(scratch);
+    let task = |i: usize| {
+        for b in i * per..((i + 1) * per).min(n_blocks) {
+            let mut cols = Columns {
+                buf: &shared,
+                width,
+                off: b * bw,
+                bw,
+            };
+            // SAFETY: block `b` is this task's alone, and so is its scratch chunk
+            // (in bounds: checked above).
+            if let Some(s) = unsafe { scratch.slice_mut(b * scratch_per..(b + 1) * scratch_per) } {
+                f(b, &mut cols, s);
+            }
+        }
+    };
+    for_each(p, n_tasks, &task);
+    Ok(())
+}
+
+/// Run `f(t, out_row)` for every row `t` of `out` (`[rows][width]`), split into
+/// tasks of consecutive rows when there are at least `min_rows` rows (fewer run
+/// on the calling thread: not worth a hand-off).
+pub(crate) fn for_each_row(
+    p: Option<&ParallelFor>,
+    out: &mut [f32],
+    width: usize,
+    min_rows: usize,
+    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+) {
+    let rows = out.len().checked_div(width).unwrap_or(0);
+    if rows < min_rows.max(2) {
+        for (t, r) in out.chunks_exact_mut(width.max(1)).enumerate() {
+            f(t, r);
+        }
+        return;
+    }
+    let n_tasks = split(p, rows);
+    let per = rows.div_ceil(n_tasks);
+    let shared = SharedOut::new(out);
+    let task = |i: usize| {
+        for t in i * per..((i + 1) * per).min(rows) {
+            // SAFETY: row `t` is this task's alone (disjoint row ranges).
+            if let Some(r) = unsafe { shared.slice_mut(t * width..(t + 1) * width) } {
+                f(t, r);
+            }
+        }
+    };
+    for_each(p, n_tasks, &task);
 }
 
 #[cfg(feature = "std")]
@@ -136,37 +266,54 @@ pub use pool::ThreadPool;
 
 #[cfg(feature = "std")]
 mod pool {
+    //! The hot path is lock-free: a job is published by bumping a generation
+    //! counter, tasks are claimed with a compare-and-swap on a ticket that
+    //! carries that generation, and completion is a counter the caller spins
+    //! on. Workers spin between jobs (a forward pass dispatches every few tens
+    //! of microseconds) and only sleep on the condition variable after
+    //! [`SPIN_FOR`] without work; the mutex is taken only to sleep or to wake a
+    //! sleeper.
+
     use super::{ParallelFor, TaskFn};
     use core::ffi::c_void;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering::SeqCst};
     use std::sync::{Arc, Condvar, Mutex};
+    use std::time::{Duration, Instant};
     use std::vec::Vec;
 
-    #[derive(Clone, Copy)]
-    struct Job {
-        task: TaskFn,
-        data: *const c_void,
-        n: usize,
-    }
-    // SAFETY: the job's data is shared by the hook's contract (`task` may run on any thread).
-    unsafe impl Send for Job {}
-
-    struct State {
-        job: Option<Job>,
-        generation: u64,
-        active: usize,
-        shutdown: bool,
-    }
+    /// How long an idle worker spins before it sleeps (long enough to cover
+    /// the gaps of a forward pass and between decode steps, short enough
+    /// that an idle pool stops burning its cores quickly).
+    const SPIN_FOR: Duration = Duration::from_millis(2);
+    /// After this long without work a waiting thread yields its core between
+    /// polls: on a machine with more runnable threads than cores, the thread
+    /// it waits for may be the one it is keeping off the core.
+    const YIELD_AFTER: Duration = Duration::from_micros(50);
+    /// Low 32 bits of the ticket: the next task index, or `CLOSED`.
+    const INDEX_MASK: u64 = 0xffff_ffff;
+    /// Index of a ticket whose job has no tasks left to claim.
+    const CLOSED: u64 = INDEX_MASK;
+    /// Jobs with more tasks run on the calling thread (the index must fit below `CLOSED`).
+    const MAX_POOLED_TASKS: usize = (CLOSED - 1) as usize;
 
     struct Shared {
-        state: Mutex<State>,
-        work: Condvar,
-        idle: Condvar,
-        next: AtomicUsize,
+        /// `generation << 32 | next index`. A claim is a CAS on the whole word,
+        /// so a worker that read an older generation can never take a task of
+        /// a newer job.
+        ticket: AtomicU64,
+        /// The current job, written before its generation is published and
+        /// only read by a worker that then claims a task under that generation.
+        task: AtomicPtr<()>,
+        data: AtomicPtr<c_void>,
+        n: AtomicUsize,
+        /// Tasks of the current job that have returned.
         done: AtomicUsize,
-        /// Mirror of `State::active` (written under the lock, read without it).
-        busy: AtomicUsize,
-        generation: AtomicU64,
+        /// Workers asleep (or about to sleep) on `wake`.
+        sleepers: AtomicUsize,
+        shutdown: AtomicBool,
+        sleep: Mutex<()>,
+        wake: Condvar,
+        /// Serialises `run` calls (several contexts may share one pool).
         run_lock: Mutex<()>,
     }
 
@@ -181,23 +328,49 @@ mod pool {
         workers: Vec<std::thread::JoinHandle<()>>,
     }
 
+    /// Claim the next task of generation `generation` (of `n` tasks), if any is left.
+    fn claim(s: &Shared, generation: u64, n: usize) -> Option<usize> {
+        let mut t = s.ticket.load(SeqCst);
+        loop {
+            let i = t & INDEX_MASK;
+            if t >> 32 != generation || i >= n as u64 {
+                return None;
+            }
+            match s.ticket.compare_exchange_weak(t, t + 1, SeqCst, SeqCst) {
+                Ok(_) => return Some(i as usize),
+                Err(now) => t = now,
+            }
+        }
+    }
+
+    /// Run every task of generation `generation` this thread can claim.
+    ///
+    /// # Safety
+    /// `task`, `data`, `n` must be the job of `generation` as `run` published
+    /// it, or the claim fails (see `run`); `task(data, i)` callable from this thread.
+    unsafe fn work(s: &Shared, generation: u64, task: TaskFn, data: *const c_void, n: usize) {
+        while let Some(i) = claim(s, generation, n) {
+            // SAFETY: a successful claim under `generation` means the job read
+            // by the caller of `work` is still the live one (see `run`).
+            unsafe { task(data, i) };
+            s.done.fetch_add(1, SeqCst);
+        }
+    }
+
     impl ThreadPool {
         /// A pool running tasks on `n_threads` threads (the caller's included).
         pub fn new(n_threads: usize) -> ThreadPool {
             let n_threads = n_threads.max(1);
             let shared = Arc::new(Shared {
-                state: Mutex::new(State {
-                    job: None,
-                    generation: 0,
-                    active: 0,
-                    shutdown: false,
-                }),
-                work: Condvar::new(),
-                idle: Condvar::new(),
-                next: AtomicUsize::new(0),
+                ticket: AtomicU64::new(CLOSED),
+                task: AtomicPtr::new(core::ptr::null_mut()),
+                data: AtomicPtr::new(core::ptr::null_mut()),
+                n: AtomicUsize::new(0),
                 done: AtomicUsize::new(0),
-                busy: AtomicUsize::new(0),
-                generation: AtomicU64::new(0),
+                sleepers: AtomicUsize::new(0),
+                shutdown: AtomicBool::new(false),
+                sleep: Mutex::new(()),
+                wake: Condvar::new(),
                 run_lock: Mutex::new(()),
             });
             let workers = (1..n_threads)
@@ -244,43 +417,48 @@ mod pool {
             if n == 0 {
                 return;
             }
+            if self.workers.is_empty() || n > MAX_POOLED_TASKS {
+                // SAFETY: the caller's contract (any thread includes this one).
+                (0..n).for_each(|i| unsafe { task(data, i) });
+                return;
+            }
             let s = &*self.shared;
             let _serial = s.run_lock.lock().unwrap_or_else(|e| e.into_inner());
-            {
-                let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-                s.next.store(0, Ordering::SeqCst);
-                s.done.store(0, Ordering::SeqCst);
-                st.job = Some(Job { task, data, n });
-                st.generation += 1;
-                s.generation.store(st.generation, Ordering::SeqCst);
-                s.work.notify_all();
+            // The previous job left the ticket CLOSED, so no claim can succeed
+            // while the job fields are rewritten: a worker still holding the old
+            // generation fails its CAS, and one that reads the fields half-written
+            // cannot claim before the new generation is published below.
+            let generation = ((s.ticket.load(SeqCst) >> 32) + 1) & INDEX_MASK;
+            s.task.store(task as *mut (), SeqCst);
+            s.data.store(data.cast_mut(), SeqCst);
+            s.n.store(n, SeqCst);
+            s.done.store(0, SeqCst);
+            s.ticket.store(generation << 32, SeqCst);
+            if s.sleepers.load(SeqCst) > 0 {
+                // A sleeper increments `sleepers` and re-checks the ticket under
+                // the mutex before waiting, so either it sees the new generation
+                // or this notify finds it waiting.
+                let _g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+                s.wake.notify_all();
             }
             // The caller works too.
-            loop {
-                let i = s.next.fetch_add(1, Ordering::SeqCst);
-                if i >= n {
-                    break;
-                }
-                // SAFETY: the caller's contract.
-                unsafe { task(data, i) };
-                s.done.fetch_add(1, Ordering::SeqCst);
-            }
-            // The workers usually finish within microseconds of the caller: spin
-            // on the counter before sleeping on the condition variable (a futex
-            // round trip per matmul costs more than a small matmul).
-            let mut spins = 0;
-            while (s.done.load(Ordering::Acquire) != n || s.busy.load(Ordering::Acquire) != 0)
-                && spins < 200_000
-            {
+            // SAFETY: this is the job just published, under its generation.
+            unsafe { work(s, generation, task, data, n) };
+            // Every task is claimed: close the ticket (the next `run` relies on it).
+            s.ticket.store(generation << 32 | CLOSED, SeqCst);
+            // Wait for the tasks the workers took (they take microseconds; yield
+            // if one of them has lost its core).
+            let mut spins = 0u32;
+            let mut since: Option<Instant> = None;
+            while s.done.load(SeqCst) != n {
                 core::hint::spin_loop();
-                spins += 1;
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(256)
+                    && since.get_or_insert_with(Instant::now).elapsed() >= YIELD_AFTER
+                {
+                    std::thread::yield_now();
+                }
             }
-            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            while !(s.done.load(Ordering::SeqCst) == n && st.active == 0) {
-                st = s.idle.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
-            // No worker holds this job any more; a late one will find `None`.
-            st.job = None;
         }
     }
 
@@ -292,54 +470,62 @@ mod pool {
     }
 
     fn worker(s: &Shared) {
-        let mut seen = 0u64;
+        let mut seen = s.ticket.load(SeqCst) >> 32;
         loop {
-            // Spin briefly: matmuls come in quick succession during a forward pass.
-            let mut spins = 0;
-            while s.generation.load(Ordering::Acquire) == seen && spins < 20_000 {
-                core::hint::spin_loop();
-                spins += 1;
-            }
-            let job = {
-                let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-                while st.generation == seen && !st.shutdown {
-                    st = s.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            // Wait for a new generation: spin, then sleep.
+            let mut idle_since: Option<Instant> = None;
+            let mut spins = 0u32;
+            let generation = loop {
+                let g = s.ticket.load(SeqCst) >> 32;
+                if g != seen {
+                    break g;
                 }
-                if st.shutdown {
+                if s.shutdown.load(SeqCst) {
                     return;
                 }
-                seen = st.generation;
-                match st.job {
-                    Some(j) => {
-                        st.active += 1;
-                        s.busy.store(st.active, Ordering::Release);
-                        j
-                    }
-                    None => continue,
+                core::hint::spin_loop();
+                spins = spins.wrapping_add(1);
+                if !spins.is_multiple_of(256) {
+                    continue;
                 }
+                let idle = idle_since.get_or_insert_with(Instant::now).elapsed();
+                if idle < YIELD_AFTER {
+                    continue;
+                }
+                if idle < SPIN_FOR {
+                    std::thread::yield_now();
+                    continue;
+                }
+                let mut g = s.sleep.lock().unwrap_or_else(|e| e.into_inner());
+                s.sleepers.fetch_add(1, SeqCst);
+                while s.ticket.load(SeqCst) >> 32 == seen && !s.shutdown.load(SeqCst) {
+                    g = s.wake.wait(g).unwrap_or_else(|e| e.into_inner());
+                }
+                s.sleepers.fetch_sub(1, SeqCst);
+                idle_since = None;
             };
-            loop {
-                let i = s.next.fetch_add(1, Ordering::SeqCst);
-                if i >= job.n {
-                    break;
-                }
-                // SAFETY: `ThreadPool::run`'s contract; the job is live until `active` drops to 0.
-                unsafe { (job.task)(job.data, i) };
-                s.done.fetch_add(1, Ordering::SeqCst);
+            seen = generation;
+            let p = s.task.load(SeqCst);
+            if p.is_null() {
+                continue;
             }
-            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.active -= 1;
-            s.busy.store(st.active, Ordering::Release);
-            s.idle.notify_all();
+            // SAFETY: `task` only ever holds a `TaskFn` stored by `run` (null
+            // excluded above); a pointer read from a later job than
+            // `generation` is never called, because the claim in `work` fails.
+            let task: TaskFn = unsafe { core::mem::transmute::<*mut (), TaskFn>(p) };
+            let data = s.data.load(SeqCst).cast_const();
+            let n = s.n.load(SeqCst);
+            // SAFETY: as above; the job's tasks are callable from any thread.
+            unsafe { work(s, generation, task, data, n) };
         }
     }
 
     impl Drop for ThreadPool {
         fn drop(&mut self) {
+            self.shared.shutdown.store(true, SeqCst);
             {
-                let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                st.shutdown = true;
-                self.shared.work.notify_all();
+                let _g = self.shared.sleep.lock().unwrap_or_else(|e| e.into_inner());
+                self.shared.wake.notify_all();
             }
             for w in self.workers.drain(..) {
                 let _ = w.join();

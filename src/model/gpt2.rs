@@ -4,15 +4,129 @@
 //! `T = n_ctx` of the context, `hd = d / n_head`.
 
 use crate::context::Context;
-use crate::error::Result;
-use crate::kernels::{matmul, QuantScratch};
+use crate::error::{Error, Result};
+use crate::kernels::parallel::{for_each_column_block, for_each_row};
+use crate::kernels::{matmul, matmul_then, Kernels, QuantScratch};
 use crate::model::{part, part_mut, LayerKind as K};
 use crate::ops::{add_bias, dot, gelu, layer_norm, softmax};
 use crate::quant::dequantize_row;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Rows below which a norm runs on the calling thread (a row is ~1 us of work,
+/// about the cost of a hand-off to the pool).
+pub(crate) const MIN_PARALLEL_ROWS: usize = 8;
+
+/// The bias bytes of output columns `r0..` (f32 each).
+pub(crate) fn bias_from(b: &[u8], r0: usize) -> &[u8] {
+    b.get(r0 * 4..).unwrap_or(&[])
+}
+
+/// `x += o + b`, the residual add after a projection with bias (`b` may be empty).
+pub(crate) fn add_residual(x: &mut [f32], o: &mut [f32], b: &[u8]) {
+    add_bias(o, b);
+    for (a, v) in x.iter_mut().zip(o.iter()) {
+        *a += *v;
+    }
+}
+
+/// Causal self-attention of `n` new tokens at positions `pos0..`, shared by the
+/// GPT-2 and Llama passes.
+pub(crate) struct Attention<'a> {
+    /// Queries: token `t`'s head `h` is `q[t * q_stride + h * hd ..][..hd]`.
+    pub q: &'a [f32],
+    pub q_stride: usize,
+    /// One layer's key and value cache, `[T][kv_stride]`, the new tokens included.
+    pub keys: &'a [f32],
+    pub vals: &'a [f32],
+    pub kv_stride: usize,
+    pub n_head: usize,
+    pub hd: usize,
+    /// Query heads per key/value head (head `h` reads kv head `h / group`).
+    pub group: usize,
+    pub pos0: usize,
+    pub n: usize,
+    pub scale: f32,
+}
+
+impl Attention<'_> {
+    /// `att[t][h] = softmax(q[t][h] k^T * scale) v` over positions `..= pos0 + t`
+    /// (`att`: `[n][n_head * hd]`), one task per group of heads: each head is
+    /// computed whole by one task, in the same order as on one thread, with its
+    /// own row of `scores` (`[n_head][t_max]`).
+    pub(crate) fn run(
+        &self,
+        k: &Kernels,
+        att: &mut [f32],
+        scores: &mut [f32],
+        t_max: usize,
+    ) -> Result<()> {
+        let (hd, d) = (self.hd, self.n_head * self.hd);
+        // Every query head inside a query row, every kv head inside a cache row
+        // (so the per-head slicing below cannot come up short).
+        let kv_heads = self
+            .n_head
+            .checked_div(self.group)
+            .ok_or(Error::ShapeMismatch)?;
+        if d > self.q_stride || kv_heads * hd > self.kv_stride {
+            return Err(Error::ShapeMismatch);
+        }
+        let att = part_mut(att, ..self.n * d)?;
+        let scores = part_mut(scores, ..self.n_head * t_max)?;
+        let bad = AtomicBool::new(false);
+        let head = |h: usize, out: &mut crate::kernels::parallel::Columns<'_>, sc: &mut [f32]| {
+            let kv_off = (h / self.group) * hd;
+            for t in 0..self.n {
+                let p = self.pos0 + t;
+                let q0 = t * self.q_stride + h * hd;
+                let (Some(q), Some(out), Some(sc), Some(keys), Some(vals)) = (
+                    self.q.get(q0..q0 + hd),
+                    out.row(t),
+                    sc.get_mut(..=p),
+                    self.keys.get(..(p + 1) * self.kv_stride),
+                    self.vals.get(..(p + 1) * self.kv_stride),
+                ) else {
+                    bad.store(true, Ordering::Relaxed);
+                    return;
+                };
+                for (s, kj) in sc.iter_mut().zip(keys.chunks_exact(self.kv_stride)) {
+                    *s = dot(k, q, kj.get(kv_off..kv_off + hd).unwrap_or(&[])) * self.scale;
+                }
+                softmax(sc);
+                out.fill(0.0);
+                for (&a, vj) in sc.iter().zip(vals.chunks_exact(self.kv_stride)) {
+                    for (o, &vv) in out
+                        .iter_mut()
+                        .zip(vj.get(kv_off..kv_off + hd).unwrap_or(&[]))
+                    {
+                        *o += a * vv;
+                    }
+                }
+            }
+        };
+        for_each_column_block(
+            k.parallel.as_ref(),
+            att,
+            d,
+            hd,
+            self.n_head,
+            scores,
+            t_max,
+            &head,
+        )?;
+        if bad.load(Ordering::Relaxed) {
+            return Err(Error::ShapeMismatch);
+        }
+        Ok(())
+    }
+}
 
 /// Evaluate `tokens` at positions `ctx.n_past ..`, which the caller has checked
 /// fit (ids in range, `n <= n_batch`, positions inside the context). Writes the
 /// logits of the last token (row 0) or of every token (rows `0..n`).
+///
+/// Threads: every matmul is split over its output rows with its bias, GELU and
+/// residual add done by the same task; attention is split over heads; norms
+/// over tokens. Each output element is computed by one thread in a fixed order.
 pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: bool) -> Result<()> {
     let Context {
         model: m,
@@ -34,6 +148,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         ..
     } = ctx;
     let (m, k, t_max, pos0) = (*m, *k, *t_max, *pos0);
+    let par = k.parallel.as_ref();
     let mut scratch = QuantScratch { q8_0, q8_1 };
     let hp = *m.hparams();
     let (n, d, ff) = (tokens.len(), hp.n_embd, hp.n_ff);
@@ -61,21 +176,32 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         let t = |kind: K| lr.get(kind);
 
         // ---- attention: xn = ln_1(x); qkv = xn Wqkv^T + b       qkv: [n][3d]
-        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+        let (nw, nb) = (m.vector_of(&t(K::AttnNormW)), m.vector_of(&t(K::AttnNormB)));
+        let xs: &[f32] = x;
+        for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
             layer_norm(
-                xr,
-                m.vector_of(&t(K::AttnNormW)),
-                m.vector_of(&t(K::AttnNormB)),
+                xs.get(i * d..(i + 1) * d).unwrap_or(&[]),
+                nw,
+                nb,
                 hp.eps,
                 nr,
-            );
-        }
+            )
+        });
         let qkv = part_mut(qkv, ..n * 3 * d)?;
-        matmul(&k, &m.matrix_of(&t(K::AttnQkvW)), xn, n, qkv, &mut scratch)?;
         let qkv_b = m.vector_of(&t(K::AttnQkvB));
-        for row in qkv.chunks_exact_mut(3 * d) {
-            add_bias(row, qkv_b);
-        }
+        let bias = |r0: usize, o: &mut [f32], _: &mut [f32]| add_bias(o, bias_from(qkv_b, r0));
+        let wqkv = m.matrix_of(&t(K::AttnQkvW));
+        matmul_then(
+            &k,
+            &wqkv,
+            None,
+            xn,
+            n,
+            qkv,
+            &mut [],
+            &mut scratch,
+            Some(&bias),
+        )?;
 
         // k, v of the new tokens go to the cache      k_cache, v_cache: [L][T][d]
         let layer_k = part_mut(k_cache, l * kv_len..(l + 1) * kv_len)?;
@@ -93,91 +219,71 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
 
         // att = softmax(q k^T / sqrt(hd)) v, causal, per head    att: [n][d]
         let att = part_mut(att, ..n * d)?;
-        att.fill(0.0);
-        for ((row, out_row), p) in qkv
-            .chunks_exact(3 * d)
-            .zip(att.chunks_exact_mut(d))
-            .zip(pos0..)
-        {
-            let keys = part(layer_k, ..(p + 1) * d)?;
-            let vals = part(layer_v, ..(p + 1) * d)?;
-            let scores = part_mut(scores, ..=p)?; //            scores: [p + 1]
-            let q_row = part(row, ..d)?;
-            for (h, (q, out)) in q_row
-                .chunks_exact(hd)
-                .zip(out_row.chunks_exact_mut(hd))
-                .enumerate()
-                .take(n_head)
-            {
-                let head = h * hd..(h + 1) * hd;
-                for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(d)) {
-                    *s = dot(&k, q, part(kj, head.clone())?) * scale;
-                }
-                softmax(scores);
-                for (&a, vj) in scores.iter().zip(vals.chunks_exact(d)) {
-                    for (o, &vv) in out.iter_mut().zip(part(vj, head.clone())?) {
-                        *o += a * vv;
-                    }
-                }
-            }
+        Attention {
+            q: qkv,
+            q_stride: 3 * d,
+            keys: layer_k,
+            vals: layer_v,
+            kv_stride: d,
+            n_head,
+            hd,
+            group: 1,
+            pos0,
+            n,
+            scale,
         }
+        .run(&k, att, scores, t_max)?;
 
         // x = x + att Wo^T + bo                                   xn: [n][d]
-        matmul(&k, &m.matrix_of(&t(K::AttnOutW)), att, n, xn, &mut scratch)?;
         let bo = m.vector_of(&t(K::AttnOutB));
-        for (xr, pr) in x.chunks_exact_mut(d).zip(xn.chunks_exact_mut(d)) {
-            add_bias(pr, bo);
-            for (a, b) in xr.iter_mut().zip(pr.iter()) {
-                *a += *b;
-            }
-        }
+        let res = |r0: usize, o: &mut [f32], xr: &mut [f32]| add_residual(xr, o, bias_from(bo, r0));
+        let wo = m.matrix_of(&t(K::AttnOutW));
+        matmul_then(&k, &wo, None, att, n, xn, x, &mut scratch, Some(&res))?;
 
         // ---- MLP: h = gelu(ln_2(x) Wup^T + bup)                  h: [n][ff]
-        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
+        let (nw, nb) = (m.vector_of(&t(K::FfnNormW)), m.vector_of(&t(K::FfnNormB)));
+        let xs: &[f32] = x;
+        for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
             layer_norm(
-                xr,
-                m.vector_of(&t(K::FfnNormW)),
-                m.vector_of(&t(K::FfnNormB)),
+                xs.get(i * d..(i + 1) * d).unwrap_or(&[]),
+                nw,
+                nb,
                 hp.eps,
                 nr,
-            );
-        }
+            )
+        });
         let h = part_mut(ffn, ..n * ff)?;
-        matmul(&k, &m.matrix_of(&t(K::FfnUpW)), xn, n, h, &mut scratch)?;
         let bup = m.vector_of(&t(K::FfnUpB));
-        for row in h.chunks_exact_mut(ff) {
-            add_bias(row, bup);
-            gelu(row);
-        }
+        let up = |r0: usize, o: &mut [f32], _: &mut [f32]| {
+            add_bias(o, bias_from(bup, r0));
+            gelu(o);
+        };
+        let wup = m.matrix_of(&t(K::FfnUpW));
+        matmul_then(&k, &wup, None, xn, n, h, &mut [], &mut scratch, Some(&up))?;
         // x = x + h Wdown^T + bdown                               xn: [n][d]
-        matmul(&k, &m.matrix_of(&t(K::FfnDownW)), h, n, xn, &mut scratch)?;
         let bdown = m.vector_of(&t(K::FfnDownB));
-        for (xr, pr) in x.chunks_exact_mut(d).zip(xn.chunks_exact_mut(d)) {
-            add_bias(pr, bdown);
-            for (a, b) in xr.iter_mut().zip(pr.iter()) {
-                *a += *b;
-            }
-        }
+        let res =
+            |r0: usize, o: &mut [f32], xr: &mut [f32]| add_residual(xr, o, bias_from(bdown, r0));
+        let wdown = m.matrix_of(&t(K::FfnDownW));
+        matmul_then(&k, &wdown, None, h, n, xn, x, &mut scratch, Some(&res))?;
     }
 
     // logits = ln_f(x) Wout^T                  logits: [n or 1][V]
     let first = if all_logits { 0 } else { n.saturating_sub(1) };
     let rows = n - first;
     let norm_b = m.output_norm_b.unwrap_or(&[]);
-    for (xr, nr) in part(x, first * d..)?
-        .chunks_exact(d)
-        .zip(xn.chunks_exact_mut(d))
-    {
-        layer_norm(xr, m.output_norm_w, norm_b, hp.eps, nr);
-    }
+    let xs = part(x, first * d..)?;
+    let xn = part_mut(xn, ..rows * d)?;
+    for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
+        layer_norm(
+            xs.get(i * d..(i + 1) * d).unwrap_or(&[]),
+            m.output_norm_w,
+            norm_b,
+            hp.eps,
+            nr,
+        )
+    });
     let logits = part_mut(logits, ..rows * hp.n_vocab)?;
-    matmul(
-        &k,
-        &m.output,
-        part(xn, ..rows * d)?,
-        rows,
-        logits,
-        &mut scratch,
-    )?;
+    matmul(&k, &m.output, xn, rows, logits, &mut scratch)?;
     Ok(())
 }

@@ -15,9 +15,11 @@
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::kernels::{matmul, QuantScratch};
+use crate::kernels::parallel::for_each_row;
+use crate::kernels::{matmul, matmul_then, QuantScratch};
+use crate::model::gpt2::{add_residual, Attention, MIN_PARALLEL_ROWS};
 use crate::model::{part, part_mut, LayerKind as K};
-use crate::ops::{dot, f32s, softmax};
+use crate::ops::f32s;
 use crate::quant::dequantize_row;
 
 /// `out = x / sqrt(mean(x^2) + eps) * w` over one row (HF `LlamaRMSNorm`).
@@ -63,6 +65,10 @@ fn rope(row: &mut [f32], hd: usize, table: &[f32]) {
 /// Evaluate `tokens` at positions `ctx.n_past ..`, which the caller has checked
 /// fit (ids in range, `n <= n_batch`, positions inside the context). Writes the
 /// logits of the last token (row 0) or of every token (rows `0..n`).
+///
+/// Threads as in GPT-2's pass: k and v projections in one dispatch, gate and
+/// up in one with SwiGLU done by the same tasks, residual adds inside the
+/// projections' tasks, attention split over heads, norms over tokens.
 pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: bool) -> Result<()> {
     let Context {
         model: m,
@@ -85,6 +91,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         ..
     } = ctx;
     let (m, k, t_max, pos0) = (*m, *k, *t_max, *pos0);
+    let par = k.parallel.as_ref();
     let mut scratch = QuantScratch { q8_0, q8_1 };
     let hp = *m.hparams();
     let (n, d, ff) = (tokens.len(), hp.n_embd, hp.n_ff);
@@ -115,15 +122,17 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         let t = |kind: K| lr.get(kind);
 
         // ---- attention: xn = rms_norm(x) * w_attn_norm           xn: [n][d]
-        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
-            rms_norm(xr, m.vector_of(&t(K::AttnNormW)), hp.eps, nr);
-        }
+        let nw = m.vector_of(&t(K::AttnNormW));
+        let xs: &[f32] = x;
+        for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
+            rms_norm(xs.get(i * d..(i + 1) * d).unwrap_or(&[]), nw, hp.eps, nr)
+        });
         // q = xn Wq^T, k = xn Wk^T, v = xn Wv^T      q: [n][d], k, v: [n][kvd]
         let (q, rest) = part_mut(qkv, ..n * (d + 2 * kvd))?.split_at_mut(n * d);
         let (kk, vv) = rest.split_at_mut(n * kvd);
         matmul(&k, &m.matrix_of(&t(K::AttnQW)), xn, n, q, &mut scratch)?;
-        matmul(&k, &m.matrix_of(&t(K::AttnKW)), xn, n, kk, &mut scratch)?;
-        matmul(&k, &m.matrix_of(&t(K::AttnVW)), xn, n, vv, &mut scratch)?;
+        let (wk, wv) = (m.matrix_of(&t(K::AttnKW)), m.matrix_of(&t(K::AttnVW)));
+        matmul_then(&k, &wk, Some(&wv), xn, n, kk, vv, &mut scratch, None)?;
 
         // q, k = rope(q, pos), rope(k, pos)
         for ((tab, qr), kr) in rope_tab
@@ -144,66 +153,66 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
 
         // att = softmax(q k^T / sqrt(hd)) v, causal; head h reads kv head h / group
         let att = part_mut(att, ..n * d)?; //                        att: [n][d]
-        att.fill(0.0);
-        for ((q_row, out_row), p) in q.chunks_exact(d).zip(att.chunks_exact_mut(d)).zip(pos0..) {
-            let keys = part(layer_k, ..(p + 1) * kvd)?;
-            let vals = part(layer_v, ..(p + 1) * kvd)?;
-            let scores = part_mut(scores, ..=p)?; //            scores: [p + 1]
-            let heads = q_row.chunks_exact(hd).zip(out_row.chunks_exact_mut(hd));
-            for (h, (qh, out)) in heads.enumerate().take(n_head) {
-                let kv_off = (h / group) * hd;
-                let head = kv_off..kv_off + hd;
-                for (s, kj) in scores.iter_mut().zip(keys.chunks_exact(kvd)) {
-                    *s = dot(&k, qh, part(kj, head.clone())?) * scale;
-                }
-                softmax(scores);
-                for (&a, vj) in scores.iter().zip(vals.chunks_exact(kvd)) {
-                    for (o, &vv) in out.iter_mut().zip(part(vj, head.clone())?) {
-                        *o += a * vv;
-                    }
-                }
-            }
+        Attention {
+            q,
+            q_stride: d,
+            keys: layer_k,
+            vals: layer_v,
+            kv_stride: kvd,
+            n_head,
+            hd,
+            group,
+            pos0,
+            n,
+            scale,
         }
+        .run(&k, att, scores, t_max)?;
 
         // x = x + att Wo^T                                        xn: [n][d]
-        matmul(&k, &m.matrix_of(&t(K::AttnOutW)), att, n, xn, &mut scratch)?;
-        for (a, &b) in x.iter_mut().zip(xn.iter()) {
-            *a += b;
-        }
+        let res = |_: usize, o: &mut [f32], xr: &mut [f32]| add_residual(xr, o, &[]);
+        let wo = m.matrix_of(&t(K::AttnOutW));
+        matmul_then(&k, &wo, None, att, n, xn, x, &mut scratch, Some(&res))?;
 
         // ---- MLP: xn = rms_norm(x) * w_ffn_norm
-        for (xr, nr) in x.chunks_exact(d).zip(xn.chunks_exact_mut(d)) {
-            rms_norm(xr, m.vector_of(&t(K::FfnNormW)), hp.eps, nr);
-        }
+        let nw = m.vector_of(&t(K::FfnNormW));
+        let xs: &[f32] = x;
+        for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
+            rms_norm(xs.get(i * d..(i + 1) * d).unwrap_or(&[]), nw, hp.eps, nr)
+        });
         // h = silu(xn Wgate^T) * (xn Wup^T)                 gate, up: [n][ff]
         let (gate, up) = part_mut(ffn, ..2 * n * ff)?.split_at_mut(n * ff);
-        matmul(&k, &m.matrix_of(&t(K::FfnGateW)), xn, n, gate, &mut scratch)?;
-        matmul(&k, &m.matrix_of(&t(K::FfnUpW)), xn, n, up, &mut scratch)?;
-        swiglu(gate, up);
+        let (wg, wu) = (m.matrix_of(&t(K::FfnGateW)), m.matrix_of(&t(K::FfnUpW)));
+        let glu = |_: usize, g: &mut [f32], u: &mut [f32]| swiglu(g, u);
+        matmul_then(
+            &k,
+            &wg,
+            Some(&wu),
+            xn,
+            n,
+            gate,
+            up,
+            &mut scratch,
+            Some(&glu),
+        )?;
         // x = x + h Wdown^T                                       xn: [n][d]
-        matmul(&k, &m.matrix_of(&t(K::FfnDownW)), gate, n, xn, &mut scratch)?;
-        for (a, &b) in x.iter_mut().zip(xn.iter()) {
-            *a += b;
-        }
+        let wd = m.matrix_of(&t(K::FfnDownW));
+        matmul_then(&k, &wd, None, gate, n, xn, x, &mut scratch, Some(&res))?;
     }
 
     // logits = rms_norm(x) * w_out_norm Wout^T                 logits: [n or 1][V]
     let first = if all_logits { 0 } else { n.saturating_sub(1) };
     let rows = n - first;
-    for (xr, nr) in part(x, first * d..)?
-        .chunks_exact(d)
-        .zip(xn.chunks_exact_mut(d))
-    {
-        rms_norm(xr, m.output_norm_w, hp.eps, nr);
-    }
+    let xs = part(x, first * d..)?;
+    let xn = part_mut(xn, ..rows * d)?;
+    for_each_row(par, xn, d, MIN_PARALLEL_ROWS, &|i, nr| {
+        rms_norm(
+            xs.get(i * d..(i + 1) * d).unwrap_or(&[]),
+            m.output_norm_w,
+            hp.eps,
+            nr,
+        )
+    });
     let logits = part_mut(logits, ..rows * hp.n_vocab)?;
-    matmul(
-        &k,
-        &m.output,
-        part(xn, ..rows * d)?,
-        rows,
-        logits,
-        &mut scratch,
-    )?;
+    matmul(&k, &m.output, xn, rows, logits, &mut scratch)?;
     Ok(())
 }
