@@ -153,16 +153,18 @@ typedef struct egpt_context_params {
   // An `EGPT_BACKEND_*` value; [`EGPT_BACKEND_AUTO`] picks the best.
   egpt_backend backend;
   // Optional parallel-for hook (NULL: everything runs on the calling thread).
-  // Each matrix multiply is split into `parallel_n_tasks` independent row
-  // ranges and handed to it; it must call `task(task_ctx, i)` exactly once for
-  // every `i < n_tasks` (on any threads, possibly concurrently), return only
-  // when all calls have returned, and not unwind. Logits are bit-identical
-  // whatever the hook and the task count.
+  // The core hands it independent tasks: each matrix multiply split into up
+  // to `2 * parallel_n_tasks` row ranges (with the bias, activation and
+  // residual work on those rows), attention split over heads, and layer
+  // norms over tokens in batches; it must call `task(task_ctx, i)` exactly
+  // once for every `i < n_tasks` (on any threads, possibly concurrently),
+  // return only when all calls have returned, and not unwind. Logits are
+  // bit-identical whatever the hook and the task count.
   egpt_parallel_for_fn parallel_for;
   // Passed to `parallel_for` as `user`.
   void *parallel_user;
-  // Tasks per matrix multiply when `parallel_for` is set (typically the
-  // host's thread count; 0 and 1 mean one task).
+  // The host's thread count when `parallel_for` is set (the core sizes its
+  // splits by it; 0 and 1 mean everything runs on the calling thread).
   size_t parallel_n_tasks;
 } egpt_context_params;
 
