@@ -1,4 +1,4 @@
-//! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--json]`
+//! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--warmup 1] [--json]`
 
 use crate::common::{backend, err, load, pool, read_model, CliResult};
 use embergpt::{Context, ContextParams};
@@ -22,6 +22,10 @@ pub struct Args {
     /// Repetitions (the best run is reported).
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Untimed runs before the repetitions (as llama-bench's warm-up run: the
+    /// first pass touches the arena's pages and the thread pool's threads).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
     /// Prefill batch size (default: the prompt length).
     #[arg(long)]
     batch: Option<usize>,
@@ -59,8 +63,8 @@ pub fn run(a: Args) -> CliResult<()> {
     let prompt: Vec<u32> = (0..a.prompt)
         .map(|i| ((i as u64 * 2654435761 + 17) % hp.n_vocab as u64) as u32)
         .collect();
-    let (mut best_pp, mut best_tg) = (0.0f64, 0.0f64);
-    for rep in 0..a.reps {
+    // One prefill of the prompt and `gen` greedy decode steps: (prefill, decode) tok/s.
+    let mut pass = || -> CliResult<(f64, f64)> {
         ctx.reset();
         let t0 = Instant::now();
         ctx.eval(&prompt).map_err(err("prefill"))?;
@@ -76,6 +80,14 @@ pub fn run(a: Args) -> CliResult<()> {
         } else {
             0.0
         };
+        Ok((pp, tg))
+    };
+    for _ in 0..a.warmup {
+        pass()?;
+    }
+    let (mut best_pp, mut best_tg) = (0.0f64, 0.0f64);
+    for rep in 0..a.reps {
+        let (pp, tg) = pass()?;
         eprintln!("rep {}: pp {:.2} tok/s, tg {:.2} tok/s", rep + 1, pp, tg);
         best_pp = best_pp.max(pp);
         best_tg = best_tg.max(tg);

@@ -6,8 +6,10 @@ plus a synthetic byte-level BPE vocabulary because llama.cpp insists on one): on
 and one with every matrix Q4_0 (token embedding included; norms, biases and the position
 embedding stay F32 in both engines). For every round, type and thread count the two engines
 run one after the other (alternating, so a change in machine load hits both), each doing a
-prefill of -p tokens in one batch and -n single-token decode steps. Reported: the median
-over rounds of prefill and decode tokens/s, and the ratios embergpt / llama.cpp.
+prefill of -p tokens in one batch and -n single-token decode steps, after one untimed
+warm-up run in the same process (llama-bench's default; `embergpt bench --warmup 1`).
+Reported: the median over rounds of prefill and decode tokens/s, and the ratios
+embergpt / llama.cpp.
 
 Differences to keep in mind: embergpt decodes its -n tokens after the -p prompt (attention
 over p..p+n positions, plus an argmax over the logits), llama-bench's tg test decodes from
@@ -44,7 +46,7 @@ def embergpt_bin():
 
 def embergpt_run(exe, model, p, n, t):
     cmd = [str(exe), "bench", "-m", str(model), "-p", str(p), "-n", str(n), "-t", str(t),
-           "--reps", "1", "--json"]
+           "--reps", "1", "--warmup", "1", "--json"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
     return j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes")
