@@ -577,10 +577,15 @@ fn rows_range(
                         Act::F32(_) => {}
                     }
                     if !is_direct {
-                        for (i, orow) in o.chunks_exact(nt).enumerate() {
-                            for (t, &v) in orow.iter().enumerate() {
-                                // SAFETY: see above.
-                                unsafe { out.write((t0 + t) * rows + r + i, v) };
+                        // `o` is [nr][nt]; token t's nr values are contiguous in `out`.
+                        for t in 0..nt {
+                            let at = (t0 + t) * rows + r;
+                            // SAFETY: see above (rows r..r + nr of every token).
+                            if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
+                                let col = o.get(t..).unwrap_or(&[]).iter().step_by(nt);
+                                for (d, &v) in dst.iter_mut().zip(col) {
+                                    *d = v;
+                                }
                             }
                         }
                     }
