@@ -153,3 +153,84 @@ pub fn softmax(x: &mut [f32]) {
 pub fn dot(kern: &crate::kernels::Kernels, q: &[f32], k: &[f32]) -> f32 {
     (kern.vec_dot_f32_f32)(crate::kernels::f32_bytes(k), q)
 }
+
+/// Keys per pass of [`mix`] over `out` (one load and store of `out` per group);
+/// one on 32-bit Arm (the Cortex-M FPU has no vectors to fill).
+#[cfg(not(target_arch = "arm"))]
+const MIX_KEYS: usize = 4;
+#[cfg(target_arch = "arm")]
+const MIX_KEYS: usize = 1;
+
+/// Attention scores `out[j] = (q . k_j) * scale` of the keys
+/// `k_j = keys[j * stride + off ..][..q.len()]`, `j < out.len()`, each by [`dot`]
+/// (the kernel table's vectorised dot: a portable multi-key dot in the same
+/// fixed order compiled to SSE2 and ran slower than the AVX2 kernel per key).
+pub fn scores(
+    kern: &crate::kernels::Kernels,
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    off: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let hd = q.len();
+    let rows = keys
+        .chunks_exact(stride.max(1))
+        .map(|r| r.get(off..off + hd).unwrap_or(&[]));
+    for (s, k) in out.iter_mut().zip(rows) {
+        *s = dot(kern, q, k) * scale;
+    }
+}
+
+/// `out = sum_j a[j] * v_j` with `v_j = vals[j * stride + off ..][..out.len()]`,
+/// `j < a.len()`: each element starts at 0 and adds the terms key by key, in
+/// order, each a rounded multiply then a rounded add (several keys per pass over
+/// `out`, the order per element unchanged).
+pub fn mix(a: &[f32], vals: &[f32], stride: usize, off: usize, out: &mut [f32]) {
+    let hd = out.len();
+    let mut rows = vals
+        .chunks_exact(stride.max(1))
+        .map(|r| r.get(off..off + hd).unwrap_or(&[]));
+    out.fill(0.0);
+    let (groups, rest) = a.as_chunks::<MIX_KEYS>();
+    for g in groups {
+        let v: [&[f32]; MIX_KEYS] = core::array::from_fn(|_| rows.next().unwrap_or(&[]));
+        mix_group(out, g, v);
+    }
+    for (&w, v) in rest.iter().zip(rows) {
+        mix_group(out, &[w], [v]);
+    }
+}
+
+/// `out[i] = out[i] + w[r] * v_r[i]` for `r = 0, 1, ..` in order.
+#[cfg(not(target_arch = "arm"))]
+#[inline(always)]
+fn mix_group<const N: usize>(out: &mut [f32], w: &[f32; N], v: [&[f32]; N]) {
+    match (w.as_slice(), v.as_slice()) {
+        (&[w0, w1, w2, w3], &[v0, v1, v2, v3]) => {
+            let it = out.iter_mut().zip(v0).zip(v1).zip(v2).zip(v3);
+            for ((((o, &x0), &x1), &x2), &x3) in it {
+                *o = (((*o + w0 * x0) + w1 * x1) + w2 * x2) + w3 * x3;
+            }
+        }
+        _ => {
+            for (&w, v) in w.iter().zip(v) {
+                for (o, &x) in out.iter_mut().zip(v) {
+                    *o += w * x;
+                }
+            }
+        }
+    }
+}
+
+/// `out[i] = out[i] + w[r] * v_r[i]` for `r = 0, 1, ..` in order.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+fn mix_group<const N: usize>(out: &mut [f32], w: &[f32; N], v: [&[f32]; N]) {
+    for (&w, v) in w.iter().zip(v) {
+        for (o, &x) in out.iter_mut().zip(v) {
+            *o += w * x;
+        }
+    }
+}

@@ -259,3 +259,56 @@ fn sin_cos_are_within_1_2e_minus_7_of_f64_up_to_8192() {
     let (c, s) = sin_cos(f32::NAN);
     assert!(c.is_nan() && s.is_nan());
 }
+
+/// `ops::mix` (several keys per pass over `out`) gives, bit for bit, the
+/// one-key-at-a-time definition `out = 0; out[i] += a_j * v_j[i]` for j in order,
+/// for head sizes that are and are not multiples of the key group, key counts
+/// around it, and strided rows at an offset (as in the KV cache).
+#[test]
+fn mix_matches_key_by_key_accumulation_bit_for_bit() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for hd in [1usize, 3, 8, 15, 16, 17, 32, 33, 64, 80] {
+        for t in [1usize, 2, 3, 4, 5, 7, 8, 9, 31, 64] {
+            let (stride, off) = (hd * 3 + 5, hd + 2);
+            let vals = rng.vec(t * stride, 2.0);
+            let a = rng.vec(t, 1.0);
+            let mut want = vec![0f32; hd];
+            for (j, &w) in a.iter().enumerate() {
+                let v = &vals[j * stride + off..][..hd];
+                for (o, &x) in want.iter_mut().zip(v) {
+                    *o += w * x;
+                }
+            }
+            let mut got = vec![f32::NAN; hd];
+            embergpt::ops::mix(&a, &vals, stride, off, &mut got);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "hd {hd} t {t}");
+        }
+    }
+}
+
+/// `ops::scores` is `dot(q, k_j) * scale` per strided key on every available
+/// backend, and equals the scalar reference `vec_dot_f32_f32` bit for bit.
+#[test]
+fn scores_match_the_scalar_dot_on_every_backend() {
+    use embergpt::kernels::{Backend, Kernels};
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for hd in [8usize, 17, 32, 64] {
+        let (t, stride, off) = (13usize, hd * 2 + 3, hd + 1);
+        let keys = rng.vec(t * stride, 1.5);
+        let q = rng.vec(hd, 1.0);
+        let want: Vec<u32> = (0..t)
+            .map(|j| {
+                let k = &keys[j * stride + off..][..hd];
+                (vec_dot_f32_f32(&bytes_of(k), &q) * 0.125).to_bits()
+            })
+            .collect();
+        for b in Backend::ALL.iter().filter(|b| b.is_available()) {
+            let kern = Kernels::new(*b).unwrap();
+            let mut got = vec![0f32; t];
+            embergpt::ops::scores(&kern, &q, &keys, stride, off, 0.125, &mut got);
+            let got: Vec<u32> = got.iter().map(|x| x.to_bits()).collect();
+            assert_eq!(got, want, "hd {hd} backend {}", b.name());
+        }
+    }
+}

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::parallel::{for_each_column_block, for_each_row};
 use crate::kernels::{matmul, matmul_then, Kernels, QuantScratch};
 use crate::model::{part, part_mut, LayerKind as K};
-use crate::ops::{add_bias, dot, gelu, layer_norm, softmax};
+use crate::ops::{add_bias, gelu, layer_norm, mix, softmax};
 use crate::quant::dequantize_row;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -88,19 +88,9 @@ impl Attention<'_> {
                     bad.store(true, Ordering::Relaxed);
                     return;
                 };
-                for (s, kj) in sc.iter_mut().zip(keys.chunks_exact(self.kv_stride)) {
-                    *s = dot(k, q, kj.get(kv_off..kv_off + hd).unwrap_or(&[])) * self.scale;
-                }
+                crate::ops::scores(k, q, keys, self.kv_stride, kv_off, self.scale, sc);
                 softmax(sc);
-                out.fill(0.0);
-                for (&a, vj) in sc.iter().zip(vals.chunks_exact(self.kv_stride)) {
-                    for (o, &vv) in out
-                        .iter_mut()
-                        .zip(vj.get(kv_off..kv_off + hd).unwrap_or(&[]))
-                    {
-                        *o += a * vv;
-                    }
-                }
+                mix(sc, vals, self.kv_stride, kv_off, out);
             }
         };
         for_each_column_block(
