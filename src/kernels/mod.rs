@@ -313,6 +313,10 @@ const MIN_PARALLEL_MACS: usize = 1 << 15;
 /// Row-range tasks per pool thread in a split matmul (handed out dynamically: a
 /// late thread takes fewer; 2 beat 4 and matched 1 on decode with 2 quiet cores,
 /// because each task streams a longer contiguous range that the prefetch covers).
+/// Re-measured on the 2-core Zen 3 VM (GPT-2 124M, -p 128 -n 64, both threads at
+/// real-time priority so that background load could not take a core): 1, 2 and
+/// 8 tasks per thread all within the +-10% run-to-run noise (Q8_0 2-thread decode
+/// 160-197 tok/s); with a core taken by another process, 8 did slightly better.
 const TASKS_PER_THREAD: usize = 2;
 
 /// `out[t][r] = dot(w[r], x[t])` for `t < n`, `r < w.rows`.
