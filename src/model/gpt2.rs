@@ -29,16 +29,33 @@ pub(crate) fn add_residual(x: &mut [f32], o: &mut [f32], b: &[u8]) {
     }
 }
 
+/// Store one token's keys (or values) `kv` (`[kv_heads][hd]`, as the projection
+/// gives them) at position `p` of a head-major layer cache `[kv_heads][t_max][hd]`.
+pub(crate) fn store_kv(
+    cache: &mut [f32],
+    kv: &[f32],
+    t_max: usize,
+    hd: usize,
+    p: usize,
+) -> Result<()> {
+    for (h, src) in kv.chunks_exact(hd.max(1)).enumerate() {
+        let at = (h * t_max + p) * hd;
+        part_mut(cache, at..at + hd)?.copy_from_slice(src);
+    }
+    Ok(())
+}
+
 /// Causal self-attention of `n` new tokens at positions `pos0..`, shared by the
 /// GPT-2 and Llama passes.
 pub(crate) struct Attention<'a> {
     /// Queries: token `t`'s head `h` is `q[t * q_stride + h * hd ..][..hd]`.
     pub q: &'a [f32],
     pub q_stride: usize,
-    /// One layer's key and value cache, `[T][kv_stride]`, the new tokens included.
+    /// One layer's key and value cache, head-major `[kv_heads][T][hd]` (`T` the
+    /// `t_max` of [`Attention::run`]), the new tokens included: one head's keys
+    /// are contiguous, so the score loop streams them.
     pub keys: &'a [f32],
     pub vals: &'a [f32],
-    pub kv_stride: usize,
     pub n_head: usize,
     pub hd: usize,
     /// Query heads per key/value head (head `h` reads kv head `h / group`).
@@ -61,20 +78,22 @@ impl Attention<'_> {
         t_max: usize,
     ) -> Result<()> {
         let (hd, d) = (self.hd, self.n_head * self.hd);
-        // Every query head inside a query row, every kv head inside a cache row
+        // Every query head inside a query row, every kv head inside the cache
         // (so the per-head slicing below cannot come up short).
         let kv_heads = self
             .n_head
             .checked_div(self.group)
             .ok_or(Error::ShapeMismatch)?;
-        if d > self.q_stride || kv_heads * hd > self.kv_stride {
+        let head_len = t_max * hd; // one kv head's [T][hd] block
+        let kv_len = kv_heads * head_len;
+        if d > self.q_stride || kv_len > self.keys.len() || kv_len > self.vals.len() {
             return Err(Error::ShapeMismatch);
         }
         let att = part_mut(att, ..self.n * d)?;
         let scores = part_mut(scores, ..self.n_head * t_max)?;
         let bad = AtomicBool::new(false);
         let head = |h: usize, out: &mut crate::kernels::parallel::Columns<'_>, sc: &mut [f32]| {
-            let kv_off = (h / self.group) * hd;
+            let kv0 = (h / self.group) * head_len;
             for t in 0..self.n {
                 let p = self.pos0 + t;
                 let q0 = t * self.q_stride + h * hd;
@@ -82,15 +101,15 @@ impl Attention<'_> {
                     self.q.get(q0..q0 + hd),
                     out.row(t),
                     sc.get_mut(..=p),
-                    self.keys.get(..(p + 1) * self.kv_stride),
-                    self.vals.get(..(p + 1) * self.kv_stride),
+                    self.keys.get(kv0..kv0 + (p + 1) * hd),
+                    self.vals.get(kv0..kv0 + (p + 1) * hd),
                 ) else {
                     bad.store(true, Ordering::Relaxed);
                     return;
                 };
-                crate::ops::scores(k, q, keys, self.kv_stride, kv_off, self.scale, sc);
+                crate::ops::scores(k, q, keys, hd, 0, self.scale, sc);
                 softmax(sc);
-                mix(sc, vals, self.kv_stride, kv_off, out);
+                mix(sc, vals, hd, 0, out);
             }
         };
         for_each_column_block(
@@ -193,18 +212,12 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             Some(&bias),
         )?;
 
-        // k, v of the new tokens go to the cache      k_cache, v_cache: [L][T][d]
+        // k, v of the new tokens go to the cache   k_cache, v_cache: [L][n_head][T][hd]
         let layer_k = part_mut(k_cache, l * kv_len..(l + 1) * kv_len)?;
         let layer_v = part_mut(v_cache, l * kv_len..(l + 1) * kv_len)?;
-        let new_k = part_mut(layer_k, pos0 * d..(pos0 + n) * d)?;
-        let new_v = part_mut(layer_v, pos0 * d..(pos0 + n) * d)?;
-        for ((row, kr), vr) in qkv
-            .chunks_exact(3 * d)
-            .zip(new_k.chunks_exact_mut(d))
-            .zip(new_v.chunks_exact_mut(d))
-        {
-            kr.copy_from_slice(part(row, d..2 * d)?);
-            vr.copy_from_slice(part(row, 2 * d..3 * d)?);
+        for (row, p) in qkv.chunks_exact(3 * d).zip(pos0..) {
+            store_kv(layer_k, part(row, d..2 * d)?, t_max, hd, p)?;
+            store_kv(layer_v, part(row, 2 * d..3 * d)?, t_max, hd, p)?;
         }
 
         // att = softmax(q k^T / sqrt(hd)) v, causal, per head    att: [n][d]
@@ -214,7 +227,6 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             q_stride: 3 * d,
             keys: layer_k,
             vals: layer_v,
-            kv_stride: d,
             n_head,
             hd,
             group: 1,

@@ -17,7 +17,7 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::kernels::parallel::for_each_row;
 use crate::kernels::{matmul, matmul_then, QuantScratch};
-use crate::model::gpt2::{add_residual, Attention, MIN_PARALLEL_ROWS};
+use crate::model::gpt2::{add_residual, store_kv, Attention, MIN_PARALLEL_ROWS};
 use crate::model::{part, part_mut, LayerKind as K};
 use crate::ops::f32s;
 use crate::quant::dequantize_row;
@@ -144,12 +144,13 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             rope(kr, hd, tab);
         }
 
-        // k, v of the new tokens go to the cache     k_cache, v_cache: [L][T][kvd]
+        // k, v of the new tokens go to the cache  k_cache, v_cache: [L][kv_heads][T][hd]
         let layer_k = part_mut(k_cache, l * kv_len..(l + 1) * kv_len)?;
         let layer_v = part_mut(v_cache, l * kv_len..(l + 1) * kv_len)?;
-        let p0 = pos0 * kvd;
-        part_mut(layer_k, p0..p0 + n * kvd)?.copy_from_slice(kk);
-        part_mut(layer_v, p0..p0 + n * kvd)?.copy_from_slice(vv);
+        for ((kr, vr), p) in kk.chunks_exact(kvd).zip(vv.chunks_exact(kvd)).zip(pos0..) {
+            store_kv(layer_k, kr, t_max, hd, p)?;
+            store_kv(layer_v, vr, t_max, hd, p)?;
+        }
 
         // att = softmax(q k^T / sqrt(hd)) v, causal; head h reads kv head h / group
         let att = part_mut(att, ..n * d)?; //                        att: [n][d]
@@ -158,7 +159,6 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
             q_stride: d,
             keys: layer_k,
             vals: layer_v,
-            kv_stride: kvd,
             n_head,
             hd,
             group,
