@@ -204,7 +204,7 @@ unsafe fn tile<F: WFmt, const R: usize, const T: usize>(
     out: &mut [[f32; T]; R],
 ) {
     // SAFETY: groups cover blocks 0..8*ng <= nb, inside every slice by the contract;
-    // the tail goes through bounds-checked scalar code. Features by the contract.
+    // the tail goes through `tail_terms` (whole blocks only). Features by the contract.
     unsafe {
         let ng = nb / 8;
         let zf = _mm256_setzero_ps();
