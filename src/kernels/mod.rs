@@ -393,7 +393,6 @@ pub(crate) fn matmul_then(
             out2.fill(0.0);
         }
     }
-    let nb = w.cols / QK;
     // Activations quantized once, before the split, in every form the matrices need.
     let acts = |ty: GgmlType| match ty {
         GgmlType::F32 | GgmlType::F16 => Ok(0),
@@ -404,24 +403,12 @@ pub(crate) fn matmul_then(
     let (a1, a2) = (acts(w.ty)?, w2.map(|w2| acts(w2.ty)).transpose()?);
     let needs = |a: usize| a1 == a || a2 == Some(a);
     let q0: &[BlockQ8_0] = if needs(1) {
-        let xq = scratch.q8_0.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-        if nb > 0 {
-            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                (k.quantize_row_q8_0)(xr, qr);
-            }
-        }
-        xq
+        quantize_rows(scratch.q8_0, x, w.cols, n, k.quantize_row_q8_0)?
     } else {
         &[]
     };
     let q1: &[BlockQ8_1] = if needs(2) {
-        let xq = scratch.q8_1.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
-        if nb > 0 {
-            for (xr, qr) in x.chunks_exact(w.cols).zip(xq.chunks_exact_mut(nb)) {
-                (k.quantize_row_q8_1)(xr, qr);
-            }
-        }
-        xq
+        quantize_rows(scratch.q8_1, x, w.cols, n, k.quantize_row_q8_1)?
     } else {
         &[]
     };
@@ -475,6 +462,25 @@ pub(crate) fn matmul_then(
     };
     parallel::for_each(k.parallel.as_ref(), n_tasks, &task);
     Ok(())
+}
+
+/// Quantize the `n` rows of `x` (`cols` wide) into the first `n * cols / 32`
+/// blocks of `scratch` with `quantize` (one row at a time) and return them.
+fn quantize_rows<'s, B>(
+    scratch: &'s mut [B],
+    x: &[f32],
+    cols: usize,
+    n: usize,
+    quantize: fn(&[f32], &mut [B]),
+) -> Result<&'s [B]> {
+    let nb = cols / QK;
+    let xq = scratch.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+    if nb > 0 {
+        for (xr, qr) in x.chunks_exact(cols).zip(xq.chunks_exact_mut(nb)) {
+            quantize(xr, qr);
+        }
+    }
+    Ok(xq)
 }
 
 /// The bytes of an f32 slice (little-endian on every target embergpt supports),
