@@ -1,4 +1,4 @@
-//! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--warmup 1] [--json]`
+//! `embergpt bench -m MODEL.gguf [-p 128] [-n 64] [-t 1] [--reps 3] [--warmup 1] [--tg-empty] [--json]`
 
 use crate::common::{backend, err, load, pool, read_model, CliResult};
 use embergpt::{Context, ContextParams};
@@ -32,6 +32,10 @@ pub struct Args {
     /// Kernel backend (auto, scalar, ...).
     #[arg(long)]
     backend: Option<String>,
+    /// Time the -n decode steps from an empty context (positions 0..n), as
+    /// llama-bench's tg test does, instead of after the -p prompt.
+    #[arg(long)]
+    tg_empty: bool,
     /// Print a JSON summary as the last line.
     #[arg(long)]
     json: bool,
@@ -70,6 +74,10 @@ pub fn run(a: Args) -> CliResult<()> {
         ctx.eval(&prompt).map_err(err("prefill"))?;
         let pp = a.prompt as f64 / t0.elapsed().as_secs_f64();
         let mut tok = argmax(ctx.logits().map_err(err("logits"))?);
+        if a.tg_empty {
+            ctx.reset();
+            tok = prompt.first().copied().unwrap_or(0);
+        }
         let t1 = Instant::now();
         for _ in 0..a.gen {
             ctx.eval(&[tok]).map_err(err("decode"))?;
@@ -115,12 +123,13 @@ pub fn run(a: Args) -> CliResult<()> {
     }
     if a.json {
         println!(
-            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"backend\": \"{}\", \"arena_bytes\": {}, \"model_bytes\": {}, \"peak_rss_bytes\": {}}}",
+            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"tg_empty\": {}, \"backend\": \"{}\", \"arena_bytes\": {}, \"model_bytes\": {}, \"peak_rss_bytes\": {}}}",
             best_pp,
             best_tg,
             a.prompt,
             a.gen,
             a.threads,
+            a.tg_empty,
             ctx.backend().name(),
             arena_bytes,
             bytes.len(),

@@ -145,6 +145,27 @@ fn bench_json_last_line() {
     let last: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
     assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
     assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
+    assert_eq!(last["tg_empty"], serde_json::Value::Bool(false));
+}
+
+#[test]
+fn bench_tg_empty_runs_and_says_so() {
+    // llama-bench's tg test (decode from an empty context), as the side-by-side script runs it.
+    let out = bin()
+        .args(["bench", "-m"])
+        .arg(fixture("gpt2/c.q4_1.gguf"))
+        .args(["-p", "4", "-n", "6", "--reps", "1", "--tg-empty", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8(out.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
+    assert_eq!(last["tg_empty"], serde_json::Value::Bool(true));
+    assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
 }
 
 fn run_ok(args: &[&str]) -> String {

@@ -11,9 +11,10 @@ warm-up run in the same process (llama-bench's default; `embergpt bench --warmup
 Reported: the median over rounds of prefill and decode tokens/s, and the ratios
 embergpt / llama.cpp.
 
-Differences to keep in mind: embergpt decodes its -n tokens after the -p prompt (attention
-over p..p+n positions, plus an argmax over the logits), llama-bench's tg test decodes from
-an empty context; both favour llama.cpp slightly.
+Both decode tests run the same way: llama-bench's tg test decodes -n tokens from an empty
+context (positions 0..n), and embergpt runs with --tg-empty to do the same (plus an argmax
+over the logits each step). --tg-after-prompt makes embergpt decode after its -p prompt
+instead (attention over p..p+n positions), which is slower and no longer the same test.
 
 llama.cpp: any build of `llama-bench` (cmake -DLLAMA_BUILD_TOOLS=ON, target llama-bench;
 the sources also ship inside PyPI's llama-cpp-python sdist under vendor/llama.cpp). Pass
@@ -21,7 +22,7 @@ the sources also ship inside PyPI's llama-cpp-python sdist under vendor/llama.cp
 
 usage: bench_vs_llamacpp.py [--dir /tmp/embergpt-bench] [--types q8_0 q4_0]
                             [--threads 1 2] [-p 128] [-n 64] [--rounds 3]
-                            [--llama-bench PATH]
+                            [--llama-bench PATH] [--tg-after-prompt]
 """
 import argparse
 import json
@@ -44,9 +45,9 @@ def embergpt_bin():
     return ROOT / "target" / "release" / "embergpt"
 
 
-def embergpt_run(exe, model, p, n, t):
+def embergpt_run(exe, model, p, n, t, tg_empty=True):
     cmd = [str(exe), "bench", "-m", str(model), "-p", str(p), "-n", str(n), "-t", str(t),
-           "--reps", "1", "--warmup", "1", "--json"]
+           "--reps", "1", "--warmup", "1", "--json"] + (["--tg-empty"] if tg_empty else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
     return j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes")
@@ -75,6 +76,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--llama-bench", default=os.environ.get("LLAMA_BENCH")
                     or shutil.which("llama-bench"))
+    ap.add_argument("--tg-after-prompt", action="store_true",
+                    help="embergpt decodes after the prompt (not llama-bench's tg test)")
     a = ap.parse_args()
 
     d = Path(a.dir)
@@ -96,7 +99,8 @@ def main():
             for t in a.threads:
                 r = res.setdefault((ty, t), {"epp": [], "etg": [], "lpp": [], "ltg": [],
                                              "backend": "?", "rss": None})
-                epp, etg, backend, rss = embergpt_run(exe, models[ty], a.p, a.n, t)
+                epp, etg, backend, rss = embergpt_run(exe, models[ty], a.p, a.n, t,
+                                                        not a.tg_after_prompt)
                 r["epp"].append(epp)
                 r["etg"].append(etg)
                 r["backend"], r["rss"] = backend, rss
@@ -112,8 +116,9 @@ def main():
     fmt = lambda v: f"{v:.1f}" if v is not None else "not run"  # noqa: E731
     ratio = lambda x, y: f"{x / y:.2f}x" if x and y else "-"  # noqa: E731
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    tg = "after the prompt (embergpt)" if a.tg_after_prompt else "from an empty context"
     print(f"GPT-2 124M-shaped random model, prompt {a.p} tokens in one batch, {a.n} decode "
-          f"steps; median of {a.rounds} alternating rounds; load average at the end {load:.1f}")
+          f"steps {tg}; median of {a.rounds} alternating rounds; load average at the end {load:.1f}")
     print()
     print("| type | threads | embergpt prefill | llama.cpp prefill | ratio "
           "| embergpt decode | llama.cpp decode | ratio |")
