@@ -121,6 +121,10 @@ pub fn sin_cos(x: f32) -> (f32, f32) {
 /// equal `x / (1 + exp(-2 z))` with [`exp`] (one vectorisable exponential
 /// instead of `tanhf`'s `expm1f` and division). Large |z| saturates cleanly:
 /// `exp` overflows to infinity (result -0) or underflows to 0 (result x).
+///
+/// Reached through the kernel table (`Kernels::gelu`), which runs this same
+/// source compiled for the backend's instruction set (hence `inline(always)`).
+#[inline(always)]
 pub fn gelu(x: &mut [f32]) {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     for v in x.iter_mut() {
@@ -130,7 +134,9 @@ pub fn gelu(x: &mut [f32]) {
     }
 }
 
-/// In-place softmax with max subtraction.
+/// In-place softmax with max subtraction. Reached through `Kernels::softmax`
+/// (as [`gelu`]).
+#[inline(always)]
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     for v in x.iter_mut() {
@@ -143,6 +149,15 @@ pub fn softmax(x: &mut [f32]) {
     let inv = 1.0 / sum;
     for v in x.iter_mut() {
         *v *= inv;
+    }
+}
+
+/// SwiGLU: `gate = silu(gate) * up` with `silu(g) = g / (1 + e^-g)`. Reached
+/// through `Kernels::swiglu` (as [`gelu`]).
+#[inline(always)]
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + exp(-*g)) * u;
     }
 }
 
@@ -187,6 +202,9 @@ pub fn scores(
 /// `j < a.len()`: each element starts at 0 and adds the terms key by key, in
 /// order, each a rounded multiply then a rounded add (several keys per pass over
 /// `out`, the order per element unchanged).
+///
+/// Reached through `Kernels::mix` (as [`gelu`]).
+#[inline(always)]
 pub fn mix(a: &[f32], vals: &[f32], stride: usize, off: usize, out: &mut [f32]) {
     let hd = out.len();
     let mut rows = vals

@@ -249,6 +249,73 @@ fn float_dots_match_scalar() {
     }
 }
 
+/// The element-wise and attention steps in the table (the portable source of
+/// `embergpt::ops` compiled for each backend) give the scalar table's bits,
+/// on lengths around every vector width and on extreme values (overflowing
+/// exponentials, subnormals, signed zeros, infinities and NaN).
+#[test]
+fn ops_in_the_table_match_scalar() {
+    let s = scalar_k();
+    let mut rng = Rng(7);
+    let ns: &[usize] = if cfg!(miri) {
+        &[1, 9, 17]
+    } else {
+        &[
+            1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 768, 3072,
+        ]
+    };
+    let special = [
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        -0.0,
+        1.0e-42,
+        88.7,
+        -104.0,
+    ];
+    for k in simd_backends() {
+        let name = k.backend.name();
+        for &n in ns {
+            for extreme in [false, true] {
+                let mut x = activations(&mut rng, n, extreme);
+                if extreme {
+                    for v in x.iter_mut() {
+                        if rng.below(8) == 0 {
+                            *v = special[rng.below(special.len())];
+                        }
+                    }
+                }
+                let what = format!("{name} n={n} extreme={extreme}");
+                let run = |f: fn(&mut [f32])| {
+                    let mut v = x.clone();
+                    f(&mut v);
+                    v
+                };
+                assert_same(&run(k.gelu), &run(s.gelu), &format!("gelu {what}"));
+                assert_same(&run(k.softmax), &run(s.softmax), &format!("softmax {what}"));
+                let up = activations(&mut rng, n, extreme);
+                let glu = |f: fn(&mut [f32], &[f32])| {
+                    let mut g = x.clone();
+                    f(&mut g, &up);
+                    g
+                };
+                assert_same(&glu(k.swiglu), &glu(s.swiglu), &format!("swiglu {what}"));
+                // mix: n keys of a head of hd values, rows of `stride` at offset `off`
+                for (hd, stride, off) in [(64usize, 64usize, 0usize), (7, 12, 3), (1, 1, 0)] {
+                    let vals = activations(&mut rng, n * stride, extreme);
+                    let a = activations(&mut rng, n, false);
+                    let m = |f: fn(&[f32], &[f32], usize, usize, &mut [f32])| {
+                        let mut out = vec![f32::NAN; hd];
+                        f(&a, &vals, stride, off, &mut out);
+                        out
+                    };
+                    assert_same(&m(k.mix), &m(s.mix), &format!("mix hd={hd} {what}"));
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn quantize_matches_scalar() {
     let s = scalar_k();

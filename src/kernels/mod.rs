@@ -156,6 +156,14 @@ pub struct Kernels {
     pub gemm_q8_0_q8_0: Option<GemmQ8_0>,
     pub gemm_q4_0_q8_0: Option<GemmQ8_0>,
     pub gemm_q4_1_q8_1: Option<GemmQ8_1>,
+    /// The element-wise and attention steps of [`crate::ops`] (`softmax`, `mix`,
+    /// `gelu`, `swiglu`): that same portable source, compiled for the backend's
+    /// instruction set (x86_64: AVX2 instead of the SSE2 baseline). Rust never
+    /// fuses or reorders float operations, so every backend gives the same bits.
+    pub softmax: fn(&mut [f32]),
+    pub mix: fn(&[f32], &[f32], usize, usize, &mut [f32]),
+    pub gelu: fn(&mut [f32]),
+    pub swiglu: fn(&mut [f32], &[f32]),
     /// The host's parallel-for (set by the context from
     /// [`crate::ContextParams::parallel`]); `None` runs on the calling thread.
     pub parallel: Option<ParallelFor>,
@@ -260,6 +268,10 @@ const SCALAR: Kernels = Kernels {
     gemm_q8_0_q8_0: Some(scalar::gemm_q8_0_q8_0),
     gemm_q4_0_q8_0: Some(scalar::gemm_q4_0_q8_0),
     gemm_q4_1_q8_1: Some(scalar::gemm_q4_1_q8_1),
+    softmax: crate::ops::softmax,
+    mix: crate::ops::mix,
+    gelu: crate::ops::gelu,
+    swiglu: crate::ops::swiglu,
     parallel: None,
 };
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::kernels::parallel::{for_each_column_block, for_each_row};
 use crate::kernels::{matmul, matmul_then, Kernels, QuantScratch};
 use crate::model::{part, part_mut, LayerKind as K};
-use crate::ops::{add_bias, gelu, layer_norm, mix, softmax};
+use crate::ops::{add_bias, layer_norm};
 use crate::quant::dequantize_row;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -108,8 +108,8 @@ impl Attention<'_> {
                     return;
                 };
                 crate::ops::scores(k, q, keys, hd, 0, self.scale, sc);
-                softmax(sc);
-                mix(sc, vals, hd, 0, out);
+                (k.softmax)(sc);
+                (k.mix)(sc, vals, hd, 0, out);
             }
         };
         for_each_column_block(
@@ -258,7 +258,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         let bup = m.vector_of(&t(K::FfnUpB));
         let up = |r0: usize, o: &mut [f32], _: &mut [f32]| {
             add_bias(o, bias_from(bup, r0));
-            gelu(o);
+            (k.gelu)(o);
         };
         let wup = m.matrix_of(&t(K::FfnUpW));
         matmul_then(&k, &wup, None, xn, n, h, &mut [], &mut scratch, Some(&up))?;

@@ -31,13 +31,6 @@ fn rms_norm(x: &[f32], w: &[u8], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// `gate = silu(gate) * up` with `silu(g) = g / (1 + e^-g)` (SwiGLU).
-fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + crate::ops::exp(-*g)) * u;
-    }
-}
-
 /// Fill `table` (`[r/2][2]`) with `(cos, sin)` of `pos * base^(-2i/r)`, in f32
 /// as transformers forms them (`inv_freq = 1 / base^(2i/r)`, then `pos * inv_freq`,
 /// each rounded to f32), with [`crate::ops::sin_cos`] (no f64 anywhere: it is
@@ -182,7 +175,7 @@ pub(crate) fn forward(ctx: &mut Context<'_, '_>, tokens: &[u32], all_logits: boo
         // h = silu(xn Wgate^T) * (xn Wup^T)                 gate, up: [n][ff]
         let (gate, up) = part_mut(ffn, ..2 * n * ff)?.split_at_mut(n * ff);
         let (wg, wu) = (m.matrix_of(&t(K::FfnGateW)), m.matrix_of(&t(K::FfnUpW)));
-        let glu = |_: usize, g: &mut [f32], u: &mut [f32]| swiglu(g, u);
+        let glu = |_: usize, g: &mut [f32], u: &mut [f32]| (k.swiglu)(g, u);
         matmul_then(
             &k,
             &wg,

@@ -83,6 +83,10 @@ pub(crate) const NEON: Kernels = Kernels {
     gemm_q8_0_q8_0: None,
     gemm_q4_0_q8_0: None,
     gemm_q4_1_q8_1: None,
+    softmax: crate::ops::softmax,
+    mix: crate::ops::mix,
+    gelu: crate::ops::gelu,
+    swiglu: crate::ops::swiglu,
     parallel: None,
 };
 
@@ -101,6 +105,10 @@ pub(crate) const DOTPROD: Kernels = Kernels {
     gemm_q8_0_q8_0: None,
     gemm_q4_0_q8_0: None,
     gemm_q4_1_q8_1: None,
+    softmax: crate::ops::softmax,
+    mix: crate::ops::mix,
+    gelu: crate::ops::gelu,
+    swiglu: crate::ops::swiglu,
     parallel: None,
 };
 

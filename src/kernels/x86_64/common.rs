@@ -894,6 +894,40 @@ macro_rules! x86_kernels {
             // SAFETY: reached only through TABLE, after detection.
             unsafe { gemm_q4_1_tf(w, rows, x, n, out) }
         }
+        // The portable ops, compiled with this backend's features (same source,
+        // same IEEE operations in the same order: the same bits, wider vectors).
+        #[target_feature(enable = $feat)]
+        fn softmax_tf(x: &mut [f32]) {
+            $crate::ops::softmax(x)
+        }
+        #[target_feature(enable = $feat)]
+        fn mix_tf(a: &[f32], vals: &[f32], stride: usize, off: usize, out: &mut [f32]) {
+            $crate::ops::mix(a, vals, stride, off, out)
+        }
+        #[target_feature(enable = $feat)]
+        fn gelu_tf(x: &mut [f32]) {
+            $crate::ops::gelu(x)
+        }
+        #[target_feature(enable = $feat)]
+        fn swiglu_tf(gate: &mut [f32], up: &[f32]) {
+            $crate::ops::swiglu(gate, up)
+        }
+        fn softmax(x: &mut [f32]) {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { softmax_tf(x) }
+        }
+        fn mix(a: &[f32], vals: &[f32], stride: usize, off: usize, out: &mut [f32]) {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { mix_tf(a, vals, stride, off, out) }
+        }
+        fn gelu(x: &mut [f32]) {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { gelu_tf(x) }
+        }
+        fn swiglu(gate: &mut [f32], up: &[f32]) {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { swiglu_tf(gate, up) }
+        }
         fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
             // SAFETY: reached only through TABLE, after detection.
             unsafe { quant_q8_0_tf(x, y) }
@@ -915,6 +949,10 @@ macro_rules! x86_kernels {
             gemm_q8_0_q8_0: Some(gemm_q8_0_q8_0),
             gemm_q4_0_q8_0: Some(gemm_q4_0_q8_0),
             gemm_q4_1_q8_1: Some(gemm_q4_1_q8_1),
+            softmax,
+            mix,
+            gelu,
+            swiglu,
             parallel: None,
         };
     };
