@@ -47,7 +47,27 @@ enum Cmd {
     Quantize(embergpt_cli::quantize::Args),
 }
 
+/// `embergpt inspect ... | head` closes the pipe early; `println!` then panics
+/// ("failed printing to stdout: Broken pipe"). End quietly instead, with the
+/// status a shell reports for a command ended by SIGPIPE (128 + 13).
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Inspect(a) => inspect::run(a),

@@ -133,6 +133,23 @@ fn errors_are_one_line_and_nonzero() {
 }
 
 #[test]
+fn closed_stdout_ends_quietly_without_a_panic() {
+    // `embergpt inspect -m X | head -1`: the reader goes away before the output ends.
+    let mut child = bin()
+        .args(["inspect", "-m"])
+        .arg(fixture("gpt2/a.q8_0.gguf"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // close the read end before the first line is written
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert_eq!(out.status.code(), Some(141), "stderr: {err}");
+}
+
+#[test]
 fn bench_json_last_line() {
     let out = bin()
         .args(["bench", "-m"])
