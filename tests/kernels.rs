@@ -601,7 +601,14 @@ fn matmul_matches_scalar_all_types_and_thread_counts() {
     let mut rng = Rng(5);
     let mut ks = simd_backends();
     ks.push(s);
-    for &(rows, cols, n) in &[(50257usize, 768usize, 1usize), (97, 3072, 5), (13, 768, 33)] {
+    // (40, 256, 35): full 16-row x 16-token tiles plus partial ones of both kinds.
+    let shapes = [
+        (50257usize, 768usize, 1usize),
+        (97, 3072, 5),
+        (13, 768, 33),
+        (40, 256, 35),
+    ];
+    for &(rows, cols, n) in &shapes {
         for ty in [
             GgmlType::Q8_0,
             GgmlType::Q4_0,

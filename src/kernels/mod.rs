@@ -600,6 +600,17 @@ fn rows_range(
                     }
                     if !is_direct {
                         // `o` is [nr][nt]; token t's nr values are contiguous in `out`.
+                        if let Some(tt) = transposed_full_tile(o) {
+                            for (t, col) in tt.iter().enumerate() {
+                                let at = (t0 + t) * rows + r;
+                                // SAFETY: see above (rows r..r + nr of every token).
+                                if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
+                                    dst.copy_from_slice(col.get(..dst.len()).unwrap_or(&[]));
+                                }
+                            }
+                            t0 += nt;
+                            continue;
+                        }
                         for t in 0..nt {
                             let at = (t0 + t) * rows + r;
                             // SAFETY: see above (rows r..r + nr of every token).
@@ -619,6 +630,28 @@ fn rows_range(
     }
 }
 
+/// A full `[CALL_ROWS][TILE_TOKENS]` tile (the common case of a prefill) as
+/// `[TILE_TOKENS][CALL_ROWS]`: fixed sizes let the compiler unroll the
+/// transposition, where the general strided copy cost ~3 cycles per element
+/// (4% of a GPT-2 Q4_0 prefill). `None` for any other length.
+#[inline(always)]
+// INDEXING: r < CALL_ROWS and t < TILE_TOKENS are loop counters over the
+// arrays' own const lengths, so every access is in bounds by type.
+#[allow(clippy::indexing_slicing)]
+fn transposed_full_tile(o: &[f32]) -> Option<[[f32; CALL_ROWS]; TILE_TOKENS]> {
+    let tile: &[[f32; TILE_TOKENS]; CALL_ROWS] = match o.as_chunks::<TILE_TOKENS>() {
+        (rows, []) => rows.try_into().ok()?,
+        _ => return None,
+    };
+    let mut tt = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
+    for r in 0..CALL_ROWS {
+        for t in 0..TILE_TOKENS {
+            tt[t][r] = tile[r][t];
+        }
+    }
+    Some(tt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -634,6 +667,19 @@ mod tests {
             assert!(quantize_row(ty, &row, out).is_ok());
         }
         w
+    }
+
+    #[test]
+    fn full_tile_transposition_and_other_lengths() {
+        let o: std::vec::Vec<f32> = (0..CALL_ROWS * TILE_TOKENS).map(|i| i as f32).collect();
+        let tt = transposed_full_tile(&o).unwrap();
+        for (t, col) in tt.iter().enumerate() {
+            for (r, &v) in col.iter().enumerate() {
+                assert_eq!(v, (r * TILE_TOKENS + t) as f32);
+            }
+        }
+        assert!(transposed_full_tile(&o[..o.len() - 1]).is_none());
+        assert!(transposed_full_tile(&o[..TILE_TOKENS * 8]).is_none());
     }
 
     /// Two matrices of different weight types (so both activation forms) in one
