@@ -189,6 +189,11 @@ pub fn scores(
     scale: f32,
     out: &mut [f32],
 ) {
+    if let Some(f) = kern.scores {
+        if f(q, keys, stride, off, scale, out) {
+            return;
+        }
+    }
     let hd = q.len();
     let rows = keys
         .chunks_exact(stride.max(1))

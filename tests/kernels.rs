@@ -311,6 +311,35 @@ fn ops_in_the_table_match_scalar() {
                     };
                     assert_same(&m(k.mix), &m(s.mix), &format!("mix hd={hd} {what}"));
                 }
+                // scores: n keys (rows of `stride` at `off`); the multi-key kernels
+                // take head widths that are multiples of 16, the rest go key by key.
+                for (hd, stride, off) in [
+                    (64usize, 64usize, 0usize),
+                    (16, 40, 24),
+                    (80, 96, 8),
+                    (8, 8, 0),
+                ] {
+                    let keys = activations(&mut rng, n * stride, extreme);
+                    let q = activations(&mut rng, hd, extreme);
+                    let sc = |kk: &Kernels| {
+                        let mut out = vec![f32::NAN; n];
+                        embergpt::ops::scores(kk, &q, &keys, stride, off, 0.125, &mut out);
+                        out
+                    };
+                    assert_same(&sc(&k), &sc(&s), &format!("scores hd={hd} {what}"));
+                    // a last key cut short: the portable rule (an empty key scores 0)
+                    let cut = &keys[..keys.len() - 1];
+                    let sc_cut = |kk: &Kernels| {
+                        let mut out = vec![f32::NAN; n];
+                        embergpt::ops::scores(kk, &q, cut, stride, off, 0.125, &mut out);
+                        out
+                    };
+                    assert_same(
+                        &sc_cut(&k),
+                        &sc_cut(&s),
+                        &format!("scores cut hd={hd} {what}"),
+                    );
+                }
             }
         }
     }

@@ -128,6 +128,9 @@ impl Backend {
 
 /// Dot product of a weight row (raw bytes) with f32 activations.
 pub type VecDotF32 = fn(&[u8], &[f32]) -> f32;
+/// Attention scores `out[j] = dot(k_j, q) * scale` of keys `k_j = keys[j * stride + off ..][..q.len()]`;
+/// false when the kernel does not take these shapes (nothing written).
+pub type ScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]) -> bool;
 /// Dot product of a weight row with Q8_0 activation blocks.
 pub type VecDotQ8_0 = fn(&[u8], &[BlockQ8_0]) -> f32;
 /// Dot product of a weight row with Q8_1 activation blocks.
@@ -161,6 +164,10 @@ pub struct Kernels {
     /// instruction set (x86_64: AVX2 instead of the SSE2 baseline). Rust never
     /// fuses or reorders float operations, so every backend gives the same bits.
     pub softmax: fn(&mut [f32]),
+    /// Attention scores of several keys per pass (see [`crate::ops::scores`]
+    /// for the contract); returns false when it does not handle the shapes,
+    /// and `None` goes key by key through `vec_dot_f32_f32`. Same bits.
+    pub scores: Option<ScoresFn>,
     pub mix: fn(&[f32], &[f32], usize, usize, &mut [f32]),
     pub gelu: fn(&mut [f32]),
     pub swiglu: fn(&mut [f32], &[f32]),
@@ -268,6 +275,7 @@ const SCALAR: Kernels = Kernels {
     gemm_q8_0_q8_0: Some(scalar::gemm_q8_0_q8_0),
     gemm_q4_0_q8_0: Some(scalar::gemm_q4_0_q8_0),
     gemm_q4_1_q8_1: Some(scalar::gemm_q4_1_q8_1),
+    scores: None,
     softmax: crate::ops::softmax,
     mix: crate::ops::mix,
     gelu: crate::ops::gelu,

@@ -1100,3 +1100,103 @@ unsafe fn run<F: WFmt, const R: usize, const T: usize>(
         r += 1;
     }
 }
+
+// ---------------------------------------------------------------------------
+// Attention scores: 4 keys per pass
+// ---------------------------------------------------------------------------
+
+/// Attention scores `out[j] = dot(k_j, q) * scale` with
+/// `k_j = keys[j * stride + off ..][..q.len()]`, each dot exactly
+/// `scalar::vec_dot_f32_f32` (element `i` in lane `i % 16`, a rounded multiply
+/// then a rounded add, lanes folded by halves), 4 keys per pass: the query is
+/// loaded once per 4 keys and the 4 folds share their shuffles ([`fold4`]),
+/// where one call per key had spent more on its call and fold than on the
+/// 64 products of a head. Returns false, nothing written, unless the head
+/// width is a multiple of 16 and each of the `out.len()` keys lies inside a
+/// whole row of `keys` (the caller then goes key by key).
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+pub(crate) unsafe fn scores(
+    q: &[f32],
+    keys: &[f32],
+    stride: usize,
+    off: usize,
+    scale: f32,
+    out: &mut [f32],
+) -> bool {
+    let hd = q.len();
+    let n = out.len();
+    // The portable rule: keys are the whole `stride`-long rows of `keys`, and a
+    // key must lie inside its row; anything else goes the portable way.
+    let fits =
+        stride > 0 && off.checked_add(hd).is_some_and(|e| e <= stride) && n <= keys.len() / stride;
+    if hd == 0 || !hd.is_multiple_of(16) || !fits {
+        return false;
+    }
+    // SAFETY: key j's hd values start at j * stride + off and end by
+    // (j + 1) * stride <= n * stride <= keys.len() (checked above); q has hd values; the chunk loops read
+    // c * 16 + 16 <= hd of each. AVX2 by the caller.
+    unsafe {
+        let kp = |j: usize| keys.as_ptr().add(j * stride + off);
+        let qp = q.as_ptr();
+        let zf = _mm256_setzero_ps();
+        let vs = _mm256_set1_ps(scale);
+        let mut j = 0;
+        while j + 4 <= n {
+            let k = [kp(j), kp(j + 1), kp(j + 2), kp(j + 3)];
+            let mut lo = [zf; 4];
+            let mut hi = [zf; 4];
+            let mut c = 0;
+            while c < hd {
+                let q0 = _mm256_loadu_ps(qp.add(c));
+                let q1 = _mm256_loadu_ps(qp.add(c + 8));
+                for ((l, h), &kj) in lo.iter_mut().zip(hi.iter_mut()).zip(&k) {
+                    *l = _mm256_add_ps(*l, _mm256_mul_ps(_mm256_loadu_ps(kj.add(c)), q0));
+                    *h = _mm256_add_ps(*h, _mm256_mul_ps(_mm256_loadu_ps(kj.add(c + 8)), q1));
+                }
+                c += 16;
+            }
+            // h = 8 (lane i + 8 onto lane i), then h = 4, 2, 1 in fold4.
+            let [l0, l1, l2, l3] = lo;
+            let [h0, h1, h2, h3] = hi;
+            let v = fold4(
+                _mm256_add_ps(l0, h0),
+                _mm256_add_ps(l1, h1),
+                _mm256_add_ps(l2, h2),
+                _mm256_add_ps(l3, h3),
+            );
+            if let Some(o) = out.get_mut(j..j + 4) {
+                _mm_storeu_ps(o.as_mut_ptr(), _mm_mul_ps(v, _mm256_castps256_ps128(vs)));
+            }
+            j += 4;
+        }
+        while j < n {
+            let kj = kp(j);
+            let (mut l, mut h) = (zf, zf);
+            let mut c = 0;
+            while c < hd {
+                l = _mm256_add_ps(
+                    l,
+                    _mm256_mul_ps(_mm256_loadu_ps(kj.add(c)), _mm256_loadu_ps(qp.add(c))),
+                );
+                h = _mm256_add_ps(
+                    h,
+                    _mm256_mul_ps(
+                        _mm256_loadu_ps(kj.add(c + 8)),
+                        _mm256_loadu_ps(qp.add(c + 8)),
+                    ),
+                );
+                c += 16;
+            }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(l, h));
+            if let Some(o) = out.get_mut(j) {
+                *o = fold_lanes(lanes) * scale;
+            }
+            j += 1;
+        }
+    }
+    true
+}

@@ -912,6 +912,29 @@ macro_rules! x86_kernels {
         fn swiglu_tf(gate: &mut [f32], up: &[f32]) {
             $crate::ops::swiglu(gate, up)
         }
+        #[target_feature(enable = $feat)]
+        fn scores_tf(
+            q: &[f32],
+            keys: &[f32],
+            stride: usize,
+            off: usize,
+            scale: f32,
+            out: &mut [f32],
+        ) -> bool {
+            // SAFETY: this function's features include AVX2, the body's contract.
+            unsafe { super::avx2q::scores(q, keys, stride, off, scale, out) }
+        }
+        fn scores(
+            q: &[f32],
+            keys: &[f32],
+            stride: usize,
+            off: usize,
+            scale: f32,
+            out: &mut [f32],
+        ) -> bool {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { scores_tf(q, keys, stride, off, scale, out) }
+        }
         fn softmax(x: &mut [f32]) {
             // SAFETY: reached only through TABLE, after detection.
             unsafe { softmax_tf(x) }
@@ -949,6 +972,7 @@ macro_rules! x86_kernels {
             gemm_q8_0_q8_0: Some(gemm_q8_0_q8_0),
             gemm_q4_0_q8_0: Some(gemm_q4_0_q8_0),
             gemm_q4_1_q8_1: Some(gemm_q4_1_q8_1),
+            scores: Some(scores),
             softmax,
             mix,
             gelu,
