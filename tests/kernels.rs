@@ -485,6 +485,10 @@ fn batched_kernels_match_single_row_dots() {
                 (3, 1, 16416),
                 (8, 16, 768),
                 (6, 5, 3072),
+                // whole 32-token chunks, and 33 / 45 tokens split evenly in two
+                (5, 32, 256),
+                (3, 33, 96),
+                (7, 45, 288),
             ]
         };
         // `raw`: arbitrary activation bytes (-128 included), which the quantizer
