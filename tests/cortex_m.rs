@@ -12,7 +12,8 @@
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
 //! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
 //! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
-//! between modes give the cost.
+//! between modes give the cost. Modes 9..=13: one 768-value activation row
+//! quantized (see `probe_quant`).
 //!
 //! On hosted targets this file prints that it skipped.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -652,12 +653,51 @@ mod target {
         debug::exit(debug::EXIT_SUCCESS);
     }
 
+    /// The quantization probe: one 768-value row (24 blocks) of typical
+    /// activations (uniform in [-10, 10]) quantized by the table entries:
+    /// mode 9 = setup only, 10 / 11 = Q8_0 scalar / Helium, 12 / 13 = Q8_1.
+    fn probe_quant(mode: u32) {
+        const N: usize = 768;
+        let mut rng = Rng(11);
+        let mut x = [0.0f32; N];
+        for v in &mut x {
+            *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0;
+        }
+        let mut y0 = [BlockQ8_0::default(); N / 32];
+        let mut y1 = [BlockQ8_1::default(); N / 32];
+        let b = if mode % 2 == 0 {
+            Backend::Scalar
+        } else {
+            Backend::Helium
+        };
+        let Ok(k) = Kernels::new(b) else {
+            let _ = writeln!(out(), "probe: backend {} not built in", b.name());
+            debug::exit(debug::EXIT_FAILURE);
+            return;
+        };
+        match mode {
+            10 | 11 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
+            12 | 13 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
+            _ => {}
+        }
+        core::hint::black_box((&y0, &y1));
+        let _ = writeln!(
+            out(),
+            "probe mode {mode}: d[0] = {:#06x}",
+            y0[0].d | y1[0].d
+        );
+        debug::exit(debug::EXIT_SUCCESS);
+    }
+
     #[entry]
     fn main() -> ! {
         // SAFETY: MODE_ADDR is emulated RAM outside the image (zero unless preloaded).
         let mode = unsafe { core::ptr::read_volatile(MODE_ADDR as *const u32) };
         if (1..=8).contains(&mode) {
             probe(mode);
+        }
+        if (9..=13).contains(&mode) {
+            probe_quant(mode);
         }
         let mut st = Stats {
             passed: 0,

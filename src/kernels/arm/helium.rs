@@ -956,13 +956,14 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
 //   bottom/top narrowings put the bytes back in order.
 // MVE float arithmetic flushes subnormal inputs to zero and gives the default
 // NaN, where the scalar FPU does neither. So the vector step takes only blocks
-// without NaN (whose amax the scalar code would compute from the f32::max
-// lowering's NaN handling) and with `amax == 0` or `amax >= 2^-100`: then `id <=
-// ~2^107`, every subnormal `x` has `|x * id| < 2^-19` (rounds to 0 either way),
-// every product of normals is rounded identically, and a product that the
-// vector flushes is below 2^-126 (0 either way). The other blocks go through
-// the scalar reference itself. Blocks with amax = inf take the vector step: `id
-// = 0`, and `x * 0` is 0 or NaN (-> 0) on both.
+// without NaN (the scalar amax then does not depend on how `f32::max` treats a
+// signalling NaN, which `VMAXNM` does not skip) and with `amax == 0` or `amax
+// >= 2^-100`: then `id <= ~2^107`, every subnormal `x` has `|x * id| < 2^-19`
+// (0 after rounding either way), every product of normals is rounded
+// identically, and a product the vector flushes is below 2^-126 (0 either way).
+// The other blocks go through the scalar reference itself (a test that lets
+// subnormal-amax blocks through fails under QEMU). Blocks with amax = inf take
+// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both.
 
 /// Smallest `bits(amax) << 1` (other than 0) the vector step takes: 2^-100.
 const AMAX2_MIN: u32 = 0x0d80_0000 << 1;
