@@ -455,9 +455,14 @@ mod target {
             // one special value everywhere, or mixed with zeros
             4 => {
                 let s = f32::from_bits(QSPECIAL[(rng.next() as usize) % QSPECIAL.len()]);
-                let zeros = rng.next() % 2 == 0;
-                x.iter_mut()
-                    .for_each(|v| *v = if zeros && rng.next() % 2 == 0 { 0.0 } else { s });
+                let zeros = rng.next().is_multiple_of(2);
+                x.iter_mut().for_each(|v| {
+                    *v = if zeros && rng.next().is_multiple_of(2) {
+                        0.0
+                    } else {
+                        s
+                    }
+                });
             }
             // exact ties: amax = 127 * 2^k, so d = 2^k, id = 2^-k and x * id = m + 0.5
             5 => {
@@ -468,7 +473,7 @@ mod target {
                     *v = (m + 0.5) * p
                 });
                 let i = (rng.next() % 32) as usize;
-                x[i] = if rng.next() % 2 == 0 {
+                x[i] = if rng.next().is_multiple_of(2) {
                     127.0 * p
                 } else {
                     -127.0 * p
@@ -486,7 +491,7 @@ mod target {
             7 => {
                 let e = 27 + (rng.next() % 3) as i32 - 1;
                 x.iter_mut().for_each(|v| {
-                    *v = if rng.next() % 3 == 0 {
+                    *v = if rng.next().is_multiple_of(3) {
                         f32::from_bits(rng.next() & 0x807f_ffff)
                     } else {
                         {
@@ -504,9 +509,13 @@ mod target {
                 }
             }),
             // signed zeros
-            9 => x
-                .iter_mut()
-                .for_each(|v| *v = if rng.next() % 2 == 0 { 0.0 } else { -0.0 }),
+            9 => x.iter_mut().for_each(|v| {
+                *v = if rng.next().is_multiple_of(2) {
+                    0.0
+                } else {
+                    -0.0
+                }
+            }),
             // random values plus an infinity
             10 => {
                 x.iter_mut().for_each(|v| {
@@ -516,7 +525,7 @@ mod target {
                     }
                 });
                 let i = (rng.next() % 32) as usize;
-                x[i] = if rng.next() % 2 == 0 {
+                x[i] = if rng.next().is_multiple_of(2) {
                     f32::INFINITY
                 } else {
                     f32::NEG_INFINITY
@@ -665,7 +674,7 @@ mod target {
         }
         let mut y0 = [BlockQ8_0::default(); N / 32];
         let mut y1 = [BlockQ8_1::default(); N / 32];
-        let b = if mode % 2 == 0 {
+        let b = if mode.is_multiple_of(2) {
             Backend::Scalar
         } else {
             Backend::Helium
