@@ -613,6 +613,51 @@ mod target {
         }
     }
 
+    /// The Helium quantizer's f32 -> f16 (`VCVTB.F16.F32`) against
+    /// `quant::f32_to_f16`: every sign and exponent, with the mantissa's top 10
+    /// bits from a sweep and the low 13 (the rounded-off part) at every rounding
+    /// boundary, plus random bits.
+    #[cfg(feature = "helium")]
+    fn test_f32_to_f16(st: &mut Stats) {
+        let mut rng = Rng(0x5eed_1234);
+        let lows = [0u32, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x0800, 0x17ff];
+        let mut bad = 0u32;
+        let mut n = 0u32;
+        for se in 0..512u32 {
+            for k in 0..40u32 {
+                let hi = match k {
+                    0 => 0,
+                    1 => 0x3ff,
+                    2 => 0x200,
+                    3 => 1,
+                    _ => rng.next() & 0x3ff,
+                };
+                for &lo in &lows {
+                    for bits in [(se << 23) | (hi << 13) | lo, rng.next()] {
+                        let v = f32::from_bits(bits);
+                        let (g, w) = (kernels::arm::helium::f32_to_f16(v), f32_to_f16(v));
+                        n += 1;
+                        if g != w {
+                            bad += 1;
+                            if bad <= 8 {
+                                let _ = writeln!(
+                                    out(),
+                                    "FAIL f32_to_f16 {bits:#010x}: got {g:#06x} want {w:#06x}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if bad == 0 {
+            st.passed += n;
+        } else {
+            st.failed += bad;
+            st.passed += n - bad;
+        }
+    }
+
     /// The instructions-per-MAC probe: one 64 x 512 matrix-vector product, Q8_0
     /// weights for modes 1..=4, Q4_0 for 5..=8 (in each four: scalar reference,
     /// DSP, Helium, setup only), through `kernels::arm::matvec`: the batched
@@ -725,6 +770,8 @@ mod target {
         test_dots(&mut st);
         test_matmul(&mut st);
         test_quantize(&mut st);
+        #[cfg(feature = "helium")]
+        test_f32_to_f16(&mut st);
         let _ = writeln!(
             out(),
             "cortex_m: {} passed, {} failed",

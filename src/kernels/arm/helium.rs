@@ -12,7 +12,7 @@ use core::mem::MaybeUninit;
 
 use super::{gemm_by, rows_dot};
 use crate::kernels::scalar::{self, fold_lanes};
-use crate::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1, QK};
+use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
 /// Exact Q8_0 block sums of 4 rows; the activations are loaded once.
 ///
@@ -1097,6 +1097,30 @@ unsafe fn quant_block_sum(x: *const f32, id: f32, q: *mut i8) -> i32 {
         );
     }
     s
+}
+
+/// f32 to f16 bits, exactly as [`crate::quant::f32_to_f16`] (round to nearest
+/// even, overflow to infinity, subnormal results rounded, NaNs quieted with the
+/// top payload bits): one scalar `VCVTB.F16.F32` with the reset FPSCR (IEEE
+/// half precision, no flush to zero, no default NaN), which Rust's float
+/// semantics assume anyway. Tested against it in tests/cortex_m.rs.
+#[inline(always)]
+pub fn f32_to_f16(v: f32) -> u16 {
+    let r: u32;
+    // SAFETY: register-only FPU instructions on `s0`, declared clobbered (it may
+    // set FPSCR exception flags, hence no `preserves_flags`); the FPU is enabled
+    // on this hard-float target. `VCVTB` writes the low half of `s0`.
+    unsafe {
+        asm!(
+            "vmov s0, {r}",
+            "vcvtb.f16.f32 s0, s0",
+            "vmov {r}, s0",
+            r = inout(reg) v.to_bits() => r,
+            out("s0") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    r as u16
 }
 
 /// `(d, id)` of a block from its [`amax2_block`], or `None` for the blocks the
