@@ -719,10 +719,10 @@ mod target {
         }
         let mut y0 = [BlockQ8_0::default(); N / 32];
         let mut y1 = [BlockQ8_1::default(); N / 32];
-        let b = if mode.is_multiple_of(2) {
-            Backend::Scalar
-        } else {
+        let b = if mode == 11 || mode == 13 {
             Backend::Helium
+        } else {
+            Backend::Scalar
         };
         let Ok(k) = Kernels::new(b) else {
             let _ = writeln!(out(), "probe: backend {} not built in", b.name());

@@ -6,6 +6,9 @@
 //!
 //! Each asm block names the Q registers it uses and clobbers the matching D
 //! registers (`q<n>` is `d<2n>`, `d<2n+1>`). Sums are exact: `|sum| <= 2^19`.
+//!
+//! Also the activation quantizers (`quantize_row_q8_0`, `quantize_row_q8_1`),
+//! bit-identical to the scalar reference; see "activation quantization" below.
 
 use core::arch::asm;
 use core::mem::MaybeUninit;
