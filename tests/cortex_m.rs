@@ -12,7 +12,8 @@
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
 //! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
 //! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
-//! between modes give the cost.
+//! between modes give the cost. Modes 9..=13: one 768-value activation row
+//! quantized (see `probe_quant`).
 //!
 //! On hosted targets this file prints that it skipped.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -120,6 +121,41 @@ mod target {
                     got.to_bits(),
                     want.to_bits()
                 );
+            }
+        }
+    }
+
+    impl Stats {
+        /// One quantized block: scale bits (and `s` for Q8_1) and every quant.
+        fn check_block(
+            &mut self,
+            what: &str,
+            backend: Backend,
+            case: usize,
+            got: (u16, u16, &[i8; 32]),
+            want: (u16, u16, &[i8; 32]),
+            x: &[f32],
+        ) {
+            if got.0 == want.0 && got.1 == want.1 && got.2 == want.2 {
+                self.passed += 1;
+                return;
+            }
+            self.failed += 1;
+            let mut o = out();
+            let _ = writeln!(
+                o,
+                "FAIL {what} [{}] case {case}: d {:#06x} want {:#06x}, s {:#06x} want {:#06x}",
+                backend.name(),
+                got.0,
+                want.0,
+                got.1,
+                want.1
+            );
+            for (i, (g, w)) in got.2.iter().zip(want.2).enumerate() {
+                if g != w {
+                    let xi = x.get(i).map_or(0, |v| v.to_bits());
+                    let _ = writeln!(o, "  q[{i}] = {g} want {w} (x = {xi:#010x})");
+                }
             }
         }
     }
@@ -346,6 +382,282 @@ mod target {
         }
     }
 
+    /// Special f32 values for the quantizer: signed zeros, subnormals (smallest,
+    /// largest, middle), smallest normal, largest finite, infinities, quiet and
+    /// signalling NaNs of both signs with payloads, and the Helium kernel's
+    /// amax threshold 2^-100 with its neighbours.
+    const QSPECIAL: [u32; 22] = [
+        0x0000_0000,
+        0x8000_0000,
+        0x0000_0001,
+        0x8000_0001,
+        0x007f_ffff,
+        0x807f_ffff,
+        0x0040_0000,
+        0x0080_0000,
+        0x7f7f_ffff,
+        0xff7f_ffff,
+        0x7f80_0000,
+        0xff80_0000,
+        0x7fc0_0000,
+        0xffc0_0000,
+        0x7fa0_0000,
+        0x7f80_0001,
+        0xff80_0001,
+        0x7fc1_2345,
+        0x0d80_0000,
+        0x0d7f_ffff,
+        0x0d80_0001,
+        0x8d80_0000,
+    ];
+
+    impl Rng {
+        /// A random f32 with exponent field `e` (clamped to 0..=254) and random
+        /// sign and mantissa.
+        fn with_exp(&mut self, e: i32) -> f32 {
+            let r = self.next();
+            let e = e.clamp(0, 254) as u32;
+            f32::from_bits((r & 0x8000_0000) | (e << 23) | (self.next() & 0x007f_ffff))
+        }
+    }
+
+    /// One block of 32 test values of kind `kind` (see the match).
+    fn fill_qblock(rng: &mut Rng, x: &mut [f32], kind: u32) {
+        match kind % 12 {
+            // random magnitudes within 2^10 of a random exponent over the whole range
+            0 => {
+                let e = (rng.next() % 256) as i32;
+                x.iter_mut().for_each(|v| {
+                    let k = (rng.next() % 11) as i32;
+                    *v = rng.with_exp(e - k)
+                });
+            }
+            // typical activations, uniform in [-10, 10] with 1/1000 steps
+            1 => x
+                .iter_mut()
+                .for_each(|v| *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0),
+            // arbitrary bits (NaNs and infinities 1 in 256)
+            2 => x.iter_mut().for_each(|v| *v = f32::from_bits(rng.next())),
+            // a normal block with 1 to 3 specials at random places
+            3 => {
+                x.iter_mut().for_each(|v| {
+                    *v = {
+                        let k = (rng.next() % 16) as i32;
+                        rng.with_exp(120 + k)
+                    }
+                });
+                for _ in 0..1 + rng.next() % 3 {
+                    let i = (rng.next() % 32) as usize;
+                    let s = QSPECIAL[(rng.next() as usize) % QSPECIAL.len()];
+                    x[i] = f32::from_bits(s);
+                }
+            }
+            // one special value everywhere, or mixed with zeros
+            4 => {
+                let s = f32::from_bits(QSPECIAL[(rng.next() as usize) % QSPECIAL.len()]);
+                let zeros = rng.next().is_multiple_of(2);
+                x.iter_mut().for_each(|v| {
+                    *v = if zeros && rng.next().is_multiple_of(2) {
+                        0.0
+                    } else {
+                        s
+                    }
+                });
+            }
+            // exact ties: amax = 127 * 2^k, so d = 2^k, id = 2^-k and x * id = m + 0.5
+            5 => {
+                let k = (rng.next() % 41) as i32 - 20;
+                let p = f32::from_bits(((127 + k) as u32) << 23);
+                x.iter_mut().for_each(|v| {
+                    let m = (rng.next() % 254) as f32 - 127.0;
+                    *v = (m + 0.5) * p
+                });
+                let i = (rng.next() % 32) as usize;
+                x[i] = if rng.next().is_multiple_of(2) {
+                    127.0 * p
+                } else {
+                    -127.0 * p
+                };
+            }
+            // subnormal blocks (amax subnormal: d tiny or 0, id huge or inf)
+            6 => {
+                let bits = 1 + rng.next() % 23;
+                x.iter_mut().for_each(|v| {
+                    let r = rng.next();
+                    *v = f32::from_bits((r & 0x8000_0000) | (rng.next() >> (32 - bits)))
+                });
+            }
+            // around the Helium threshold 2^-100, with subnormals mixed in
+            7 => {
+                let e = 27 + (rng.next() % 3) as i32 - 1;
+                x.iter_mut().for_each(|v| {
+                    *v = if rng.next().is_multiple_of(3) {
+                        f32::from_bits(rng.next() & 0x807f_ffff)
+                    } else {
+                        {
+                            let k = (rng.next() % 30) as i32;
+                            rng.with_exp(e - k)
+                        }
+                    }
+                });
+            }
+            // huge values (amax near f32::MAX: d large, id tiny but normal)
+            8 => x.iter_mut().for_each(|v| {
+                *v = {
+                    let k = (rng.next() % 4) as i32;
+                    rng.with_exp(254 - k)
+                }
+            }),
+            // signed zeros
+            9 => x.iter_mut().for_each(|v| {
+                *v = if rng.next().is_multiple_of(2) {
+                    0.0
+                } else {
+                    -0.0
+                }
+            }),
+            // random values plus an infinity
+            10 => {
+                x.iter_mut().for_each(|v| {
+                    *v = {
+                        let k = (rng.next() % 8) as i32;
+                        rng.with_exp(127 + k)
+                    }
+                });
+                let i = (rng.next() % 32) as usize;
+                x[i] = if rng.next().is_multiple_of(2) {
+                    f32::INFINITY
+                } else {
+                    f32::NEG_INFINITY
+                };
+            }
+            // random values with NaNs of random payloads at random places
+            _ => {
+                x.iter_mut().for_each(|v| {
+                    *v = {
+                        let k = (rng.next() % 40) as i32;
+                        rng.with_exp(100 + k)
+                    }
+                });
+                for _ in 0..1 + rng.next() % 4 {
+                    let i = (rng.next() % 32) as usize;
+                    let nan = 0x7f80_0000 | (rng.next() & 0x807f_ffff) | 1;
+                    x[i] = f32::from_bits(nan);
+                }
+            }
+        }
+    }
+
+    /// The backends' `quantize_row_q8_0` / `quantize_row_q8_1` against scalar,
+    /// block by block (scale bits, `s` bits, every quant), on random and special
+    /// blocks, including rows whose lengths disagree (the extra is left alone).
+    fn test_quantize(st: &mut Stats) {
+        const NB: usize = 8;
+        let mut rng = Rng(0x0bad_cafe);
+        let mut x = [0.0f32; NB * 32 + 40];
+        let sk = match Kernels::new(Backend::Scalar) {
+            Ok(k) => k,
+            Err(_) => return,
+        };
+        let fill0 = BlockQ8_0 {
+            d: 0x5555,
+            qs: [0x55; 32],
+        };
+        let fill1 = BlockQ8_1 {
+            d: 0x5555,
+            s: 0x5555,
+            qs: [0x55; 32],
+        };
+        for case in 0..600usize {
+            for (j, xb) in x.chunks_exact_mut(32).enumerate() {
+                fill_qblock(&mut rng, xb, (case * NB + j) as u32 / 3);
+            }
+            // lengths: whole rows mostly, sometimes fewer blocks or a ragged tail
+            let (nx, ny) = match case % 8 {
+                0 => (NB * 32 + 17, NB),
+                1 => (3 * 32, NB),
+                2 => (NB * 32, 5),
+                _ => (NB * 32, NB),
+            };
+            let xs = &x[..nx];
+            for b in arm_backends() {
+                let Ok(k) = Kernels::new(b) else { continue };
+                let (mut y0r, mut y0g) = ([fill0; NB], [fill0; NB]);
+                (sk.quantize_row_q8_0)(xs, &mut y0r[..ny]);
+                (k.quantize_row_q8_0)(xs, &mut y0g[..ny]);
+                let (mut y1r, mut y1g) = ([fill1; NB], [fill1; NB]);
+                (sk.quantize_row_q8_1)(xs, &mut y1r[..ny]);
+                (k.quantize_row_q8_1)(xs, &mut y1g[..ny]);
+                for j in 0..NB {
+                    let xb = x.get(j * 32..j * 32 + 32).unwrap_or(&[]);
+                    let (g, r) = (&y0g[j], &y0r[j]);
+                    st.check_block(
+                        "q8_0",
+                        b,
+                        case * NB + j,
+                        (g.d, 0, &g.qs),
+                        (r.d, 0, &r.qs),
+                        xb,
+                    );
+                    let (g, r) = (&y1g[j], &y1r[j]);
+                    st.check_block(
+                        "q8_1",
+                        b,
+                        case * NB + j,
+                        (g.d, g.s, &g.qs),
+                        (r.d, r.s, &r.qs),
+                        xb,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The Helium quantizer's f32 -> f16 (`VCVTB.F16.F32`) against
+    /// `quant::f32_to_f16`: every sign and exponent, with the mantissa's top 10
+    /// bits from a sweep and the low 13 (the rounded-off part) at every rounding
+    /// boundary, plus random bits.
+    #[cfg(feature = "helium")]
+    fn test_f32_to_f16(st: &mut Stats) {
+        let mut rng = Rng(0x5eed_1234);
+        let lows = [0u32, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x0800, 0x17ff];
+        let mut bad = 0u32;
+        let mut n = 0u32;
+        for se in 0..512u32 {
+            for k in 0..40u32 {
+                let hi = match k {
+                    0 => 0,
+                    1 => 0x3ff,
+                    2 => 0x200,
+                    3 => 1,
+                    _ => rng.next() & 0x3ff,
+                };
+                for &lo in &lows {
+                    for bits in [(se << 23) | (hi << 13) | lo, rng.next()] {
+                        let v = f32::from_bits(bits);
+                        let (g, w) = (kernels::arm::helium::f32_to_f16(v), f32_to_f16(v));
+                        n += 1;
+                        if g != w {
+                            bad += 1;
+                            if bad <= 8 {
+                                let _ = writeln!(
+                                    out(),
+                                    "FAIL f32_to_f16 {bits:#010x}: got {g:#06x} want {w:#06x}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if bad == 0 {
+            st.passed += n;
+        } else {
+            st.failed += bad;
+            st.passed += n - bad;
+        }
+    }
+
     /// The instructions-per-MAC probe: one 64 x 512 matrix-vector product, Q8_0
     /// weights for modes 1..=4, Q4_0 for 5..=8 (in each four: scalar reference,
     /// DSP, Helium, setup only), through `kernels::arm::matvec`: the batched
@@ -395,12 +707,51 @@ mod target {
         debug::exit(debug::EXIT_SUCCESS);
     }
 
+    /// The quantization probe: one 768-value row (24 blocks) of typical
+    /// activations (uniform in [-10, 10]) quantized by the table entries:
+    /// mode 9 = setup only, 10 / 11 = Q8_0 scalar / Helium, 12 / 13 = Q8_1.
+    fn probe_quant(mode: u32) {
+        const N: usize = 768;
+        let mut rng = Rng(11);
+        let mut x = [0.0f32; N];
+        for v in &mut x {
+            *v = (rng.next() % 20001) as f32 / 1000.0 - 10.0;
+        }
+        let mut y0 = [BlockQ8_0::default(); N / 32];
+        let mut y1 = [BlockQ8_1::default(); N / 32];
+        let b = if mode == 11 || mode == 13 {
+            Backend::Helium
+        } else {
+            Backend::Scalar
+        };
+        let Ok(k) = Kernels::new(b) else {
+            let _ = writeln!(out(), "probe: backend {} not built in", b.name());
+            debug::exit(debug::EXIT_FAILURE);
+            return;
+        };
+        match mode {
+            10 | 11 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
+            12 | 13 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
+            _ => {}
+        }
+        core::hint::black_box((&y0, &y1));
+        let _ = writeln!(
+            out(),
+            "probe mode {mode}: d[0] = {:#06x}",
+            y0[0].d | y1[0].d
+        );
+        debug::exit(debug::EXIT_SUCCESS);
+    }
+
     #[entry]
     fn main() -> ! {
         // SAFETY: MODE_ADDR is emulated RAM outside the image (zero unless preloaded).
         let mode = unsafe { core::ptr::read_volatile(MODE_ADDR as *const u32) };
         if (1..=8).contains(&mode) {
             probe(mode);
+        }
+        if (9..=13).contains(&mode) {
+            probe_quant(mode);
         }
         let mut st = Stats {
             passed: 0,
@@ -418,6 +769,9 @@ mod target {
         }
         test_dots(&mut st);
         test_matmul(&mut st);
+        test_quantize(&mut st);
+        #[cfg(feature = "helium")]
+        test_f32_to_f16(&mut st);
         let _ = writeln!(
             out(),
             "cortex_m: {} passed, {} failed",

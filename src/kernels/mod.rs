@@ -232,6 +232,8 @@ impl Kernels {
                 vec_dot_q4_0_q8_0: arm::helium::vec_dot_q4_0_q8_0,
                 gemm_q8_0_q8_0: Some(arm::helium::gemm_q8_0_q8_0),
                 gemm_q4_0_q8_0: Some(arm::helium::gemm_q4_0_q8_0),
+                quantize_row_q8_0: arm::helium::quantize_row_q8_0,
+                quantize_row_q8_1: arm::helium::quantize_row_q8_1,
                 ..SCALAR
             },
             #[allow(unreachable_patterns)]

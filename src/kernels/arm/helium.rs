@@ -6,13 +6,16 @@
 //!
 //! Each asm block names the Q registers it uses and clobbers the matching D
 //! registers (`q<n>` is `d<2n>`, `d<2n+1>`). Sums are exact: `|sum| <= 2^19`.
+//!
+//! Also the activation quantizers (`quantize_row_q8_0`, `quantize_row_q8_1`),
+//! bit-identical to the scalar reference; see "activation quantization" below.
 
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
 use super::{gemm_by, rows_dot};
-use crate::kernels::scalar::fold_lanes;
-use crate::quant::BlockQ8_0;
+use crate::kernels::scalar::{self, fold_lanes};
+use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
 /// Exact Q8_0 block sums of 4 rows; the activations are loaded once.
 ///
@@ -939,4 +942,234 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
         );
     }
     max
+}
+
+// ---- activation quantization -------------------------------------------------
+//
+// Per 32-value block, as `scalar::quantize_row_q8_0`: `amax = max |x|` (f32::max,
+// so NaNs are skipped), `d = amax / 127`, `id = 1 / d` (0 if d == 0), `q =
+// round_half_even(x * id) as i8`, `d` stored as f16. Two asm steps around the
+// scalar divisions:
+// - amax on the bits: `max(bits(x) << 1)` (`VSHL` + `VMAXV.U32`) is `bits(|x|) << 1`
+//   of the largest magnitude, exact for subnormals, and above `0xff00_0000`
+//   exactly when the block holds a NaN;
+// - `VMUL.F32` by `id`, `VCVTN.S32.F32` (round to nearest, ties to even, NaN to
+//   0, saturating), then two saturating narrowings (`VQMOVNB/T.S32`, `.S16`),
+//   which is `as i8`'s saturation; `VLD4` de-interleaves the loads so that the
+//   bottom/top narrowings put the bytes back in order.
+// MVE float arithmetic flushes subnormal inputs to zero and gives the default
+// NaN, where the scalar FPU does neither. So the vector step takes only blocks
+// without NaN (the scalar amax then does not depend on how `f32::max` treats a
+// signalling NaN, which `VMAXNM` does not skip) and with `amax == 0` or `amax
+// >= 2^-100`: then `id <= ~2^107`, every subnormal `x` has `|x * id| < 2^-19`
+// (0 after rounding either way), every product of normals is rounded
+// identically, and a product the vector flushes is below 2^-126 (0 either way).
+// The other blocks go through the scalar reference itself (a test that lets
+// subnormal-amax blocks through fails under QEMU). Blocks with amax = inf take
+// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both.
+
+/// Smallest `bits(amax) << 1` (other than 0) the vector step takes: 2^-100.
+const AMAX2_MIN: u32 = 0x0d80_0000 << 1;
+/// `bits(inf) << 1`: anything above is a NaN.
+const AMAX2_INF: u32 = 0x7f80_0000 << 1;
+
+/// `max(bits(x[i]) << 1)` over one block of 32 values.
+///
+/// # Safety
+/// `x` must point to 32 readable, 4-byte aligned f32.
+#[inline(always)]
+unsafe fn amax2_block(x: *const f32) -> u32 {
+    let m: u32;
+    // SAFETY: reads 128 bytes at `x`, 4-byte aligned (guaranteed by the caller);
+    // integer vector instructions only (no flags); q0/q1 declared clobbered.
+    unsafe {
+        asm!(
+            "vldrw.u32 q0, [{x}]",
+            "vldrw.u32 q1, [{x}, #16]",
+            "vshl.i32 q0, q0, #1",
+            "vshl.i32 q1, q1, #1",
+            "vmaxv.u32 {m}, q0",
+            "vldrw.u32 q0, [{x}, #32]",
+            "vmaxv.u32 {m}, q1",
+            "vldrw.u32 q1, [{x}, #48]",
+            "vshl.i32 q0, q0, #1",
+            "vshl.i32 q1, q1, #1",
+            "vmaxv.u32 {m}, q0",
+            "vldrw.u32 q0, [{x}, #64]",
+            "vmaxv.u32 {m}, q1",
+            "vldrw.u32 q1, [{x}, #80]",
+            "vshl.i32 q0, q0, #1",
+            "vshl.i32 q1, q1, #1",
+            "vmaxv.u32 {m}, q0",
+            "vldrw.u32 q0, [{x}, #96]",
+            "vmaxv.u32 {m}, q1",
+            "vldrw.u32 q1, [{x}, #112]",
+            "vshl.i32 q0, q0, #1",
+            "vshl.i32 q1, q1, #1",
+            "vmaxv.u32 {m}, q0",
+            "vmaxv.u32 {m}, q1",
+            x = in(reg) x,
+            m = inout(reg) 0u32 => m,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            options(pure, readonly, nostack, preserves_flags),
+        );
+    }
+    m
+}
+
+/// 16 values from `{x}` (post-incremented by 64) times `{id}`, rounded and
+/// saturated to 16 bytes in `q6` (in order); uses q0-q6.
+macro_rules! quant16 {
+    () => {
+        concat!(
+            "vld40.32 {{q0, q1, q2, q3}}, [{x}]\n",
+            "vld41.32 {{q0, q1, q2, q3}}, [{x}]\n",
+            "vld42.32 {{q0, q1, q2, q3}}, [{x}]\n",
+            "vld43.32 {{q0, q1, q2, q3}}, [{x}]!\n",
+            // q0 = x0, x4, x8, x12; q1 = x1, x5, ..; q2 = x2, x6, ..; q3 = x3, x7, ..
+            "vmul.f32 q0, q0, {id}\n",
+            "vmul.f32 q1, q1, {id}\n",
+            "vmul.f32 q2, q2, {id}\n",
+            "vmul.f32 q3, q3, {id}\n",
+            "vcvtn.s32.f32 q0, q0\n",
+            "vcvtn.s32.f32 q1, q1\n",
+            "vcvtn.s32.f32 q2, q2\n",
+            "vcvtn.s32.f32 q3, q3\n",
+            // q4 = x0, x2, x4, .., x14 and q5 = x1, x3, .., x15 (i16)
+            "vqmovnb.s32 q4, q0\n",
+            "vqmovnt.s32 q4, q2\n",
+            "vqmovnb.s32 q5, q1\n",
+            "vqmovnt.s32 q5, q3\n",
+            // q6 = x0, x1, .., x15 (i8)
+            "vqmovnb.s16 q6, q4\n",
+            "vqmovnt.s16 q6, q5\n",
+        )
+    };
+}
+
+/// `q[i] = round_half_even(x[i] * id)` saturated to i8, for one block of 32.
+///
+/// # Safety
+/// `x` must point to 32 readable, 4-byte aligned f32 and `q` to 32 writable bytes.
+#[inline(always)]
+unsafe fn quant_block(x: *const f32, id: f32, q: *mut i8) {
+    // SAFETY: reads 128 bytes at `x` (4-byte aligned) and writes 32 at `q`
+    // (guaranteed by the caller); q0-q6 declared clobbered; the float and
+    // saturating instructions may set FPSCR flags, hence no `preserves_flags`.
+    unsafe {
+        asm!(
+            quant16!(),
+            "vstrb.8 q6, [{q}]",
+            quant16!(),
+            "vstrb.8 q6, [{q}, #16]",
+            x = inout(reg) x => _,
+            id = in(reg) id.to_bits(),
+            q = in(reg) q,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _,
+            options(nostack),
+        );
+    }
+}
+
+/// As [`quant_block`], returning `sum(q)` (`VADDV.S8`).
+///
+/// # Safety
+/// As [`quant_block`].
+#[inline(always)]
+unsafe fn quant_block_sum(x: *const f32, id: f32, q: *mut i8) -> i32 {
+    let s: i32;
+    // SAFETY: as in `quant_block`, plus r0 (declared).
+    unsafe {
+        asm!(
+            quant16!(),
+            "vstrb.8 q6, [{q}]",
+            "vaddv.s8 r0, q6",
+            quant16!(),
+            "vstrb.8 q6, [{q}, #16]",
+            "vaddva.s8 r0, q6",
+            x = inout(reg) x => _,
+            id = in(reg) id.to_bits(),
+            q = in(reg) q,
+            out("r0") s,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _,
+            out("d6") _, out("d7") _, out("d8") _, out("d9") _, out("d10") _, out("d11") _,
+            out("d12") _, out("d13") _,
+            options(nostack),
+        );
+    }
+    s
+}
+
+/// f32 to f16 bits, exactly as [`crate::quant::f32_to_f16`] (round to nearest
+/// even, overflow to infinity, subnormal results rounded, NaNs quieted with the
+/// top payload bits): one scalar `VCVTB.F16.F32` with the reset FPSCR (IEEE
+/// half precision, no flush to zero, no default NaN), which Rust's float
+/// semantics assume anyway. Tested against it in tests/cortex_m.rs.
+#[inline(always)]
+pub fn f32_to_f16(v: f32) -> u16 {
+    let r: u32;
+    // SAFETY: register-only FPU instructions on `s0`, declared clobbered (it may
+    // set FPSCR exception flags, hence no `preserves_flags`); the FPU is enabled
+    // on this hard-float target. `VCVTB` writes the low half of `s0`.
+    unsafe {
+        asm!(
+            "vmov s0, {r}",
+            "vcvtb.f16.f32 s0, s0",
+            "vmov {r}, s0",
+            r = inout(reg) v.to_bits() => r,
+            out("s0") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    r as u16
+}
+
+/// `(d, id)` of a block from its [`amax2_block`], or `None` for the blocks the
+/// vector step does not take (see the section comment).
+#[inline(always)]
+fn block_scales(m: u32) -> Option<(f32, f32)> {
+    if m > AMAX2_INF || (m != 0 && m < AMAX2_MIN) {
+        return None;
+    }
+    // the scalar reference's operations on the same amax
+    let amax = f32::from_bits(m >> 1);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    Some((d, id))
+}
+
+/// Quantize activations to Q8_0 blocks, bit-identical to
+/// `scalar::quantize_row_q8_0` (`x.len() == 32 * y.len()`; extra input or
+/// output is left alone, as there).
+pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
+        let m = unsafe { amax2_block(xb.as_ptr()) };
+        let Some((d, id)) = block_scales(m) else {
+            scalar::quantize_row_q8_0(xb, core::slice::from_mut(yb));
+            continue;
+        };
+        // SAFETY: as above; `yb.qs` is 32 writable bytes.
+        unsafe { quant_block(xb.as_ptr(), id, yb.qs.as_mut_ptr()) };
+        yb.d = f32_to_f16(d);
+    }
+}
+
+/// Quantize activations to Q8_1 blocks, bit-identical to
+/// `scalar::quantize_row_q8_1` (Q8_0 plus `s = d * sum(qs)`).
+pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
+        // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
+        let m = unsafe { amax2_block(xb.as_ptr()) };
+        let Some((d, id)) = block_scales(m) else {
+            scalar::quantize_row_q8_1(xb, core::slice::from_mut(yb));
+            continue;
+        };
+        // SAFETY: as above; `yb.qs` is 32 writable bytes.
+        let sum = unsafe { quant_block_sum(xb.as_ptr(), id, yb.qs.as_mut_ptr()) };
+        yb.d = f32_to_f16(d);
+        yb.s = f32_to_f16(d * sum as f32);
+    }
 }
