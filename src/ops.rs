@@ -9,11 +9,31 @@ pub fn f32s(b: &[u8]) -> impl Iterator<Item = f32> + '_ {
     b.as_chunks::<4>().0.iter().map(|&c| f32::from_le_bytes(c))
 }
 
+/// `sum(f(x[i]))` in a fixed order: element `i` into lane `i % 8`, the lanes
+/// folded by halves. Eight independent chains instead of one: a sequential
+/// f32 sum waits on each add's latency (3 cycles per element on Zen 3, which
+/// made LayerNorm's and softmax's sums the slowest loops of a prefill), and
+/// the same source gives the same bits on every target.
+#[inline(always)]
+pub fn sum_lanes(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (chunks, rest) = x.as_chunks::<8>();
+    for c in chunks {
+        for (a, &v) in acc.iter_mut().zip(c) {
+            *a += f(v);
+        }
+    }
+    for (a, &v) in acc.iter_mut().zip(rest) {
+        *a += f(v);
+    }
+    crate::kernels::scalar::fold_lanes(acc)
+}
+
 /// `out = (x - mean) / sqrt(var + eps) * w + b`, over one row (PyTorch `LayerNorm`).
 pub fn layer_norm(x: &[f32], w: &[u8], b: &[u8], eps: f32, out: &mut [f32]) {
     let n = x.len() as f32;
-    let mean = x.iter().sum::<f32>() / n;
-    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let mean = sum_lanes(x, |v| v) / n;
+    let var = sum_lanes(x, |v| (v - mean) * (v - mean)) / n;
     let inv = 1.0 / libm::sqrtf(var + eps);
     for (((o, &xv), wv), bv) in out.iter_mut().zip(x).zip(f32s(w)).zip(f32s(b)) {
         *o = (xv - mean) * inv * wv + bv;
@@ -142,11 +162,7 @@ pub fn softmax(x: &mut [f32]) {
     for v in x.iter_mut() {
         *v = exp(*v - max); // a loop of its own: it vectorises
     }
-    let mut sum = 0.0f32;
-    for v in x.iter() {
-        sum += *v; // in order: the same sum on every target
-    }
-    let inv = 1.0 / sum;
+    let inv = 1.0 / sum_lanes(x, |v| v);
     for v in x.iter_mut() {
         *v *= inv;
     }

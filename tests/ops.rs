@@ -1,7 +1,7 @@
 //! Unit tests of every scalar kernel and op against straightforward f64 references.
 
 use embergpt::kernels::scalar::*;
-use embergpt::ops::{exp, gelu, layer_norm, sin_cos, softmax};
+use embergpt::ops::{exp, gelu, layer_norm, sin_cos, softmax, sum_lanes};
 use embergpt::quant::{dequantize_row, f16_to_f32, quantize_row, BlockQ8_0, BlockQ8_1, GgmlType};
 
 struct Rng(u64);
@@ -144,6 +144,36 @@ fn weight_quantization_round_trips_within_one_step() {
                 assert!((a - b).abs() <= range / steps * 1.01 + 1e-6, "{ty:?}");
             }
         }
+    }
+}
+
+/// The documented order, written out independently: 8 running sums (element i
+/// into sum i % 8), then sums 0-3 += 4-7, 0-1 += 2-3, 0 += 1. Every length up
+/// to 3 full groups and a tail, bit for bit; and close to the f64 sum.
+#[test]
+fn sum_lanes_is_the_documented_order() {
+    for n in 0..40usize {
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 113) as f32 * 0.37 - 19.0)
+            .collect();
+        let mut l = [0.0f32; 8];
+        for (i, &v) in x.iter().enumerate() {
+            l[i % 8] += v * 2.0;
+        }
+        for i in 0..4 {
+            l[i] += l[i + 4];
+        }
+        for i in 0..2 {
+            l[i] += l[i + 2];
+        }
+        l[0] += l[1];
+        let got = sum_lanes(&x, |v| v * 2.0);
+        assert_eq!(got.to_bits(), l[0].to_bits(), "n={n}");
+        let want: f64 = x.iter().map(|&v| v as f64 * 2.0).sum();
+        assert!(
+            (got as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "n={n}"
+        );
     }
 }
 

@@ -24,7 +24,7 @@ use crate::quant::dequantize_row;
 
 /// `out = x / sqrt(mean(x^2) + eps) * w` over one row (HF `LlamaRMSNorm`).
 fn rms_norm(x: &[f32], w: &[u8], eps: f32, out: &mut [f32]) {
-    let ms = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let ms = crate::ops::sum_lanes(x, |v| v * v) / x.len() as f32;
     let inv = 1.0 / libm::sqrtf(ms + eps);
     for ((o, &xv), wv) in out.iter_mut().zip(x).zip(f32s(w)) {
         *o = xv * inv * wv;
