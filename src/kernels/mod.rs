@@ -625,7 +625,9 @@ fn rows_range(
                                 let at = (t0 + t) * rows + r;
                                 // SAFETY: see above (rows r..r + nr of every token).
                                 if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
-                                    dst.copy_from_slice(col.get(..dst.len()).unwrap_or(&[]));
+                                    for (d, &v) in dst.iter_mut().zip(col) {
+                                        *d = v;
+                                    }
                                 }
                             }
                             t0 += nt;
