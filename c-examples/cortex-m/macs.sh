@@ -16,20 +16,27 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 macs=32768
 
-probe() { # target features qemu-args addr label modes...
-    target=$1 features=$2 qargs=$3 addr=$4 label=$5
-    shift 5
+# The release build of tests/cortex_m.rs for $target with $features, in $exe.
+build() {
     exe=$(cargo test --release --target "$target" --features "$features" --test cortex_m --no-run \
         --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
     [ -n "$exe" ] || { echo "macs: build failed for $target" >&2; exit 1; }
-    count() {
-        f=$(mktemp)
-        INSNCOUNT_OUT=$f qemu-system-arm $qargs -nographic -semihosting-config enable=on,target=native \
-            -plugin "$plugin" -d plugin -D /dev/null \
-            -device loader,addr="$addr",data="$1",data-len=4 -kernel "$exe" > /dev/null 2>&1
-        sed -n 's/.*total=\([0-9]*\).*/\1/p' "$f"
-        rm -f "$f"
-    }
+}
+
+# Instructions QEMU counts for one run of $exe in probe mode $1.
+count() {
+    f=$(mktemp)
+    INSNCOUNT_OUT=$f qemu-system-arm $qargs -nographic -semihosting-config enable=on,target=native \
+        -plugin "$plugin" -d plugin -D /dev/null \
+        -device loader,addr="$addr",data="$1",data-len=4 -kernel "$exe" > /dev/null 2>&1
+    sed -n 's/.*total=\([0-9]*\).*/\1/p' "$f"
+    rm -f "$f"
+}
+
+probe() { # target features qemu-args addr label modes...
+    target=$1 features=$2 qargs=$3 addr=$4 label=$5
+    shift 5
+    build
     base8=$(count 4)
     base4=$(count 8)
     for m in "$@"; do
@@ -53,17 +60,7 @@ probe thumbv8m.main-none-eabihf dsp,helium "-machine mps3-an547 -cpu cortex-m55"
 quant() {
     target=$1 features=$2 qargs=$3 addr=$4 label=$5
     shift 5
-    exe=$(cargo test --release --target "$target" --features "$features" --test cortex_m --no-run \
-        --message-format=json 2>/dev/null | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
-    [ -n "$exe" ] || { echo "macs: build failed for $target" >&2; exit 1; }
-    count() {
-        f=$(mktemp)
-        INSNCOUNT_OUT=$f qemu-system-arm $qargs -nographic -semihosting-config enable=on,target=native \
-            -plugin "$plugin" -d plugin -D /dev/null \
-            -device loader,addr="$addr",data="$1",data-len=4 -kernel "$exe" > /dev/null 2>&1
-        sed -n 's/.*total=\([0-9]*\).*/\1/p' "$f"
-        rm -f "$f"
-    }
+    build
     base=$(count 9)
     for m in "$@"; do
         case $m in

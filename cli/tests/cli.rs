@@ -149,29 +149,13 @@ fn closed_stdout_ends_quietly_without_a_panic() {
     assert_eq!(out.status.code(), Some(141), "stderr: {err}");
 }
 
-#[test]
-fn bench_json_last_line() {
+/// `embergpt bench -m c.q4_1.gguf ARGS --reps 1 --json`: its JSON last line.
+fn bench_json(args: &[&str]) -> serde_json::Value {
     let out = bin()
         .args(["bench", "-m"])
         .arg(fixture("gpt2/c.q4_1.gguf"))
-        .args(["-p", "8", "-n", "4", "--reps", "1", "--json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let s = String::from_utf8(out.stdout).unwrap();
-    let last: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
-    assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
-    assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
-    assert_eq!(last["tg_empty"], serde_json::Value::Bool(false));
-}
-
-#[test]
-fn bench_tg_empty_runs_and_says_so() {
-    // llama-bench's tg test (decode from an empty context), as the side-by-side script runs it.
-    let out = bin()
-        .args(["bench", "-m"])
-        .arg(fixture("gpt2/c.q4_1.gguf"))
-        .args(["-p", "4", "-n", "6", "--reps", "1", "--tg-empty", "--json"])
+        .args(args)
+        .args(["--reps", "1", "--json"])
         .output()
         .unwrap();
     assert!(
@@ -180,7 +164,21 @@ fn bench_tg_empty_runs_and_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
     let s = String::from_utf8(out.stdout).unwrap();
-    let last: serde_json::Value = serde_json::from_str(s.lines().last().unwrap()).unwrap();
+    serde_json::from_str(s.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn bench_json_last_line() {
+    let last = bench_json(&["-p", "8", "-n", "4"]);
+    assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
+    assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
+    assert_eq!(last["tg_empty"], serde_json::Value::Bool(false));
+}
+
+#[test]
+fn bench_tg_empty_runs_and_says_so() {
+    // llama-bench's tg test (decode from an empty context), as the side-by-side script runs it.
+    let last = bench_json(&["-p", "4", "-n", "6", "--tg-empty"]);
     assert_eq!(last["tg_empty"], serde_json::Value::Bool(true));
     assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
 }
