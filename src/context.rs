@@ -90,7 +90,7 @@ fn sizes(hp: &Hparams, p: &ContextParams) -> Result<Sizes> {
         x: mul(nb, hp.n_embd)?,
         qkv: mul(nb, qkv_w)?,
         ffn: mul(nb, ffn_w)?,
-        scores: mul(hp.n_head, n_ctx)?,
+        scores: mul(hp.n_head, mul(2, n_ctx)?)?,
         rope: mul(nb, hp.n_rot)?,
         logits: mul(logit_rows, hp.n_vocab)?,
         q8: mul(nb, widest.div_ceil(QK))?,
@@ -126,7 +126,8 @@ pub struct Context<'m, 'a> {
     pub(crate) att: &'a mut [f32],
     /// Feed-forward hidden `[n_batch][n_ff]` (Llama: gate and up, `[2][n_batch][n_ff]`).
     pub(crate) ffn: &'a mut [f32],
-    /// Attention scores, one row per head so that heads run in parallel `[n_head][n_ctx]`.
+    /// Attention scores, two rows per head so that heads run in parallel and two
+    /// queries share each pass over the keys `[n_head][2][n_ctx]`.
     pub(crate) scores: &'a mut [f32],
     /// RoPE (cos, sin) pairs of the batch's positions `[n_batch][n_rot / 2][2]` (empty for GPT-2).
     pub(crate) rope: &'a mut [f32],

@@ -219,6 +219,89 @@ pub fn scores(
     }
 }
 
+/// [`scores`] of two queries over the same keys (`out_a` for `qa`, `out_b` for
+/// `qb`; the two may differ in length, as a query and the next one do in
+/// causal attention): the keys both have go through the table's `scores2`
+/// when it takes them (each key read once for both), the rest through
+/// [`scores`]. Every score is the one [`scores`] gives.
+#[allow(clippy::too_many_arguments)]
+pub fn scores2(
+    kern: &crate::kernels::Kernels,
+    qa: &[f32],
+    qb: &[f32],
+    keys: &[f32],
+    stride: usize,
+    off: usize,
+    scale: f32,
+    out_a: &mut [f32],
+    out_b: &mut [f32],
+) {
+    let n = out_a.len().min(out_b.len());
+    if let (Some(f), Some((a0, a1)), Some((b0, b1))) = (
+        kern.scores2,
+        out_a.split_at_mut_checked(n),
+        out_b.split_at_mut_checked(n),
+    ) {
+        if f(qa, qb, keys, stride, off, scale, a0, b0) {
+            // `f` took the n keys, so n whole rows of `stride` lie in `keys`.
+            let rest = n
+                .checked_mul(stride)
+                .and_then(|e| keys.get(e..))
+                .unwrap_or(&[]);
+            scores(kern, qa, rest, stride, off, scale, a1);
+            scores(kern, qb, rest, stride, off, scale, b1);
+            return;
+        }
+    }
+    scores(kern, qa, keys, stride, off, scale, out_a);
+    scores(kern, qb, keys, stride, off, scale, out_b);
+}
+
+/// [`Kernels::mix`](crate::kernels::Kernels) of two queries over the same values
+/// (`out_a = mix(a)`, `out_b = mix(b)`; `a` and `b` may differ in length, as a
+/// query's weights and the next one's do in causal attention): the keys both
+/// have go through the table's `mix2` when it takes them (each value row read
+/// once for both), then the longer one's last keys are added in order, as
+/// [`mix`] adds them. Every output is the one [`mix`] gives.
+#[allow(clippy::too_many_arguments)]
+pub fn mix2(
+    kern: &crate::kernels::Kernels,
+    a: &[f32],
+    b: &[f32],
+    vals: &[f32],
+    stride: usize,
+    off: usize,
+    out_a: &mut [f32],
+    out_b: &mut [f32],
+) {
+    let n = a.len().min(b.len());
+    if let (Some(f), Some((a0, a1)), Some((b0, b1))) =
+        (kern.mix2, a.split_at_checked(n), b.split_at_checked(n))
+    {
+        if f(a0, b0, vals, stride, off, out_a, out_b) {
+            let hd = out_a.len();
+            let rows = vals
+                .chunks_exact(stride.max(1))
+                .skip(n)
+                .map(|r| r.get(off..off + hd).unwrap_or(&[]));
+            for (&w, v) in a1.iter().zip(rows) {
+                mix_group(out_a, &[w], [v]);
+            }
+            let hd = out_b.len();
+            let rows = vals
+                .chunks_exact(stride.max(1))
+                .skip(n)
+                .map(|r| r.get(off..off + hd).unwrap_or(&[]));
+            for (&w, v) in b1.iter().zip(rows) {
+                mix_group(out_b, &[w], [v]);
+            }
+            return;
+        }
+    }
+    (kern.mix)(a, vals, stride, off, out_a);
+    (kern.mix)(b, vals, stride, off, out_b);
+}
+
 /// `out = sum_j a[j] * v_j` with `v_j = vals[j * stride + off ..][..out.len()]`,
 /// `j < a.len()`: each element starts at 0 and adds the terms key by key, in
 /// order, each a rounded multiply then a rounded add (several keys per pass over

@@ -272,9 +272,47 @@ fn ops_in_the_table_match_scalar() {
         1.0e-42,
         88.7,
         -104.0,
+        // past exp's clamp bounds, and cubes that overflow in GELU
+        89.5,
+        -105.0,
+        1.0e30,
+        -1.0e30,
+        -1.0e-42,
     ];
     for k in simd_backends() {
         let name = k.backend.name();
+        // softmax rows whose maximum is a signed zero, infinite, NaN or absent
+        // (every value NaN), in the vector part and in the tail
+        for n in [5usize, 8, 40] {
+            let rows: [Vec<f32>; 6] = [
+                (0..n)
+                    .map(|i| if i % 3 == 0 { -0.0 } else { -1.5 })
+                    .collect(),
+                (0..n)
+                    .map(|i| if i % 2 == 0 { 0.0 } else { -0.0 })
+                    .collect(),
+                vec![f32::NAN; n],
+                vec![f32::NEG_INFINITY; n],
+                (0..n)
+                    .map(|i| if i == n - 1 { f32::INFINITY } else { 1.0 })
+                    .collect(),
+                (0..n)
+                    .map(|i| if i == 0 { f32::NAN } else { -(i as f32) })
+                    .collect(),
+            ];
+            for x in rows {
+                let run = |f: fn(&mut [f32])| {
+                    let mut v = x.clone();
+                    f(&mut v);
+                    v
+                };
+                assert_same(
+                    &run(k.softmax),
+                    &run(s.softmax),
+                    &format!("softmax {name} {x:?}"),
+                );
+            }
+        }
         for &n in ns {
             for extreme in [false, true] {
                 let mut x = activations(&mut rng, n, extreme);
@@ -300,9 +338,30 @@ fn ops_in_the_table_match_scalar() {
                     g
                 };
                 assert_same(&glu(k.swiglu), &glu(s.swiglu), &format!("swiglu {what}"));
+                // an `up` shorter than `gate`: both stop at the shorter one
+                let glu_short = |f: fn(&mut [f32], &[f32])| {
+                    let mut g = x.clone();
+                    f(&mut g, &up[..n / 2]);
+                    g
+                };
+                assert_same(
+                    &glu_short(k.swiglu),
+                    &glu_short(s.swiglu),
+                    &format!("swiglu short up {what}"),
+                );
                 // mix: n keys of a head of hd values, rows of `stride` at offset `off`
-                for (hd, stride, off) in [(64usize, 64usize, 0usize), (7, 12, 3), (1, 1, 0)] {
-                    let vals = activations(&mut rng, n * stride, extreme);
+                for (hd, stride, off, short) in [
+                    (64usize, 64usize, 0usize, 0usize),
+                    (7, 12, 3, 0),
+                    (1, 1, 0, 0),
+                    // more than one register strip, a tail of 8 and of 4 values
+                    (136, 144, 8, 0),
+                    (20, 24, 4, 0),
+                    (60, 64, 2, 0),
+                    // the last key's row cut short (its values count as absent)
+                    (64, 64, 0, 1),
+                ] {
+                    let vals = activations(&mut rng, (n * stride).saturating_sub(short), extreme);
                     let a = activations(&mut rng, n, false);
                     let m = |f: fn(&[f32], &[f32], usize, usize, &mut [f32])| {
                         let mut out = vec![f32::NAN; hd];
@@ -310,6 +369,22 @@ fn ops_in_the_table_match_scalar() {
                         out
                     };
                     assert_same(&m(k.mix), &m(s.mix), &format!("mix hd={hd} {what}"));
+                    // two queries at once (ops::mix2, the table's mix2 where it
+                    // has one): the second with one key more or with as many
+                    for extra in [0usize, 1] {
+                        let vals2 = activations(&mut rng, (n + extra) * stride, extreme);
+                        let b = activations(&mut rng, n + extra, false);
+                        let (mut oa, mut ob) = (vec![f32::NAN; hd], vec![f32::NAN; hd]);
+                        embergpt::ops::mix2(&k, &a, &b, &vals2, stride, off, &mut oa, &mut ob);
+                        let one = |w: &[f32]| {
+                            let mut out = vec![f32::NAN; hd];
+                            (s.mix)(w, &vals2, stride, off, &mut out);
+                            out
+                        };
+                        let what2 = format!("mix2 hd={hd} extra={extra} {what}");
+                        assert_same(&oa, &one(&a), &what2);
+                        assert_same(&ob, &one(&b), &what2);
+                    }
                 }
                 // scores: n keys (rows of `stride` at `off`); the multi-key kernels
                 // take head widths that are multiples of 16, the rest go key by key.
@@ -327,6 +402,24 @@ fn ops_in_the_table_match_scalar() {
                         out
                     };
                     assert_same(&sc(&k), &sc(&s), &format!("scores hd={hd} {what}"));
+                    // two queries at once (ops::scores2): the second over one key
+                    // more (causal attention's next query) or as many
+                    for extra in [0usize, 1] {
+                        let keys2 = activations(&mut rng, (n + extra) * stride, extreme);
+                        let qb = activations(&mut rng, hd, extreme);
+                        let (mut oa, mut ob) = (vec![f32::NAN; n], vec![f32::NAN; n + extra]);
+                        embergpt::ops::scores2(
+                            &k, &q, &qb, &keys2, stride, off, 0.125, &mut oa, &mut ob,
+                        );
+                        let one = |qq: &[f32], len: usize| {
+                            let mut out = vec![f32::NAN; len];
+                            embergpt::ops::scores(&s, qq, &keys2, stride, off, 0.125, &mut out);
+                            out
+                        };
+                        let what2 = format!("scores2 hd={hd} extra={extra} {what}");
+                        assert_same(&oa, &one(&q, n), &what2);
+                        assert_same(&ob, &one(&qb, n + extra), &what2);
+                    }
                     // a last key cut short: the portable rule (an empty key scores 0)
                     let cut = &keys[..keys.len() - 1];
                     let sc_cut = |kk: &Kernels| {

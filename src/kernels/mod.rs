@@ -131,6 +131,17 @@ pub type VecDotF32 = fn(&[u8], &[f32]) -> f32;
 /// Attention scores `out[j] = dot(k_j, q) * scale` of keys `k_j = keys[j * stride + off ..][..q.len()]`;
 /// false when the kernel does not take these shapes (nothing written).
 pub type ScoresFn = fn(&[f32], &[f32], usize, usize, f32, &mut [f32]) -> bool;
+/// The scores of two queries over the same keys, `scores2(qa, qb, keys, stride,
+/// off, scale, out_a, out_b)`: as [`ScoresFn`] for each query, the keys
+/// `j < out_a.len()` (and `out_b.len() == out_a.len()`), each key read once for
+/// both; false when the kernel does not take these shapes (nothing written).
+pub type Scores2Fn = fn(&[f32], &[f32], &[f32], usize, usize, f32, &mut [f32], &mut [f32]) -> bool;
+/// The attention mix of two queries over the same values, `mix2(a, b, vals,
+/// stride, off, out_a, out_b)`: `out_a = mix(a)`, `out_b = mix(b)` (see
+/// [`crate::ops::mix`]; `a.len() == b.len()`, `out_a.len() == out_b.len()`),
+/// each value row read once for both; false when the kernel does not take these
+/// shapes (nothing written).
+pub type Mix2Fn = fn(&[f32], &[f32], &[f32], usize, usize, &mut [f32], &mut [f32]) -> bool;
 /// Dot product of a weight row with Q8_0 activation blocks.
 pub type VecDotQ8_0 = fn(&[u8], &[BlockQ8_0]) -> f32;
 /// Dot product of a weight row with Q8_1 activation blocks.
@@ -169,6 +180,12 @@ pub struct Kernels {
     /// and `None` goes key by key through `vec_dot_f32_f32`. Same bits.
     pub scores: Option<ScoresFn>,
     pub mix: fn(&[f32], &[f32], usize, usize, &mut [f32]),
+    /// Two queries per pass over the keys and values (prefill): with keys and
+    /// values past the L1 cache, reading each once for two queries instead of
+    /// once per query halves their traffic from L2. `None` (or false) runs
+    /// [`Self::scores`] / [`Self::mix`] per query. Same bits either way.
+    pub scores2: Option<Scores2Fn>,
+    pub mix2: Option<Mix2Fn>,
     pub gelu: fn(&mut [f32]),
     pub swiglu: fn(&mut [f32], &[f32]),
     /// The host's parallel-for (set by the context from
@@ -280,6 +297,8 @@ const SCALAR: Kernels = Kernels {
     scores: None,
     softmax: crate::ops::softmax,
     mix: crate::ops::mix,
+    scores2: None,
+    mix2: None,
     gelu: crate::ops::gelu,
     swiglu: crate::ops::swiglu,
     parallel: None,

@@ -181,6 +181,21 @@ impl Columns<'_> {
         // row `t` are this task's alone; `&mut self` keeps one row live at a time.
         unsafe { self.buf.slice_mut(a..e) }
     }
+
+    /// These columns of rows `t` and `t + 1` at once (`None` past the last row).
+    pub(crate) fn rows2(&mut self, t: usize) -> Option<(&mut [f32], &mut [f32])> {
+        let a = t.checked_mul(self.width)?.checked_add(self.off)?;
+        let e = a.checked_add(self.bw)?;
+        let b = a.checked_add(self.width)?;
+        let f = b.checked_add(self.bw)?;
+        if self.bw > self.width {
+            return None;
+        }
+        // SAFETY: as in `row`: both are this task's columns of their rows, and
+        // the two ranges do not overlap (`bw <= width`, so `e <= b`); `&mut self`
+        // keeps no other row live while these two are.
+        unsafe { Some((self.buf.slice_mut(a..e)?, self.buf.slice_mut(b..f)?)) }
+    }
 }
 
 /// Run `f(b, cols, scratch)` for every column block `b < n_blocks` of the

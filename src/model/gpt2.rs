@@ -65,11 +65,18 @@ pub(crate) struct Attention<'a> {
     pub scale: f32,
 }
 
+/// Whether attention runs queries two at a time ([`crate::ops::scores2`],
+/// [`crate::ops::mix2`]; the same bits as one at a time). Not on bare-metal
+/// targets: their kernels have no two-query forms, so pairing would only add
+/// flash (~0.9 KB on the Cortex-M4F firmware, whose code budget is 64 KiB).
+const PAIR_QUERIES: bool = !cfg!(target_os = "none");
+
 impl Attention<'_> {
     /// `att[t][h] = softmax(q[t][h] k^T * scale) v` over positions `..= pos0 + t`
     /// (`att`: `[n][n_head * hd]`), one task per group of heads: each head is
     /// computed whole by one task, in the same order as on one thread, with its
-    /// own row of `scores` (`[n_head][t_max]`).
+    /// own two rows of `scores` (`[n_head][2][t_max]`: queries t and t + 1 run
+    /// together, see [`PAIR_QUERIES`]).
     pub(crate) fn run(
         &self,
         k: &Kernels,
@@ -90,26 +97,58 @@ impl Attention<'_> {
             return Err(Error::ShapeMismatch);
         }
         let att = part_mut(att, ..self.n * d)?;
-        let scores = part_mut(scores, ..self.n_head * t_max)?;
+        // Two score rows per head: queries t and t + 1 run together.
+        let sc_len = t_max.checked_mul(2).ok_or(Error::ShapeMismatch)?;
+        let scores = part_mut(scores, ..self.n_head * sc_len)?;
         let bad = AtomicBool::new(false);
         let head = |h: usize, out: &mut crate::kernels::parallel::Columns<'_>, sc: &mut [f32]| {
             let kv0 = (h / self.group) * head_len;
-            for t in 0..self.n {
+            let (sc_a, sc_b) = sc.split_at_mut(sc.len() / 2);
+            let mut t = 0;
+            while t < self.n {
                 let p = self.pos0 + t;
                 let q0 = t * self.q_stride + h * hd;
-                let (Some(q), Some(out), Some(sc), Some(keys), Some(vals)) = (
+                let (Some(q), Some(keys), Some(vals)) = (
                     self.q.get(q0..q0 + hd),
-                    out.row(t),
-                    sc.get_mut(..=p),
                     self.keys.get(kv0..kv0 + (p + 1) * hd),
                     self.vals.get(kv0..kv0 + (p + 1) * hd),
                 ) else {
                     bad.store(true, Ordering::Relaxed);
                     return;
                 };
-                crate::ops::scores(k, q, keys, hd, 0, self.scale, sc);
-                (k.softmax)(sc);
-                (k.mix)(sc, vals, hd, 0, out);
+                if PAIR_QUERIES && t + 1 < self.n {
+                    // Queries t and t + 1 (positions p, p + 1) over the same
+                    // keys and values: each key row is read once for both.
+                    let q1 = q0 + self.q_stride;
+                    let (Some(qb), Some(keys_b), Some(vals_b), Some(sa), Some(sb)) = (
+                        self.q.get(q1..q1 + hd),
+                        self.keys.get(kv0..kv0 + (p + 2) * hd),
+                        self.vals.get(kv0..kv0 + (p + 2) * hd),
+                        sc_a.get_mut(..=p),
+                        sc_b.get_mut(..=p + 1),
+                    ) else {
+                        bad.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    crate::ops::scores2(k, q, qb, keys_b, hd, 0, self.scale, sa, sb);
+                    (k.softmax)(sa);
+                    (k.softmax)(sb);
+                    let Some((oa, ob)) = out.rows2(t) else {
+                        bad.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    crate::ops::mix2(k, sa, sb, vals_b, hd, 0, oa, ob);
+                    t += 2;
+                } else {
+                    let (Some(out), Some(sc)) = (out.row(t), sc_a.get_mut(..=p)) else {
+                        bad.store(true, Ordering::Relaxed);
+                        return;
+                    };
+                    crate::ops::scores(k, q, keys, hd, 0, self.scale, sc);
+                    (k.softmax)(sc);
+                    (k.mix)(sc, vals, hd, 0, out);
+                    t += 1;
+                }
             }
         };
         for_each_column_block(
@@ -119,7 +158,7 @@ impl Attention<'_> {
             hd,
             self.n_head,
             scores,
-            t_max,
+            sc_len,
             &head,
         )?;
         if bad.load(Ordering::Relaxed) {

@@ -33,6 +33,8 @@ pub(crate) const SIMD128: Kernels = Kernels {
     gemm_q4_0_q8_0: None,
     gemm_q4_1_q8_1: None,
     scores: None,
+    scores2: None,
+    mix2: None,
     softmax: crate::ops::softmax,
     mix: crate::ops::mix,
     gelu: crate::ops::gelu,

@@ -1202,3 +1202,150 @@ pub(crate) unsafe fn scores(
     }
     true
 }
+
+/// The lane sums of [`scores2`]' 4 pairs (query a or b, key 0 or 1) over `hd`
+/// values (`CH` chunks of 16 when not 0, else `hd / 16`): lanes 0..8 and 8..16.
+///
+/// # Safety
+/// AVX2 present; `hd` values readable at each of the 4 pointers, `hd` a multiple
+/// of 16 (and `16 * CH` when `CH` is not 0).
+#[inline(always)]
+unsafe fn pair_products<const CH: usize>(
+    pa: *const f32,
+    pb: *const f32,
+    k0: *const f32,
+    k1: *const f32,
+    hd: usize,
+) -> ([__m256; 4], [__m256; 4]) {
+    // SAFETY: the caller's contract; AVX2 by the caller.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let mut lo = [zf; 4];
+        let mut hi = [zf; 4];
+        let chunks = if CH > 0 { CH } else { hd / 16 };
+        for ci in 0..chunks {
+            let c = ci * 16;
+            let (a0, a1) = (_mm256_loadu_ps(pa.add(c)), _mm256_loadu_ps(pa.add(c + 8)));
+            let (b0, b1) = (_mm256_loadu_ps(pb.add(c)), _mm256_loadu_ps(pb.add(c + 8)));
+            let (x0, x1) = (_mm256_loadu_ps(k0.add(c)), _mm256_loadu_ps(k0.add(c + 8)));
+            let (y0, y1) = (_mm256_loadu_ps(k1.add(c)), _mm256_loadu_ps(k1.add(c + 8)));
+            let [la, lb, lc, ld] = &mut lo;
+            let [ha, hb, hc, hd_] = &mut hi;
+            *la = _mm256_add_ps(*la, _mm256_mul_ps(x0, a0));
+            *ha = _mm256_add_ps(*ha, _mm256_mul_ps(x1, a1));
+            *lb = _mm256_add_ps(*lb, _mm256_mul_ps(y0, a0));
+            *hb = _mm256_add_ps(*hb, _mm256_mul_ps(y1, a1));
+            *lc = _mm256_add_ps(*lc, _mm256_mul_ps(x0, b0));
+            *hc = _mm256_add_ps(*hc, _mm256_mul_ps(x1, b1));
+            *ld = _mm256_add_ps(*ld, _mm256_mul_ps(y0, b0));
+            *hd_ = _mm256_add_ps(*hd_, _mm256_mul_ps(y1, b1));
+        }
+        (lo, hi)
+    }
+}
+
+/// [`scores`] of two queries at once (`out_a` for `qa`, `out_b` for `qb`, the
+/// same `n = out_a.len() == out_b.len()` keys): 2 keys x 2 queries per pass,
+/// each key's 2 vectors per 16 values loaded once for both queries, and the 4
+/// folds sharing their shuffles. Every score is exactly [`scores`]' (the same
+/// lanes, adds and fold). Returns false, nothing written, on the shapes
+/// [`scores`] refuses, or when the queries' lengths or the outputs' differ.
+///
+/// # Safety
+/// AVX2 present.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn scores2(
+    qa: &[f32],
+    qb: &[f32],
+    keys: &[f32],
+    stride: usize,
+    off: usize,
+    scale: f32,
+    out_a: &mut [f32],
+    out_b: &mut [f32],
+) -> bool {
+    let hd = qa.len();
+    let n = out_a.len();
+    let fits =
+        stride > 0 && off.checked_add(hd).is_some_and(|e| e <= stride) && n <= keys.len() / stride;
+    if hd == 0 || !hd.is_multiple_of(16) || !fits || qb.len() != hd || out_b.len() != n {
+        return false;
+    }
+    // SAFETY: key j's hd values start at j * stride + off and end by
+    // (j + 1) * stride <= n * stride <= keys.len() (checked above); qa and qb
+    // have hd values; the chunk loops read c + 16 <= hd of each. AVX2 by the caller.
+    unsafe {
+        let kp = |j: usize| keys.as_ptr().add(j * stride + off);
+        let (pa, pb) = (qa.as_ptr(), qb.as_ptr());
+        let zf = _mm256_setzero_ps();
+        let vs = _mm_set1_ps(scale);
+        let mut j = 0;
+        // pairs (a, k0), (a, k1), (b, k0), (b, k1) of keys j, j + 1: lanes
+        // 0..8 and 8..16 added (the fold's first step, h = 8).
+        let sums = |j: usize| {
+            // A head of 64 (GPT-2's, SmolLM2's) as a fixed count: the loop unrolls.
+            let (lo, hi) = if hd == 64 {
+                pair_products::<4>(pa, pb, kp(j), kp(j + 1), hd)
+            } else {
+                pair_products::<0>(pa, pb, kp(j), kp(j + 1), hd)
+            };
+            let ([l0, l1, l2, l3], [h0, h1, h2, h3]) = (lo, hi);
+            [
+                _mm256_add_ps(l0, h0),
+                _mm256_add_ps(l1, h1),
+                _mm256_add_ps(l2, h2),
+                _mm256_add_ps(l3, h3),
+            ]
+        };
+        // The rest of the fold, the scale and the stores of keys j, j + 1.
+        let finish = |j: usize, s: [__m256; 4], out_a: &mut [f32], out_b: &mut [f32]| {
+            let [s0, s1, s2, s3] = s;
+            let v = _mm_mul_ps(fold4(s0, s1, s2, s3), vs);
+            let mut r = [0.0f32; 4];
+            _mm_storeu_ps(r.as_mut_ptr(), v);
+            let [sa0, sa1, sb0, sb1] = r;
+            if let (Some([oa0, oa1]), Some([ob0, ob1])) = (
+                out_a.get_mut(j..).and_then(|o| o.first_chunk_mut::<2>()),
+                out_b.get_mut(j..).and_then(|o| o.first_chunk_mut::<2>()),
+            ) {
+                (*oa0, *oa1, *ob0, *ob1) = (sa0, sa1, sb0, sb1);
+            }
+        };
+        // (Software-pipelining the fold of keys j, j + 1 with the products of
+        // j + 2, j + 3 measured no faster.)
+        while j + 2 <= n {
+            let s = sums(j);
+            finish(j, s, out_a, out_b);
+            j += 2;
+        }
+        if j < n {
+            let kj = kp(j);
+            for (q, o) in [(pa, &mut *out_a), (pb, &mut *out_b)] {
+                let (mut l, mut h) = (zf, zf);
+                let mut c = 0;
+                while c < hd {
+                    l = _mm256_add_ps(
+                        l,
+                        _mm256_mul_ps(_mm256_loadu_ps(kj.add(c)), _mm256_loadu_ps(q.add(c))),
+                    );
+                    h = _mm256_add_ps(
+                        h,
+                        _mm256_mul_ps(
+                            _mm256_loadu_ps(kj.add(c + 8)),
+                            _mm256_loadu_ps(q.add(c + 8)),
+                        ),
+                    );
+                    c += 16;
+                }
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(l, h));
+                if let Some(o) = o.get_mut(j) {
+                    *o = fold_lanes(lanes) * scale;
+                }
+            }
+        }
+    }
+    true
+}

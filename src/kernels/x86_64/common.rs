@@ -895,22 +895,28 @@ macro_rules! x86_kernels {
             unsafe { gemm_q4_1_tf(w, rows, x, n, out) }
         }
         // The portable ops, compiled with this backend's features (same source,
-        // same IEEE operations in the same order: the same bits, wider vectors).
+        // same IEEE operations in the same order: the same bits, wider vectors);
+        // those that call `exp` in `eltwise`'s interleaved AVX2 form (the same
+        // operations per value, 4 vectors a step).
         #[target_feature(enable = $feat)]
         fn softmax_tf(x: &mut [f32]) {
-            $crate::ops::softmax(x)
+            // SAFETY: this function's features include AVX2, the body's contract.
+            unsafe { super::eltwise::softmax(x) }
         }
         #[target_feature(enable = $feat)]
         fn mix_tf(a: &[f32], vals: &[f32], stride: usize, off: usize, out: &mut [f32]) {
-            $crate::ops::mix(a, vals, stride, off, out)
+            // SAFETY: as in `softmax_tf`.
+            unsafe { super::eltwise::mix(a, vals, stride, off, out) }
         }
         #[target_feature(enable = $feat)]
         fn gelu_tf(x: &mut [f32]) {
-            $crate::ops::gelu(x)
+            // SAFETY: as in `softmax_tf`.
+            unsafe { super::eltwise::gelu(x) }
         }
         #[target_feature(enable = $feat)]
         fn swiglu_tf(gate: &mut [f32], up: &[f32]) {
-            $crate::ops::swiglu(gate, up)
+            // SAFETY: as in `softmax_tf`.
+            unsafe { super::eltwise::swiglu(gate, up) }
         }
         #[target_feature(enable = $feat)]
         fn scores_tf(
@@ -934,6 +940,48 @@ macro_rules! x86_kernels {
         ) -> bool {
             // SAFETY: reached only through TABLE, after detection.
             unsafe { scores_tf(q, keys, stride, off, scale, out) }
+        }
+        #[target_feature(enable = $feat)]
+        #[allow(clippy::too_many_arguments)]
+        fn scores2_tf(
+            qa: &[f32],
+            qb: &[f32],
+            keys: &[f32],
+            stride: usize,
+            off: usize,
+            scale: f32,
+            out_a: &mut [f32],
+            out_b: &mut [f32],
+        ) -> bool {
+            // SAFETY: this function's features include AVX2, the body's contract.
+            unsafe { super::avx2q::scores2(qa, qb, keys, stride, off, scale, out_a, out_b) }
+        }
+        #[allow(clippy::too_many_arguments)]
+        fn scores2(
+            qa: &[f32],
+            qb: &[f32],
+            keys: &[f32],
+            stride: usize,
+            off: usize,
+            scale: f32,
+            out_a: &mut [f32],
+            out_b: &mut [f32],
+        ) -> bool {
+            // SAFETY: reached only through TABLE, after detection.
+            unsafe { scores2_tf(qa, qb, keys, stride, off, scale, out_a, out_b) }
+        }
+        fn mix2(
+            a: &[f32],
+            b: &[f32],
+            vals: &[f32],
+            stride: usize,
+            off: usize,
+            out_a: &mut [f32],
+            out_b: &mut [f32],
+        ) -> bool {
+            // SAFETY: reached only through TABLE, after detection (AVX2 is
+            // part of every x86 table's features).
+            unsafe { super::eltwise::mix2(a, b, vals, stride, off, out_a, out_b) }
         }
         fn softmax(x: &mut [f32]) {
             // SAFETY: reached only through TABLE, after detection.
@@ -973,6 +1021,8 @@ macro_rules! x86_kernels {
             gemm_q4_0_q8_0: Some(gemm_q4_0_q8_0),
             gemm_q4_1_q8_1: Some(gemm_q4_1_q8_1),
             scores: Some(scores),
+            scores2: Some(scores2),
+            mix2: Some(mix2),
             softmax,
             mix,
             gelu,

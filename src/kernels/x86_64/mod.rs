@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::{Backend, Kernels};
 
 mod avx2q;
+mod eltwise;
 #[macro_use]
 mod common;
 
