@@ -12,7 +12,7 @@
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
 //! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
 //! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
-//! between modes give the cost. Modes 9..=13: one 768-value activation row
+//! between modes give the cost. Modes 9..=15: one 768-value activation row
 //! quantized (see `probe_quant`).
 //!
 //! On hosted targets this file prints that it skipped.
@@ -613,11 +613,10 @@ mod target {
         }
     }
 
-    /// The Helium quantizer's f32 -> f16 (`VCVTB.F16.F32`) against
+    /// The DSP and Helium quantizers' f32 -> f16 (`VCVTB.F16.F32`) against
     /// `quant::f32_to_f16`: every sign and exponent, with the mantissa's top 10
     /// bits from a sweep and the low 13 (the rounded-off part) at every rounding
     /// boundary, plus random bits.
-    #[cfg(feature = "helium")]
     fn test_f32_to_f16(st: &mut Stats) {
         let mut rng = Rng(0x5eed_1234);
         let lows = [0u32, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x0800, 0x17ff];
@@ -635,7 +634,7 @@ mod target {
                 for &lo in &lows {
                     for bits in [(se << 23) | (hi << 13) | lo, rng.next()] {
                         let v = f32::from_bits(bits);
-                        let (g, w) = (kernels::arm::helium::f32_to_f16(v), f32_to_f16(v));
+                        let (g, w) = (kernels::arm::f32_to_f16(v), f32_to_f16(v));
                         n += 1;
                         if g != w {
                             bad += 1;
@@ -709,7 +708,8 @@ mod target {
 
     /// The quantization probe: one 768-value row (24 blocks) of typical
     /// activations (uniform in [-10, 10]) quantized by the table entries:
-    /// mode 9 = setup only, 10 / 11 = Q8_0 scalar / Helium, 12 / 13 = Q8_1.
+    /// mode 9 = setup only, 10 / 11 / 14 = Q8_0 scalar / Helium / DSP, 12 / 13 /
+    /// 15 = Q8_1.
     fn probe_quant(mode: u32) {
         const N: usize = 768;
         let mut rng = Rng(11);
@@ -719,10 +719,10 @@ mod target {
         }
         let mut y0 = [BlockQ8_0::default(); N / 32];
         let mut y1 = [BlockQ8_1::default(); N / 32];
-        let b = if mode == 11 || mode == 13 {
-            Backend::Helium
-        } else {
-            Backend::Scalar
+        let b = match mode {
+            11 | 13 => Backend::Helium,
+            14 | 15 => Backend::CortexMDsp,
+            _ => Backend::Scalar,
         };
         let Ok(k) = Kernels::new(b) else {
             let _ = writeln!(out(), "probe: backend {} not built in", b.name());
@@ -730,8 +730,8 @@ mod target {
             return;
         };
         match mode {
-            10 | 11 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
-            12 | 13 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
+            10 | 11 | 14 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
+            12 | 13 | 15 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
             _ => {}
         }
         core::hint::black_box((&y0, &y1));
@@ -750,7 +750,7 @@ mod target {
         if (1..=8).contains(&mode) {
             probe(mode);
         }
-        if (9..=13).contains(&mode) {
+        if (9..=15).contains(&mode) {
             probe_quant(mode);
         }
         let mut st = Stats {
@@ -770,7 +770,6 @@ mod target {
         test_dots(&mut st);
         test_matmul(&mut st);
         test_quantize(&mut st);
-        #[cfg(feature = "helium")]
         test_f32_to_f16(&mut st);
         let _ = writeln!(
             out(),
