@@ -776,7 +776,8 @@ mod target {
     }
 
     /// The quantizers with FPSCR modes other than the IEEE defaults (each
-    /// rounding mode, flush to zero, default NaN, alternative half precision):
+    /// rounding mode, flush to zero, default NaN, alternative half precision,
+    /// FZ16 on the M55):
     /// still bit-identical to the scalar reference run in the same mode. The
     /// mode is set only around the two calls (Rust assumes the default
     /// environment; firmware in C may not), and restored before comparing.
@@ -789,6 +790,12 @@ mod target {
         };
         let saved = fpscr();
         let _ = writeln!(out(), "FPSCR at test start: {saved:#010x}");
+        // RMode 1..=3, FZ, DN, AHP, all of them; FZ16 where it exists (M55)
+        let fz16 = if cfg!(feature = "helium") {
+            1 << 19
+        } else {
+            1 << 24
+        };
         let modes = [
             1 << 22,
             2 << 22,
@@ -797,6 +804,7 @@ mod target {
             1 << 25,
             1 << 26,
             0x0740_0000,
+            fz16,
         ];
         for (case, &mode) in modes.iter().cycle().take(4 * modes.len()).enumerate() {
             for (j, xb) in x.chunks_exact_mut(32).enumerate() {
@@ -806,7 +814,7 @@ mod target {
                 let Ok(k) = Kernels::new(b) else { continue };
                 let (mut y0r, mut y0g) = ([BlockQ8_0::default(); NB], [BlockQ8_0::default(); NB]);
                 let (mut y1r, mut y1g) = ([BlockQ8_1::default(); NB], [BlockQ8_1::default(); NB]);
-                set_fpscr((saved & !0x07c0_0000) | mode);
+                set_fpscr((saved & !0x07c8_0000) | mode);
                 (sk.quantize_row_q8_0)(&x, &mut y0r);
                 (k.quantize_row_q8_0)(&x, &mut y0g);
                 (sk.quantize_row_q8_1)(&x, &mut y1r);

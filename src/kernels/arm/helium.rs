@@ -13,7 +13,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use super::{block_scales, f32_to_f16, gemm_by, rows_dot};
+use super::{block_scales, f32_to_f16, fpscr_is_ieee, gemm_by, rows_dot};
 use crate::kernels::scalar::{self, fold_lanes};
 use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
@@ -966,7 +966,10 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
 // identically, and a product the vector flushes is below 2^-126 (0 either way).
 // The other blocks go through the scalar reference itself (a test that lets
 // subnormal-amax blocks through fails under QEMU). Blocks with amax = inf take
-// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both.
+// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both. Rows
+// run under an FPSCR without the IEEE defaults ([`super::fpscr_is_ieee`]) go
+// through the scalar reference whole (the scalar float steps and `VCVTB`
+// follow FPSCR, the software rounding and f16 conversion do not).
 
 /// `max(bits(x[i]) << 1)` over one block of 32 values.
 ///
@@ -1101,6 +1104,9 @@ unsafe fn quant_block_sum(x: *const f32, id: f32, q: *mut i8) -> i32 {
 /// `scalar::quantize_row_q8_0` (`x.len() == 32 * y.len()`; extra input or
 /// output is left alone, as there).
 pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    if !fpscr_is_ieee() {
+        return scalar::quantize_row_q8_0(x, y);
+    }
     for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
         // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
         let m = unsafe { amax2_block(xb.as_ptr()) };
@@ -1117,6 +1123,9 @@ pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
 /// Quantize activations to Q8_1 blocks, bit-identical to
 /// `scalar::quantize_row_q8_1` (Q8_0 plus `s = d * sum(qs)`).
 pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    if !fpscr_is_ieee() {
+        return scalar::quantize_row_q8_1(x, y);
+    }
     for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
         // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
         let m = unsafe { amax2_block(xb.as_ptr()) };
