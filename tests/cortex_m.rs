@@ -436,7 +436,7 @@ mod target {
     /// between two neighbouring f16 magnitudes, the top one possibly 65536).
     fn f16_tie(v: f32) -> bool {
         let a = v.abs();
-        if !(a < 65536.0) {
+        if a.is_nan() || a >= 65536.0 {
             return false;
         }
         let h = (f32_to_f16(a) & 0x7fff) as u32;
