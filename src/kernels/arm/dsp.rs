@@ -916,10 +916,10 @@ unsafe fn q4_rows_all(job: &Job, p: *const u8) {
 //   blocks taken here (`block_scales`), so it is `as i8` of the rounded value;
 // - `d` to f16 by `VCVTB.F16.F32` ([`super::f32_to_f16`]).
 // Blocks with a NaN or with `0 < amax < 2^-100` (where `as i8` saturates or `id`
-// is infinite) go through the scalar reference, as does the whole row unless
-// FPSCR holds the IEEE defaults ([`super::fpscr_is_ieee`]): `VCVTR`'s and
-// `VCVTB`'s rounding follow FPSCR, the software `rintf`'s add trick follows it
-// differently, and the software f16 conversion not at all.
+// is infinite) go through the scalar reference, as does every block while
+// FPSCR does not hold the IEEE defaults ([`super::fpscr_is_ieee`]): `VCVTR`
+// and `VCVTB` round as FPSCR says, the software `rintf` (an add trick) and f16
+// conversion do not follow it the same way (tests/cortex_m.rs runs each mode).
 
 #[cfg(target_abi = "eabihf")]
 use super::{block_scales, f32_to_f16, fpscr_is_ieee};
