@@ -935,17 +935,7 @@ use crate::quant::{BlockQ8_1, QK};
 #[cfg(target_abi = "eabihf")]
 macro_rules! amax_step {
     ($r:literal, $n:literal) => {
-        concat!(
-            "cmp {m}, ",
-            $r,
-            ", lsl #1\n",
-            "blo 7",
-            $n,
-            "f\n",
-            "8",
-            $n,
-            ":\n"
-        )
+        concat!("cmp {m}, ", $r, ", lsl #1\nblo 7", $n, "f\n8", $n, ":\n")
     };
 }
 
@@ -1004,26 +994,6 @@ unsafe fn amax2_block(x: *const f32) -> u32 {
     m
 }
 
-/// Two quants: the integers in `s<a>`, `s<b>` stored at `{q} + o`, `{q} + o + 1`.
-#[cfg(target_abi = "eabihf")]
-macro_rules! store2 {
-    ($a:literal, $b:literal, $o:literal) => {
-        concat!(
-            "vmov r2, r3, s",
-            $a,
-            ", s",
-            $b,
-            "\n",
-            "strb r2, [{q}, #",
-            $o,
-            "]\n",
-            "strb r3, [{q}, #",
-            $o,
-            " + 1]\n"
-        )
-    };
-}
-
 /// `q[i] = round_half_even(x[i] * id)` as i8, for one block of 32 whose
 /// products are at most 127.5 in magnitude (see the section comment).
 ///
@@ -1059,11 +1029,18 @@ unsafe fn quant_block(x: *const f32, id: f32, q: *mut i8) {
             "vcvtr.s32.f32 s5, s5",
             "vcvtr.s32.f32 s6, s6",
             "vcvtr.s32.f32 s7, s7",
-            store2!("0", "1", "0"),
-            store2!("2", "3", "2"),
-            store2!("4", "5", "4"),
-            store2!("6", "7", "6"),
-            "adds {q}, #8",
+            "vmov r2, r3, s0, s1",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s2, s3",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s4, s5",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s6, s7",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
             "cmp {x}, {e}",
             "bne 2b",
             x = inout(reg) x => _,
