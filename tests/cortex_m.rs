@@ -12,7 +12,7 @@
 //! when QEMU preloads a nonzero word at [`MODE_ADDR`], the binary runs one
 //! 64 x 512 Q8_0 matrix-vector product (1 = scalar, 2 = DSP, 3 = Helium, 4 = none;
 //! 5..=8 the same with Q4_0 weights) and exits; differences of instruction totals
-//! between modes give the cost. Modes 9..=13: one 768-value activation row
+//! between modes give the cost. Modes 9..=15: one 768-value activation row
 //! quantized (see `probe_quant`).
 //!
 //! On hosted targets this file prints that it skipped.
@@ -421,9 +421,124 @@ mod target {
         }
     }
 
+    /// The magnitude of f16 bits `m` (`m <= 0x7c00`; 0x7c00 gives 65536, the
+    /// value IEEE rounding treats as the successor of 65504), exact in f32.
+    fn f16_mag(m: u32) -> f32 {
+        let (e, f) = (m >> 10, m & 0x3ff);
+        if e == 0 {
+            f as f32 * f32::from_bits(0x3380_0000) // 2^-24
+        } else {
+            (1024 + f) as f32 * f32::from_bits((e + 127 - 25) << 23)
+        }
+    }
+
+    /// Whether f32 -> f16 of `v` is a rounding tie (`|v|` exactly halfway
+    /// between two neighbouring f16 magnitudes, the top one possibly 65536).
+    fn f16_tie(v: f32) -> bool {
+        let a = v.abs();
+        if a.is_nan() || a >= 65536.0 {
+            return false;
+        }
+        let h = (f32_to_f16(a) & 0x7fff) as u32;
+        let hv = f16_mag(h);
+        if hv == a {
+            return false;
+        }
+        let lo = if hv < a { h } else { h - 1 };
+        (f16_mag(lo) + f16_mag(lo + 1)) / 2.0 == a
+    }
+
+    /// The midpoint above f16 magnitude `m` (`m < 0x7c00`): exact in f32.
+    fn f16_mid(m: u32) -> f32 {
+        (f16_mag(m) + f16_mag(m + 1)) / 2.0
+    }
+
+    /// A random f16 magnitude below 0x7c00, often an edge (0, the largest
+    /// subnormal, the smallest normal, the largest finite).
+    fn f16_edge(rng: &mut Rng) -> u32 {
+        match rng.next() % 8 {
+            0 => 0,
+            1 => 0x3ff,
+            2 => 0x400,
+            3 => 0x7bff,
+            4 => 0x7bfe,
+            _ => rng.next() % 0x7c00,
+        }
+    }
+
     /// One block of 32 test values of kind `kind` (see the match).
     fn fill_qblock(rng: &mut Rng, x: &mut [f32], kind: u32) {
-        match kind % 12 {
+        match kind % 16 {
+            // near ties of `x * id` for a random amax: x = t / id (t = k + 0.5)
+            // moved by -2..=2 ulps, with `x * id` an exact tie for some of them
+            12 => {
+                let e = 90 + (rng.next() % 80) as i32;
+                let amax = rng.with_exp(e).abs();
+                let d = amax / 127.0;
+                let id = 1.0 / d;
+                x.iter_mut().for_each(|v| {
+                    let t = ((rng.next() % 254) as i32 - 127) as f32 + 0.5;
+                    let b = (t / id).to_bits() as i32 + (rng.next() % 5) as i32 - 2;
+                    let y = f32::from_bits(b as u32);
+                    *v = if y.abs() <= amax {
+                        y
+                    } else {
+                        t.signum() * amax
+                    };
+                });
+                let i = (rng.next() % 32) as usize;
+                x[i] = if rng.next().is_multiple_of(2) {
+                    amax
+                } else {
+                    -amax
+                };
+            }
+            // `d` an exact f16 tie: amax = 127 * (an f16 midpoint), exact, so
+            // d = amax / 127 is that midpoint (0/2^-24, subnormal/normal, 65520)
+            13 => {
+                let amax = 127.0 * f16_mid(f16_edge(rng));
+                x.iter_mut().for_each(|v| {
+                    let r = (rng.next() % 20001) as f32 / 10000.0 - 1.0;
+                    *v = r * amax
+                });
+                let i = (rng.next() % 32) as usize;
+                x[i] = if rng.next().is_multiple_of(2) {
+                    amax
+                } else {
+                    -amax
+                };
+            }
+            // Q8_1 `s = d * sum` an exact f16 tie: sum = +-2^k (a quant of 127,
+            // one of sum - 127, the rest pairs +-j * d that cancel), d = mid / sum
+            14 => {
+                let k = 5 + rng.next() % 3; // sum 32, 64 or 128
+                let sign = if rng.next().is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
+                let sum = sign * (1u32 << k) as f32;
+                let d = f16_mid(f16_edge(rng)) / sum.abs();
+                let amax = 127.0 * d;
+                x.iter_mut().for_each(|v| *v = 0.0);
+                for p in x.chunks_exact_mut(2) {
+                    let j = (rng.next() % 127) as f32 * d;
+                    p[0] = j;
+                    p[1] = -j;
+                }
+                x[0] = sign * amax;
+                x[1] = (sum - sign * 127.0) * d;
+            }
+            // every value at or just below +-amax (products 127 or just above)
+            15 => {
+                let e = 1 + (rng.next() % 253) as i32;
+                let amax = rng.with_exp(e).abs();
+                x.iter_mut().for_each(|v| {
+                    let m = f32::from_bits(amax.to_bits() - rng.next() % 4);
+                    *v = if rng.next().is_multiple_of(2) { m } else { -m }
+                });
+                x[(rng.next() % 32) as usize] = amax;
+            }
             // random magnitudes within 2^10 of a random exponent over the whole range
             0 => {
                 let e = (rng.next() % 256) as i32;
@@ -568,9 +683,29 @@ mod target {
             s: 0x5555,
             qs: [0x55; 32],
         };
+        // how many rounding ties the data holds (each kind must occur)
+        let (mut ties_q, mut ties_d, mut ties_s) = (0u32, 0u32, 0u32);
         for case in 0..600usize {
             for (j, xb) in x.chunks_exact_mut(32).enumerate() {
                 fill_qblock(&mut rng, xb, (case * NB + j) as u32 / 3);
+            }
+            {
+                let mut y = [fill1; NB];
+                (sk.quantize_row_q8_1)(&x[..NB * 32], &mut y);
+                for (xb, yb) in x.chunks_exact(32).zip(&y) {
+                    let amax = xb.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                    let d = amax / 127.0;
+                    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                    for &v in xb {
+                        let p = v * id;
+                        if p.abs() < 1e6 && (p - (p as i32) as f32).abs() == 0.5 {
+                            ties_q += 1;
+                        }
+                    }
+                    let sum: i32 = yb.qs.iter().map(|&q| q as i32).sum();
+                    ties_d += f16_tie(d) as u32;
+                    ties_s += f16_tie(d * sum as f32) as u32;
+                }
             }
             // lengths: whole rows mostly, sometimes fewer blocks or a ragged tail
             let (nx, ny) = match case % 8 {
@@ -611,13 +746,108 @@ mod target {
                 }
             }
         }
+        let _ = writeln!(
+            out(),
+            "quantize: {ties_q} ties of x * id, {ties_d} f16 ties of d, {ties_s} of s"
+        );
+        for (what, n) in [("x * id", ties_q), ("d", ties_d), ("s", ties_s)] {
+            if n < 50 {
+                let _ = writeln!(out(), "FAIL quantize test data: only {n} ties of {what}");
+                st.failed += 1;
+            }
+        }
     }
 
-    /// The Helium quantizer's f32 -> f16 (`VCVTB.F16.F32`) against
+    /// FPSCR (`VMRS`).
+    fn fpscr() -> u32 {
+        let r: u32;
+        // SAFETY: reads FPSCR into a register; the FPU is enabled (eabihf).
+        unsafe {
+            core::arch::asm!("vmrs {r}, fpscr", r = out(reg) r,
+                             options(nomem, nostack, preserves_flags))
+        };
+        r
+    }
+
+    /// Writes FPSCR (`VMSR`).
+    fn set_fpscr(v: u32) {
+        // SAFETY: writes FPSCR; the callers restore the value they read.
+        unsafe { core::arch::asm!("vmsr fpscr, {v}", v = in(reg) v, options(nomem, nostack)) };
+    }
+
+    /// The quantizers with FPSCR modes other than the IEEE defaults (each
+    /// rounding mode, flush to zero, default NaN, alternative half precision,
+    /// FZ16 on the M55):
+    /// still bit-identical to the scalar reference run in the same mode. The
+    /// mode is set only around the two calls (Rust assumes the default
+    /// environment; firmware in C may not), and restored before comparing.
+    fn test_fpscr_modes(st: &mut Stats) {
+        const NB: usize = 16;
+        let mut rng = Rng(0x0f95_c3a1);
+        let mut x = [0.0f32; NB * 32];
+        let Ok(sk) = Kernels::new(Backend::Scalar) else {
+            return;
+        };
+        let saved = fpscr();
+        let _ = writeln!(out(), "FPSCR at test start: {saved:#010x}");
+        // RMode 1..=3, FZ, DN, AHP, all of them; FZ16 where it exists (M55)
+        let fz16 = if cfg!(feature = "helium") {
+            1 << 19
+        } else {
+            1 << 24
+        };
+        let modes = [
+            1 << 22,
+            2 << 22,
+            3 << 22,
+            1 << 24,
+            1 << 25,
+            1 << 26,
+            0x0740_0000,
+            fz16,
+        ];
+        for (case, &mode) in modes.iter().cycle().take(4 * modes.len()).enumerate() {
+            for (j, xb) in x.chunks_exact_mut(32).enumerate() {
+                fill_qblock(&mut rng, xb, (case * NB + j) as u32);
+            }
+            for b in arm_backends() {
+                let Ok(k) = Kernels::new(b) else { continue };
+                let (mut y0r, mut y0g) = ([BlockQ8_0::default(); NB], [BlockQ8_0::default(); NB]);
+                let (mut y1r, mut y1g) = ([BlockQ8_1::default(); NB], [BlockQ8_1::default(); NB]);
+                set_fpscr((saved & !0x07c8_0000) | mode);
+                (sk.quantize_row_q8_0)(&x, &mut y0r);
+                (k.quantize_row_q8_0)(&x, &mut y0g);
+                (sk.quantize_row_q8_1)(&x, &mut y1r);
+                (k.quantize_row_q8_1)(&x, &mut y1g);
+                set_fpscr(saved);
+                for (j, xb) in x.chunks_exact(32).enumerate() {
+                    let (g, r) = (&y0g[j], &y0r[j]);
+                    st.check_block(
+                        "q8_0 fpscr",
+                        b,
+                        case * NB + j,
+                        (g.d, 0, &g.qs),
+                        (r.d, 0, &r.qs),
+                        xb,
+                    );
+                    let (g, r) = (&y1g[j], &y1r[j]);
+                    st.check_block(
+                        "q8_1 fpscr",
+                        b,
+                        case * NB + j,
+                        (g.d, g.s, &g.qs),
+                        (r.d, r.s, &r.qs),
+                        xb,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The DSP and Helium quantizers' f32 -> f16 (`VCVTB.F16.F32`) against
     /// `quant::f32_to_f16`: every sign and exponent, with the mantissa's top 10
     /// bits from a sweep and the low 13 (the rounded-off part) at every rounding
     /// boundary, plus random bits.
-    #[cfg(feature = "helium")]
     fn test_f32_to_f16(st: &mut Stats) {
         let mut rng = Rng(0x5eed_1234);
         let lows = [0u32, 1, 0x0fff, 0x1000, 0x1001, 0x1fff, 0x0800, 0x17ff];
@@ -635,7 +865,7 @@ mod target {
                 for &lo in &lows {
                     for bits in [(se << 23) | (hi << 13) | lo, rng.next()] {
                         let v = f32::from_bits(bits);
-                        let (g, w) = (kernels::arm::helium::f32_to_f16(v), f32_to_f16(v));
+                        let (g, w) = (kernels::arm::f32_to_f16(v), f32_to_f16(v));
                         n += 1;
                         if g != w {
                             bad += 1;
@@ -709,7 +939,8 @@ mod target {
 
     /// The quantization probe: one 768-value row (24 blocks) of typical
     /// activations (uniform in [-10, 10]) quantized by the table entries:
-    /// mode 9 = setup only, 10 / 11 = Q8_0 scalar / Helium, 12 / 13 = Q8_1.
+    /// mode 9 = setup only, 10 / 11 / 14 = Q8_0 scalar / Helium / DSP, 12 / 13 /
+    /// 15 = Q8_1.
     fn probe_quant(mode: u32) {
         const N: usize = 768;
         let mut rng = Rng(11);
@@ -719,10 +950,10 @@ mod target {
         }
         let mut y0 = [BlockQ8_0::default(); N / 32];
         let mut y1 = [BlockQ8_1::default(); N / 32];
-        let b = if mode == 11 || mode == 13 {
-            Backend::Helium
-        } else {
-            Backend::Scalar
+        let b = match mode {
+            11 | 13 => Backend::Helium,
+            14 | 15 => Backend::CortexMDsp,
+            _ => Backend::Scalar,
         };
         let Ok(k) = Kernels::new(b) else {
             let _ = writeln!(out(), "probe: backend {} not built in", b.name());
@@ -730,8 +961,8 @@ mod target {
             return;
         };
         match mode {
-            10 | 11 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
-            12 | 13 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
+            10 | 11 | 14 => (k.quantize_row_q8_0)(core::hint::black_box(&x), &mut y0),
+            12 | 13 | 15 => (k.quantize_row_q8_1)(core::hint::black_box(&x), &mut y1),
             _ => {}
         }
         core::hint::black_box((&y0, &y1));
@@ -750,7 +981,7 @@ mod target {
         if (1..=8).contains(&mode) {
             probe(mode);
         }
-        if (9..=13).contains(&mode) {
+        if (9..=15).contains(&mode) {
             probe_quant(mode);
         }
         let mut st = Stats {
@@ -770,7 +1001,7 @@ mod target {
         test_dots(&mut st);
         test_matmul(&mut st);
         test_quantize(&mut st);
-        #[cfg(feature = "helium")]
+        test_fpscr_modes(&mut st);
         test_f32_to_f16(&mut st);
         let _ = writeln!(
             out(),

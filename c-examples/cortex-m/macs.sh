@@ -8,7 +8,7 @@
 # does for one activation row (decode); the activation quantization is not counted.
 # cost = (total(mode) - total(setup only)) / 32768. QEMU counts instructions, not cycles.
 # Then the activation quantization: one 768-value row to Q8_0 / Q8_1 (modes 9 = setup only,
-# 10 / 11 = Q8_0 scalar / Helium, 12 / 13 = Q8_1), instructions per row.
+# 10 / 11 / 14 = Q8_0 scalar / Helium / DSP, 12 / 13 / 15 = Q8_1), instructions per row.
 #   macs.sh PLUGIN
 set -eu
 plugin=$1
@@ -66,6 +66,7 @@ quant() {
         case $m in
         10) k="Q8_0 scalar (LLVM)";; 11) k="Q8_0 helium";;
         12) k="Q8_1 scalar (LLVM)";; 13) k="Q8_1 helium";;
+        14) k="Q8_0 dsp";; 15) k="Q8_1 dsp";;
         esac
         t=$(count "$m")
         if [ -z "$t" ] || [ -z "$base" ]; then echo "macs: no count for mode $m" >&2; exit 1; fi
@@ -75,5 +76,5 @@ quant() {
 }
 
 echo "activation quantization, one 768-value row (QEMU instruction counts, not cycles):"
-quant thumbv7em-none-eabihf dsp "-machine mps2-an386 -cpu cortex-m4" 0x21000000 "Cortex-M4F" 10 12
-quant thumbv8m.main-none-eabihf dsp,helium "-machine mps3-an547 -cpu cortex-m55" 0x60000000 "Cortex-M55" 10 11 12 13
+quant thumbv7em-none-eabihf dsp "-machine mps2-an386 -cpu cortex-m4" 0x21000000 "Cortex-M4F" 10 14 12 15
+quant thumbv8m.main-none-eabihf dsp,helium "-machine mps3-an547 -cpu cortex-m55" 0x60000000 "Cortex-M55" 10 11 12 13 14 15

@@ -240,6 +240,8 @@ impl Kernels {
                 vec_dot_q4_0_q8_0: arm::dsp::vec_dot_q4_0_q8_0,
                 gemm_q8_0_q8_0: Some(arm::dsp::gemm_q8_0_q8_0),
                 gemm_q4_0_q8_0: Some(arm::dsp::gemm_q4_0_q8_0),
+                quantize_row_q8_0: arm::dsp::quantize_row_q8_0,
+                quantize_row_q8_1: arm::dsp::quantize_row_q8_1,
                 ..SCALAR
             },
             #[cfg(all(target_arch = "arm", feature = "helium"))]

@@ -900,3 +900,243 @@ unsafe fn q4_rows_all(job: &Job, p: *const u8) {
         );
     }
 }
+
+// ---- activation quantization -------------------------------------------------
+//
+// Per 32-value block, as `scalar::quantize_row_q8_0`: `amax = max |x|` (f32::max,
+// so NaNs are skipped), `d = amax / 127`, `id = 1 / d` (0 if d == 0), `q =
+// rintf(x * id) as i8`, `d` stored as f16. On the FPv4-SP FPU (FPv5 on M7/M33):
+// - amax on the bits, `max(bits(x) << 1)` (see [`super::block_scales`]): per
+//   value one `CMP` with a shifted operand and one branch, not taken unless
+//   the running maximum grows (a handful of times per block);
+// - `VMUL.F32` by `id` (the reference's own multiply, subnormals included:
+//   this FPU does not flush them unless FPSCR.FZ says so), `VCVTR.S32.F32`
+//   (round to nearest, ties to even, as `rintf` in that mode; NaN to 0), and
+//   the low byte of the integer stored: `|x * id| <= 127 * (1 + 2^-21)` on the
+//   blocks taken here (`block_scales`), so it is `as i8` of the rounded value;
+// - `d` to f16 by `VCVTB.F16.F32` ([`super::f32_to_f16`]).
+// Blocks with a NaN or with `0 < amax < 2^-100` (where `as i8` saturates or `id`
+// is infinite) go through the scalar reference, as does every block while
+// FPSCR does not hold the IEEE defaults ([`super::fpscr_is_ieee`]): `VCVTR`
+// and `VCVTB` round as FPSCR says, the software `rintf` (an add trick) and f16
+// conversion do not follow it the same way (tests/cortex_m.rs runs each mode).
+
+#[cfg(target_abi = "eabihf")]
+use super::{block_scales, f32_to_f16, fpscr_is_ieee};
+#[cfg(target_abi = "eabihf")]
+use crate::kernels::scalar;
+#[cfg(not(target_abi = "eabihf"))]
+pub use crate::kernels::scalar::{quantize_row_q8_0, quantize_row_q8_1};
+#[cfg(target_abi = "eabihf")]
+use crate::quant::{BlockQ8_1, QK};
+
+/// One value of [`amax2_block`]: `{m} = max({m}, r << 1)`, the update out of
+/// line at label `7n` (see [`amax_fix`]), continuing at `8n`.
+#[cfg(target_abi = "eabihf")]
+macro_rules! amax_step {
+    ($r:literal, $n:literal) => {
+        concat!("cmp {m}, ", $r, ", lsl #1\nblo 7", $n, "f\n8", $n, ":\n")
+    };
+}
+
+/// The out-of-line update of [`amax_step`].
+#[cfg(target_abi = "eabihf")]
+macro_rules! amax_fix {
+    ($r:literal, $n:literal) => {
+        concat!("7", $n, ":\n", "lsls {m}, ", $r, ", #1\n", "b 8", $n, "b\n")
+    };
+}
+
+/// `max(bits(x[i]) << 1)` over one block of 32 values.
+///
+/// # Safety
+/// `x` must point to 32 readable, 4-byte aligned f32.
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+unsafe fn amax2_block(x: *const f32) -> u32 {
+    let m: u32;
+    // SAFETY: reads the 128 bytes at `x` (4-byte aligned, as `LDM` needs;
+    // guaranteed by the caller); writes only the declared registers and flags.
+    unsafe {
+        asm!(
+            "movs {m}, #0",
+            "add {e}, {x}, #128",
+            "2:",
+            "ldm {x}!, {{r2, r3, r4, r5, r8, r9, r10, r12}}",
+            amax_step!("r2", "2"),
+            amax_step!("r3", "3"),
+            amax_step!("r4", "4"),
+            amax_step!("r5", "5"),
+            amax_step!("r8", "6"),
+            amax_step!("r9", "7"),
+            amax_step!("r10", "8"),
+            amax_step!("r12", "9"),
+            "cmp {x}, {e}",
+            "bne 2b",
+            "b 3f",
+            amax_fix!("r2", "2"),
+            amax_fix!("r3", "3"),
+            amax_fix!("r4", "4"),
+            amax_fix!("r5", "5"),
+            amax_fix!("r8", "6"),
+            amax_fix!("r9", "7"),
+            amax_fix!("r10", "8"),
+            amax_fix!("r12", "9"),
+            "3:",
+            x = inout(reg) x => _,
+            m = out(reg) m,
+            e = out(reg) _,
+            out("r2") _, out("r3") _, out("r4") _, out("r5") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r12") _,
+            options(pure, readonly, nostack),
+        );
+    }
+    m
+}
+
+/// `q[i] = round_half_even(x[i] * id)` as i8, for one block of 32 whose
+/// products are at most 127.5 in magnitude (see the section comment).
+///
+/// # Safety
+/// `x` must point to 32 readable, 4-byte aligned f32 and `q` to 32 writable
+/// bytes. FPSCR must hold the IEEE defaults ([`fpscr_is_ieee`]).
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+unsafe fn quant_block(x: *const f32, id: f32, q: *mut i8) {
+    // SAFETY: reads 128 bytes at `x` (4-byte aligned, as `VLDM` needs) and
+    // writes 32 at `q` (guaranteed by the caller); the registers written are
+    // declared; the float instructions may set FPSCR flags, hence no
+    // `preserves_flags`.
+    unsafe {
+        asm!(
+            "vmov s15, {id}",
+            "add {e}, {x}, #128",
+            "2:",
+            "vldmia {x}!, {{s0-s7}}",
+            "vmul.f32 s0, s0, s15",
+            "vmul.f32 s1, s1, s15",
+            "vmul.f32 s2, s2, s15",
+            "vmul.f32 s3, s3, s15",
+            "vmul.f32 s4, s4, s15",
+            "vmul.f32 s5, s5, s15",
+            "vmul.f32 s6, s6, s15",
+            "vmul.f32 s7, s7, s15",
+            "vcvtr.s32.f32 s0, s0",
+            "vcvtr.s32.f32 s1, s1",
+            "vcvtr.s32.f32 s2, s2",
+            "vcvtr.s32.f32 s3, s3",
+            "vcvtr.s32.f32 s4, s4",
+            "vcvtr.s32.f32 s5, s5",
+            "vcvtr.s32.f32 s6, s6",
+            "vcvtr.s32.f32 s7, s7",
+            "vmov r2, r3, s0, s1",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s2, s3",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s4, s5",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "vmov r2, r3, s6, s7",
+            "strb r2, [{q}], #1",
+            "strb r3, [{q}], #1",
+            "cmp {x}, {e}",
+            "bne 2b",
+            x = inout(reg) x => _,
+            q = inout(reg) q => _,
+            id = in(reg) id.to_bits(),
+            e = out(reg) _,
+            out("r2") _, out("r3") _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _,
+            out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Sum of the 32 signed bytes at `q`: `SXTAB16` adds bytes 0 and 2 (then 1
+/// and 3) of each word to two halfword lanes (at most 16 * 128 each, no
+/// overflow), folded at the end.
+///
+/// # Safety
+/// `q` must point to 32 readable bytes (any alignment: `LDR` loads unaligned
+/// words on Armv7E-M).
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+unsafe fn sum_i8x32(q: *const i8) -> i32 {
+    let s: i32;
+    // SAFETY: reads the 32 bytes at `q` (guaranteed by the caller); writes only
+    // the declared registers and flags.
+    unsafe {
+        asm!(
+            "movs {s}, #0",
+            "add {e}, {q}, #32",
+            "2:",
+            "ldr {w}, [{q}], #4",
+            "sxtab16 {s}, {s}, {w}",
+            "sxtab16 {s}, {s}, {w}, ror #8",
+            "ldr {w}, [{q}], #4",
+            "sxtab16 {s}, {s}, {w}",
+            "sxtab16 {s}, {s}, {w}, ror #8",
+            "cmp {q}, {e}",
+            "bne 2b",
+            "sxth {w}, {s}",
+            "add {s}, {w}, {s}, asr #16",
+            q = inout(reg) q => _,
+            s = out(reg) s,
+            e = out(reg) _,
+            w = out(reg) _,
+            options(pure, readonly, nostack),
+        );
+    }
+    s
+}
+
+/// One block's quants into `qs` and its `d`, or `None` (nothing written) for
+/// the blocks the scalar reference takes: NaN or tiny amax, or an FPSCR
+/// without the IEEE defaults (checked per block, so that no state is assumed
+/// across calls). Shared by both row functions (one copy of the code).
+#[cfg(target_abi = "eabihf")]
+#[inline(never)]
+fn block_q8(xb: &[f32; QK], qs: &mut [i8; QK]) -> Option<f32> {
+    if !fpscr_is_ieee() {
+        return None;
+    }
+    // SAFETY: `xb` is 32 f32 (4-byte aligned, as every f32 is).
+    let m = unsafe { amax2_block(xb.as_ptr()) };
+    let (d, id) = block_scales(m)?;
+    // SAFETY: as above; `qs` is 32 writable bytes; FPSCR checked above.
+    unsafe { quant_block(xb.as_ptr(), id, qs.as_mut_ptr()) };
+    Some(d)
+}
+
+/// Quantize activations to Q8_0 blocks, bit-identical to
+/// `scalar::quantize_row_q8_0` (`x.len() == 32 * y.len()`; extra input or
+/// output is left alone, as there).
+#[cfg(target_abi = "eabihf")]
+pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    for (xb, yb) in x.as_chunks::<QK>().0.iter().zip(y.iter_mut()) {
+        match block_q8(xb, &mut yb.qs) {
+            Some(d) => yb.d = f32_to_f16(d),
+            None => scalar::quantize_row_q8_0(xb, core::slice::from_mut(yb)),
+        }
+    }
+}
+
+/// Quantize activations to Q8_1 blocks, bit-identical to
+/// `scalar::quantize_row_q8_1` (Q8_0 plus `s = d * sum(qs)`).
+#[cfg(target_abi = "eabihf")]
+pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    for (xb, yb) in x.as_chunks::<QK>().0.iter().zip(y.iter_mut()) {
+        match block_q8(xb, &mut yb.qs) {
+            Some(d) => {
+                // SAFETY: `yb.qs` is 32 bytes.
+                let sum = unsafe { sum_i8x32(yb.qs.as_ptr()) };
+                yb.d = f32_to_f16(d);
+                yb.s = f32_to_f16(d * sum as f32);
+            }
+            None => scalar::quantize_row_q8_1(xb, core::slice::from_mut(yb)),
+        }
+    }
+}

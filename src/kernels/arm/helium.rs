@@ -13,7 +13,7 @@
 use core::arch::asm;
 use core::mem::MaybeUninit;
 
-use super::{gemm_by, rows_dot};
+use super::{block_scales, f32_to_f16, fpscr_is_ieee, gemm_by, rows_dot};
 use crate::kernels::scalar::{self, fold_lanes};
 use crate::quant::{BlockQ8_0, BlockQ8_1, QK};
 
@@ -966,12 +966,10 @@ unsafe fn q4_all(job: &mut Job) -> u32 {
 // identically, and a product the vector flushes is below 2^-126 (0 either way).
 // The other blocks go through the scalar reference itself (a test that lets
 // subnormal-amax blocks through fails under QEMU). Blocks with amax = inf take
-// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both.
-
-/// Smallest `bits(amax) << 1` (other than 0) the vector step takes: 2^-100.
-const AMAX2_MIN: u32 = 0x0d80_0000 << 1;
-/// `bits(inf) << 1`: anything above is a NaN.
-const AMAX2_INF: u32 = 0x7f80_0000 << 1;
+// the vector step: `id = 0`, and `x * 0` is 0 or NaN (-> 0) on both. Rows
+// run under an FPSCR without the IEEE defaults ([`super::fpscr_is_ieee`]) go
+// through the scalar reference whole (the scalar float steps and `VCVTB`
+// follow FPSCR, the software rounding and f16 conversion do not).
 
 /// `max(bits(x[i]) << 1)` over one block of 32 values.
 ///
@@ -1102,48 +1100,13 @@ unsafe fn quant_block_sum(x: *const f32, id: f32, q: *mut i8) -> i32 {
     s
 }
 
-/// f32 to f16 bits, exactly as [`crate::quant::f32_to_f16`] (round to nearest
-/// even, overflow to infinity, subnormal results rounded, NaNs quieted with the
-/// top payload bits): one scalar `VCVTB.F16.F32` with the reset FPSCR (IEEE
-/// half precision, no flush to zero, no default NaN), which Rust's float
-/// semantics assume anyway. Tested against it in tests/cortex_m.rs.
-#[inline(always)]
-pub fn f32_to_f16(v: f32) -> u16 {
-    let r: u32;
-    // SAFETY: register-only FPU instructions on `s0`, declared clobbered (it may
-    // set FPSCR exception flags, hence no `preserves_flags`); the FPU is enabled
-    // on this hard-float target. `VCVTB` writes the low half of `s0`.
-    unsafe {
-        asm!(
-            "vmov s0, {r}",
-            "vcvtb.f16.f32 s0, s0",
-            "vmov {r}, s0",
-            r = inout(reg) v.to_bits() => r,
-            out("s0") _,
-            options(pure, nomem, nostack),
-        );
-    }
-    r as u16
-}
-
-/// `(d, id)` of a block from its [`amax2_block`], or `None` for the blocks the
-/// vector step does not take (see the section comment).
-#[inline(always)]
-fn block_scales(m: u32) -> Option<(f32, f32)> {
-    if m > AMAX2_INF || (m != 0 && m < AMAX2_MIN) {
-        return None;
-    }
-    // the scalar reference's operations on the same amax
-    let amax = f32::from_bits(m >> 1);
-    let d = amax / 127.0;
-    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-    Some((d, id))
-}
-
 /// Quantize activations to Q8_0 blocks, bit-identical to
 /// `scalar::quantize_row_q8_0` (`x.len() == 32 * y.len()`; extra input or
 /// output is left alone, as there).
 pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
+    if !fpscr_is_ieee() {
+        return scalar::quantize_row_q8_0(x, y);
+    }
     for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
         // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
         let m = unsafe { amax2_block(xb.as_ptr()) };
@@ -1160,6 +1123,9 @@ pub fn quantize_row_q8_0(x: &[f32], y: &mut [BlockQ8_0]) {
 /// Quantize activations to Q8_1 blocks, bit-identical to
 /// `scalar::quantize_row_q8_1` (Q8_0 plus `s = d * sum(qs)`).
 pub fn quantize_row_q8_1(x: &[f32], y: &mut [BlockQ8_1]) {
+    if !fpscr_is_ieee() {
+        return scalar::quantize_row_q8_1(x, y);
+    }
     for (xb, yb) in x.chunks_exact(QK).zip(y.iter_mut()) {
         // SAFETY: `xb` is 32 f32 (a slice of f32 is 4-byte aligned).
         let m = unsafe { amax2_block(xb.as_ptr()) };

@@ -59,6 +59,87 @@ pub(crate) fn f16_to_f32(h: u16) -> f32 {
     }
 }
 
+/// f32 to f16 bits, exactly as [`crate::quant::f32_to_f16`] (round to nearest
+/// even, overflow to infinity, subnormal results rounded, NaNs quieted with the
+/// top payload bits): one scalar `VCVTB.F16.F32`. That holds with FPSCR.AHP,
+/// DN, FZ and RMode all 0 (IEEE half precision, no default NaN, no flush to
+/// zero, round to nearest), the reset value, which Rust's float semantics
+/// assume anyway; the quantizers check it ([`fpscr_is_ieee`]). Tested against
+/// the software conversion in tests/cortex_m.rs.
+#[cfg(target_abi = "eabihf")]
+#[inline(always)]
+pub fn f32_to_f16(v: f32) -> u16 {
+    let r: u32;
+    // SAFETY: register-only FPU instructions on `s0`, declared clobbered (it may
+    // set FPSCR exception flags, hence no `preserves_flags`); the FPU is enabled
+    // on hard-float targets. `VCVTB` writes the low half of `s0`.
+    unsafe {
+        core::arch::asm!(
+            "vmov s0, {r}",
+            "vcvtb.f16.f32 s0, s0",
+            "vmov {r}, s0",
+            r = inout(reg) v.to_bits() => r,
+            out("s0") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    r as u16
+}
+
+/// FPSCR bits AHP (26), DN (25), FZ (24) and RMode (23:22), the ones that
+/// change what the scalar float instructions, `VCVTR` and `VCVTB` compute;
+/// also FZ16 (19, Armv8.1-M half-precision flush; RES0 on the M4), which QEMU
+/// does not apply to these conversions, but excluding it costs nothing.
+#[cfg(target_abi = "eabihf")]
+const FPSCR_MODE: u32 = 0x07c8_0000;
+
+/// Whether FPSCR holds the IEEE defaults in all of [`FPSCR_MODE`] (the reset
+/// value, which Rust's float semantics assume): one `VMRS`.
+#[cfg(target_abi = "eabihf")]
+#[cfg_attr(not(any(feature = "dsp", feature = "helium")), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn fpscr_is_ieee() -> bool {
+    let r: u32;
+    // SAFETY: reads FPSCR into a general-purpose register; no memory access, no
+    // flags written. The FPU is enabled on hard-float targets.
+    unsafe {
+        core::arch::asm!("vmrs {r}, fpscr", r = out(reg) r,
+                         options(nomem, nostack, preserves_flags));
+    }
+    r & FPSCR_MODE == 0
+}
+
+// The activation quantizers' scales, from `max(bits(x) << 1)` over a block
+// (`bits(|x|) << 1` of the largest magnitude, exact for subnormals, above
+// `AMAX2_INF` exactly when the block holds a NaN). Blocks with a NaN or with
+// `0 < amax < 2^-100` go through the scalar reference; the others have
+// `amax == 0`, `amax == inf` (`id = 0`) or `d = amax / 127 >= 2^-107` normal
+// and `id = 1 / d <= ~2^107` finite, so `|x * id| <= 127 * (1 + 2^-21)` for
+// every `|x| <= amax`: rounded, at most 127, no saturation (the reasons each
+// backend needs this are in helium.rs and dsp.rs).
+
+/// Smallest `bits(amax) << 1` (other than 0) the fast paths take: 2^-100.
+#[cfg(any(feature = "dsp", feature = "helium"))]
+pub(crate) const AMAX2_MIN: u32 = 0x0d80_0000 << 1;
+/// `bits(inf) << 1`: anything above is a NaN.
+#[cfg(any(feature = "dsp", feature = "helium"))]
+pub(crate) const AMAX2_INF: u32 = 0x7f80_0000 << 1;
+
+/// `(d, id)` of a block from its `max(bits(x) << 1)`, or `None` for the blocks
+/// the fast paths do not take (see above): the scalar reference's operations on
+/// the same amax.
+#[cfg(any(feature = "dsp", feature = "helium"))]
+#[inline(always)]
+pub(crate) fn block_scales(m: u32) -> Option<(f32, f32)> {
+    if m > AMAX2_INF || (m != 0 && m < AMAX2_MIN) {
+        return None;
+    }
+    let amax = f32::from_bits(m >> 1);
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    Some((d, id))
+}
+
 /// Sum of the `R` rows' block terms in the fixed order of [`super::scalar`].
 ///
 /// `bs` is the weight block size in bytes; `sums(j, &x[j])` returns the exact
