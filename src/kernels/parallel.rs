@@ -102,17 +102,17 @@ pub(crate) fn for_each(p: Option<&ParallelFor>, n_tasks: usize, f: &(dyn Fn(usiz
 }
 
 /// An output buffer that tasks write disjoint elements of.
-pub(crate) struct SharedOut {
-    ptr: *mut f32,
+pub(crate) struct SharedOut<T = f32> {
+    ptr: *mut T,
     len: usize,
 }
 
-// SAFETY: tasks only write through `write`, whose contract forbids two tasks
-// writing the same index.
-unsafe impl Sync for SharedOut {}
+// SAFETY: tasks only write through `write` and `slice_mut`, whose contracts
+// forbid two tasks touching the same index; the values cross threads (`Send`).
+unsafe impl<T: Send> Sync for SharedOut<T> {}
 
-impl SharedOut {
-    pub(crate) fn new(out: &mut [f32]) -> SharedOut {
+impl<T> SharedOut<T> {
+    pub(crate) fn new(out: &mut [T]) -> SharedOut<T> {
         SharedOut {
             ptr: out.as_mut_ptr(),
             len: out.len(),
@@ -125,7 +125,7 @@ impl SharedOut {
     /// No other task reads or writes index `i` while the buffer is shared, and the
     /// `&mut [f32]` it was made from is not used until the sharing ends.
     #[inline(always)]
-    pub(crate) unsafe fn write(&self, i: usize, v: f32) {
+    pub(crate) unsafe fn write(&self, i: usize, v: T) {
         if i < self.len {
             // SAFETY: in bounds; exclusive per the contract.
             unsafe { self.ptr.add(i).write(v) };
@@ -140,7 +140,7 @@ impl SharedOut {
     /// until the sharing ends.
     #[inline(always)]
     #[allow(clippy::mut_from_ref)] // exclusive per the contract
-    pub(crate) unsafe fn slice_mut(&self, range: core::ops::Range<usize>) -> Option<&mut [f32]> {
+    pub(crate) unsafe fn slice_mut(&self, range: core::ops::Range<usize>) -> Option<&mut [T]> {
         if range.start <= range.end && range.end <= self.len {
             // SAFETY: in bounds; exclusive per the contract.
             Some(unsafe {
@@ -248,12 +248,12 @@ pub(crate) fn for_each_column_block(
 /// Run `f(t, out_row)` for every row `t` of `out` (`[rows][width]`), split into
 /// tasks of consecutive rows when there are at least `min_rows` rows (fewer run
 /// on the calling thread: not worth a hand-off).
-pub(crate) fn for_each_row(
+pub(crate) fn for_each_row<T: Send>(
     p: Option<&ParallelFor>,
-    out: &mut [f32],
+    out: &mut [T],
     width: usize,
     min_rows: usize,
-    f: &(dyn Fn(usize, &mut [f32]) + Sync),
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
     let rows = out.len().checked_div(width).unwrap_or(0);
     if rows < min_rows.max(2) {
