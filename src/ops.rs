@@ -47,6 +47,27 @@ pub fn add_bias(x: &mut [f32], b: &[u8]) {
     }
 }
 
+/// The constants of [`exp`], shared with its SIMD forms (which must compute
+/// the same operations on the same values).
+pub(crate) mod exp_consts {
+    pub(crate) const LOG2E: f32 = core::f32::consts::LOG2_E;
+    pub(crate) const LN2_HI: f32 = 0.693_359_4; // 0x3f318000
+    pub(crate) const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
+    pub(crate) const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    /// The clamp: e^-104 is below half the smallest subnormal; e^89 overflows.
+    pub(crate) const EXP_MIN: f32 = -104.0;
+    pub(crate) const EXP_MAX: f32 = 89.0;
+    /// `e^r = 1 + r + r^2 (P0 + P1 r + ... + P5 r^5)`
+    pub(crate) const P: [f32; 6] = [
+        5.0e-1,
+        1.666_666_5e-1,
+        4.166_579_6e-2,
+        8.333_452e-3,
+        1.398_199_9e-3,
+        1.987_569_2e-4,
+    ];
+}
+
 /// `e^x` in f32 from IEEE basic operations only (multiply, add, compare, bit
 /// moves): the same bits on every target, and a loop of it vectorises (unlike a
 /// call to `libm::expf`, which took a tenth of a prefill inside GELU).
@@ -60,26 +81,13 @@ pub fn add_bias(x: &mut [f32], b: &[u8]) {
 /// against f64 over the whole range); `exp(NaN)` is NaN, `exp(-inf)` is 0.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4; // 0x3f318000
-    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
-    const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-
-    // e^-104 is below half the smallest subnormal; e^89 overflows.
-    let xc = x.clamp(-104.0, 89.0);
+    use exp_consts::*;
+    let xc = x.clamp(EXP_MIN, EXP_MAX);
     let t = xc * LOG2E + SHIFT;
     let nf = t - SHIFT; // n as an exact float, |n| <= 151
     let n = (t.to_bits() as i32).wrapping_sub(SHIFT.to_bits() as i32); // n as an integer
     let r = (xc - nf * LN2_HI) - nf * LN2_LO;
     // e^r = 1 + r + r^2 (P0 + P1 r + ... + P5 r^5)
-    const P: [f32; 6] = [
-        5.0e-1,
-        1.666_666_5e-1,
-        4.166_579_6e-2,
-        8.333_452e-3,
-        1.398_199_9e-3,
-        1.987_569_2e-4,
-    ];
     let [p0, p1, p2, p3, p4, p5] = P;
     let q = ((((p5 * r + p4) * r + p3) * r + p2) * r + p1) * r + p0;
     let p = (q * (r * r) + r) + 1.0;

@@ -158,6 +158,36 @@ mod target {
                 }
             }
         }
+
+        /// [`Self::check_block`] of one block's Q8_0 and Q8_1 quantizations
+        /// (`got` from the backend, `want` from scalar), labelled `what[0]` / `what[1]`.
+        fn check_q8_pair(
+            &mut self,
+            what: [&str; 2],
+            backend: Backend,
+            case: usize,
+            got: (&BlockQ8_0, &BlockQ8_1),
+            want: (&BlockQ8_0, &BlockQ8_1),
+            x: &[f32],
+        ) {
+            let ((g0, g1), (r0, r1)) = (got, want);
+            self.check_block(
+                what[0],
+                backend,
+                case,
+                (g0.d, 0, &g0.qs),
+                (r0.d, 0, &r0.qs),
+                x,
+            );
+            self.check_block(
+                what[1],
+                backend,
+                case,
+                (g1.d, g1.s, &g1.qs),
+                (r1.d, r1.s, &r1.qs),
+                x,
+            );
+        }
     }
 
     /// Fill weights of type `ty` (`rows` x `nb` blocks, starting `off` bytes into
@@ -725,22 +755,12 @@ mod target {
                 (k.quantize_row_q8_1)(xs, &mut y1g[..ny]);
                 for j in 0..NB {
                     let xb = x.get(j * 32..j * 32 + 32).unwrap_or(&[]);
-                    let (g, r) = (&y0g[j], &y0r[j]);
-                    st.check_block(
-                        "q8_0",
+                    st.check_q8_pair(
+                        ["q8_0", "q8_1"],
                         b,
                         case * NB + j,
-                        (g.d, 0, &g.qs),
-                        (r.d, 0, &r.qs),
-                        xb,
-                    );
-                    let (g, r) = (&y1g[j], &y1r[j]);
-                    st.check_block(
-                        "q8_1",
-                        b,
-                        case * NB + j,
-                        (g.d, g.s, &g.qs),
-                        (r.d, r.s, &r.qs),
+                        (&y0g[j], &y1g[j]),
+                        (&y0r[j], &y1r[j]),
                         xb,
                     );
                 }
@@ -821,22 +841,12 @@ mod target {
                 (k.quantize_row_q8_1)(&x, &mut y1g);
                 set_fpscr(saved);
                 for (j, xb) in x.chunks_exact(32).enumerate() {
-                    let (g, r) = (&y0g[j], &y0r[j]);
-                    st.check_block(
-                        "q8_0 fpscr",
+                    st.check_q8_pair(
+                        ["q8_0 fpscr", "q8_1 fpscr"],
                         b,
                         case * NB + j,
-                        (g.d, 0, &g.qs),
-                        (r.d, 0, &r.qs),
-                        xb,
-                    );
-                    let (g, r) = (&y1g[j], &y1r[j]);
-                    st.check_block(
-                        "q8_1 fpscr",
-                        b,
-                        case * NB + j,
-                        (g.d, g.s, &g.qs),
-                        (r.d, r.s, &r.qs),
+                        (&y0g[j], &y1g[j]),
+                        (&y0r[j], &y1r[j]),
                         xb,
                     );
                 }

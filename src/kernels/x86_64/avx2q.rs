@@ -1107,6 +1107,29 @@ unsafe fn run<F: WFmt, const R: usize, const T: usize>(
 // Attention scores: 4 keys per pass
 // ---------------------------------------------------------------------------
 
+/// One score `dot(k, q) * scale` of [`scores`] (the last keys of a pass):
+/// lanes 0..8 and 8..16 of the 16-lane order, added, then folded by halves.
+///
+/// # Safety
+/// AVX2 present; `hd` (a multiple of 16) values readable at `q` and at `k`.
+#[inline(always)]
+unsafe fn one_key(q: *const f32, k: *const f32, hd: usize, scale: f32) -> f32 {
+    // SAFETY: the chunk loop reads c + 16 <= hd values of each; AVX2 by the caller.
+    unsafe {
+        let (mut l, mut h) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut c = 0;
+        while c < hd {
+            let (k0, k1) = (_mm256_loadu_ps(k.add(c)), _mm256_loadu_ps(k.add(c + 8)));
+            l = _mm256_add_ps(l, _mm256_mul_ps(k0, _mm256_loadu_ps(q.add(c))));
+            h = _mm256_add_ps(h, _mm256_mul_ps(k1, _mm256_loadu_ps(q.add(c + 8))));
+            c += 16;
+        }
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(l, h));
+        fold_lanes(lanes) * scale
+    }
+}
+
 /// Attention scores `out[j] = dot(k_j, q) * scale` with
 /// `k_j = keys[j * stride + off ..][..q.len()]`, each dot exactly
 /// `scalar::vec_dot_f32_f32` (element `i` in lane `i % 16`, a rounded multiply
@@ -1175,27 +1198,8 @@ pub(crate) unsafe fn scores(
             j += 4;
         }
         while j < n {
-            let kj = kp(j);
-            let (mut l, mut h) = (zf, zf);
-            let mut c = 0;
-            while c < hd {
-                l = _mm256_add_ps(
-                    l,
-                    _mm256_mul_ps(_mm256_loadu_ps(kj.add(c)), _mm256_loadu_ps(qp.add(c))),
-                );
-                h = _mm256_add_ps(
-                    h,
-                    _mm256_mul_ps(
-                        _mm256_loadu_ps(kj.add(c + 8)),
-                        _mm256_loadu_ps(qp.add(c + 8)),
-                    ),
-                );
-                c += 16;
-            }
-            let mut lanes = [0.0f32; 8];
-            _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(l, h));
             if let Some(o) = out.get_mut(j) {
-                *o = fold_lanes(lanes) * scale;
+                *o = one_key(qp, kp(j), hd, scale);
             }
             j += 1;
         }
@@ -1279,7 +1283,6 @@ pub(crate) unsafe fn scores2(
     unsafe {
         let kp = |j: usize| keys.as_ptr().add(j * stride + off);
         let (pa, pb) = (qa.as_ptr(), qb.as_ptr());
-        let zf = _mm256_setzero_ps();
         let vs = _mm_set1_ps(scale);
         let mut j = 0;
         // pairs (a, k0), (a, k1), (b, k0), (b, k1) of keys j, j + 1: lanes
@@ -1321,28 +1324,9 @@ pub(crate) unsafe fn scores2(
             j += 2;
         }
         if j < n {
-            let kj = kp(j);
             for (q, o) in [(pa, &mut *out_a), (pb, &mut *out_b)] {
-                let (mut l, mut h) = (zf, zf);
-                let mut c = 0;
-                while c < hd {
-                    l = _mm256_add_ps(
-                        l,
-                        _mm256_mul_ps(_mm256_loadu_ps(kj.add(c)), _mm256_loadu_ps(q.add(c))),
-                    );
-                    h = _mm256_add_ps(
-                        h,
-                        _mm256_mul_ps(
-                            _mm256_loadu_ps(kj.add(c + 8)),
-                            _mm256_loadu_ps(q.add(c + 8)),
-                        ),
-                    );
-                    c += 16;
-                }
-                let mut lanes = [0.0f32; 8];
-                _mm256_storeu_ps(lanes.as_mut_ptr(), _mm256_add_ps(l, h));
                 if let Some(o) = o.get_mut(j) {
-                    *o = fold_lanes(lanes) * scale;
+                    *o = one_key(q, kp(j), hd, scale);
                 }
             }
         }

@@ -69,27 +69,16 @@ fn map2(a: &V4, b: &V4, f: impl Fn(__m256, __m256) -> __m256) -> V4 {
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn exp4(x: &V4) -> V4 {
-    const LOG2E: f32 = core::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const SHIFT: f32 = 12_582_912.0;
-    const P: [f32; 6] = [
-        5.0e-1,
-        1.666_666_5e-1,
-        4.166_579_6e-2,
-        8.333_452e-3,
-        1.398_199_9e-3,
-        1.987_569_2e-4,
-    ];
+    use crate::ops::exp_consts::*;
     // SAFETY: register-only AVX/AVX2 operations; AVX2 by the caller.
     unsafe {
         let mul = |a, b| _mm256_mul_ps(a, b);
         let add = |a, b| _mm256_add_ps(a, b);
         let sub = |a, b| _mm256_sub_ps(a, b);
-        // x.clamp(-104, 89): `maxps(c, x)` and `minps(c, x)` return x when it
+        // x.clamp(EXP_MIN, EXP_MAX): `maxps(c, x)` and `minps(c, x)` return x when it
         // is NaN, as `clamp` does; otherwise the clamped value (and -0.0 stays).
         let xc = map1(x, |v| {
-            _mm256_min_ps(splat(89.0), _mm256_max_ps(splat(-104.0), v))
+            _mm256_min_ps(splat(EXP_MAX), _mm256_max_ps(splat(EXP_MIN), v))
         });
         let mut t = map1(&xc, |v| add(mul(v, splat(LOG2E)), splat(SHIFT)));
         tie(&mut t);
