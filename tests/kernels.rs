@@ -83,6 +83,14 @@ fn simd_backends() -> Vec<Kernels> {
             v.push(k);
         }
     }
+    // The AVX-512 table's integer kernels (the 512-bit prefill GEMM with tokens
+    // in lanes) with every 512-bit operation emulated on AVX2 (labelled avx512vnni).
+    if !Backend::Avx512Vnni.is_available() {
+        if let Some(k) = embergpt::kernels::__x86_emulated_avx512() {
+            println!("testing the AVX-512 kernels with 512-bit operations emulated on AVX2");
+            v.push(k);
+        }
+    }
     v
 }
 
@@ -582,6 +590,14 @@ fn batched_kernels_match_single_row_dots() {
                 (5, 32, 256),
                 (3, 33, 96),
                 (7, 45, 288),
+                // the 512-bit GEMM (8+ tokens, 16 per vector, 4 rows per pass, at
+                // most 96 blocks): 1-3 leftover rows, fewer than 8 blocks, a
+                // partial token vector, exactly 96 blocks, and 97 (too wide for it)
+                (1, 8, 32),
+                (2, 9, 3072),
+                (3, 16, 3104),
+                (6, 24, 160),
+                (7, 17, 1056),
             ]
         };
         // `raw`: arbitrary activation bytes (-128 included), which the quantizer

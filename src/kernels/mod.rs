@@ -283,6 +283,22 @@ pub fn __x86_emulated_vnni() -> Option<Kernels> {
     }
 }
 
+/// Test support, not API: the AVX-512 table's integer kernels (the 512-bit
+/// prefill GEMM included) with every 512-bit operation emulated by exact AVX2
+/// instructions, so that their logic is checked against the scalar reference
+/// on CPUs without AVX-512. `None` without AVX2 or off x86_64.
+#[doc(hidden)]
+pub fn __x86_emulated_avx512() -> Option<Kernels> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_64::emulated_avx512_table()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// The scalar table as a constant (used as the last fallback).
 const SCALAR: Kernels = Kernels {
     backend: Backend::Scalar,

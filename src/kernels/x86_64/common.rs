@@ -137,11 +137,27 @@ pub(crate) trait IntDot {
     /// # Safety
     /// ISA features present.
     unsafe fn zero() -> (Self::W, Self::A);
+    /// A wider batched kernel for these shapes, if the ISA has one (AVX-512:
+    /// [`super::avx512q::gemm`]); false (nothing written) sends the call to
+    /// the generic tiles.
+    ///
+    /// # Safety
+    /// ISA features present.
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        _w: &[u8],
+        _rows: usize,
+        _x: &[u8],
+        _n: usize,
+        _out: &mut [f32],
+    ) -> bool {
+        false
+    }
 }
 
 /// Nibbles of 16 bytes at `p` as 32 bytes: low nibbles (elements 0..16), then high (16..32).
 #[inline(always)]
-unsafe fn nibbles(p: *const u8) -> __m256i {
+pub(super) unsafe fn nibbles(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 16 readable bytes at `p` and AVX2.
     unsafe {
         let v = _mm_loadu_si128(p as *const __m128i);
@@ -206,6 +222,20 @@ pub(crate) trait Dp {
     /// # Safety
     /// The flavour's features present.
     unsafe fn dp(src: __m256i, a: __m256i, b: __m256i) -> __m256i;
+    /// As [`IntDot::gemm_wide`].
+    ///
+    /// # Safety
+    /// The flavour's features present.
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        _w: &[u8],
+        _rows: usize,
+        _x: &[u8],
+        _n: usize,
+        _out: &mut [f32],
+    ) -> bool {
+        false
+    }
 }
 
 pub(crate) struct VexDp;
@@ -223,6 +253,17 @@ impl Dp for EvexDp {
     unsafe fn dp(src: __m256i, a: __m256i, b: __m256i) -> __m256i {
         // SAFETY: the caller guarantees AVX-512 VNNI + VL.
         unsafe { _mm256_dpbusd_epi32(src, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        w: &[u8],
+        rows: usize,
+        x: &[u8],
+        n: usize,
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2).
+        unsafe { super::avx512q::gemm::<super::avx512q::Zmm, F>(w, rows, x, n, out) }
     }
 }
 
@@ -249,6 +290,30 @@ impl Dp for EmuDp {
             let h = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo, hi));
             _mm256_add_epi32(src, h)
         }
+    }
+}
+
+/// [`EmuDp`] whose batched kernel is [`super::avx512q::gemm`] with the 512-bit
+/// operations emulated on AVX2: the AVX-512 table's logic on CPUs without it
+/// (test support, see `kernels::__x86_emulated_avx512`).
+pub(crate) struct EmuDp512;
+
+impl Dp for EmuDp512 {
+    #[inline(always)]
+    unsafe fn dp(src: __m256i, a: __m256i, b: __m256i) -> __m256i {
+        // SAFETY: the caller guarantees AVX2.
+        unsafe { EmuDp::dp(src, a, b) }
+    }
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        w: &[u8],
+        rows: usize,
+        x: &[u8],
+        n: usize,
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX2 (all the emulation uses).
+        unsafe { super::avx512q::gemm::<super::avx512q::ZmmEmu, F>(w, rows, x, n, out) }
     }
 }
 
@@ -300,6 +365,17 @@ impl<D: Dp> IntDot for VnniGen<D> {
         // SAFETY: the caller guarantees AVX.
         let z = unsafe { _mm256_setzero_si256() };
         (z, (z, z))
+    }
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        w: &[u8],
+        rows: usize,
+        x: &[u8],
+        n: usize,
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: the caller guarantees the flavour's features.
+        unsafe { D::gemm_wide::<F>(w, rows, x, n, out) }
     }
 }
 
@@ -475,6 +551,10 @@ pub(crate) unsafe fn gemm_q<I: IntDot, F: WFmt>(
     if I::MADDUBS {
         // SAFETY: MADDUBS is set only by the AVX2 body, whose features the caller has.
         return unsafe { super::avx2q::gemm::<F>(w, rows, x, n, out) };
+    }
+    // SAFETY: features by the caller (the ISA's own wide kernel, if any).
+    if unsafe { I::gemm_wide::<F>(w, rows, x, n, out) } {
+        return;
     }
     // SAFETY: features by the caller.
     unsafe { gemm_q_generic::<I, F>(w, rows, x, n, out) }

@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::{Backend, Kernels};
 
 mod avx2q;
+mod avx512q;
 mod eltwise;
 #[macro_use]
 mod common;
@@ -192,7 +193,27 @@ pub(crate) fn emulated_vnni_table() -> Option<Kernels> {
     available(Backend::Avx2).then_some(vnni_emulated::TABLE)
 }
 
-/// AVX-512 F/BW/VL + VNNI: EVEX `vpdpbusd` (32 vector registers), 512-bit float dots.
+/// The AVX-512 table's integer kernels with the 512-bit operations emulated on
+/// AVX2 (test support only; the float dots are the 256-bit ones, lane for lane
+/// the same 16 lanes as the 512-bit form).
+mod avx512_emulated {
+    use super::common::{EmuDp512, Float256, VnniGen};
+    x86_kernels!(
+        "avx2,fma,f16c",
+        VnniGen<EmuDp512>,
+        Float256,
+        crate::kernels::Backend::Avx512Vnni
+    );
+}
+
+/// The emulated-AVX-512 table when AVX2 is available (test support only).
+pub(crate) fn emulated_avx512_table() -> Option<Kernels> {
+    available(Backend::Avx2).then_some(avx512_emulated::TABLE)
+}
+
+/// AVX-512 F/BW/VL + VNNI: EVEX `vpdpbusd` (32 vector registers); prefill
+/// batches of 8 or more tokens go through the 512-bit GEMM of [`avx512q`]
+/// (tokens in lanes), the rest through the 256-bit EVEX tiles; 512-bit float dots.
 mod avx512 {
     use super::common::{Float512, Vnni512Int};
     x86_kernels!(

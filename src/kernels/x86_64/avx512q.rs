@@ -1,0 +1,551 @@
+//! AVX-512 VNNI prefill GEMM: 16 tokens side by side in the 16 i32 lanes of a
+//! 512-bit `vpdpbusd`, so no block sum ever needs a horizontal reduction.
+//!
+//! Layout (lanes = tokens):
+//! - The chunk's activations are packed once per call, per block `j` and
+//!   4-byte step `k`: one 64-byte vector holding bytes `4k..4k+4` of block `j`
+//!   of each of 16 tokens, made unsigned (`a ^ 0x80 = a + 128`, exact for every
+//!   i8, -128 included). `vpdpbusd` takes that vector as its u8 operand.
+//! - The weights are the signed operand, one dword broadcast to all lanes
+//!   (LLVM folds `set1` of a loaded dword into the instruction's `{1to16}`
+//!   memory operand). Q8_0 quants are read in place; Q4 nibbles are unpacked
+//!   per row into signed bytes (`q - 8` for Q4_0, `q` for Q4_1).
+//! - So each lane sums `(a + 128) * w` over the block: the exact `sum(a * w)`
+//!   is that minus `128 * sum(w)`, one i32 per weight block computed when the
+//!   row is prepared.
+//!
+//! Order of the float work (bit-identical to [`crate::kernels::scalar`]): block
+//! `j`'s term `sumi as f32 * (dw * dx)` (Q4_1: `+ mw * sx`) goes into lane
+//! `j % 8` in increasing `j`, then the 8 lanes are folded by halves. Here the 8
+//! lanes are run one after another (`j = l, l + 8, ...` for lane `l`), which
+//! keeps one float accumulator per row live instead of 8 and adds to each lane
+//! in the same order. Integer sums are exact (`|sum| <= 32 * 255 * 128 < 2^31`,
+//! and `< 2^24`, so the conversion to f32 is exact as in the reference).
+//!
+//! Every 512-bit operation goes through [`Wide`], with two implementations:
+//! [`Zmm`] (AVX-512 F + VNNI) and [`ZmmEmu`] (the same lane semantics on AVX2,
+//! `vpdpbusd` by widening to `vpmaddwd`), so the kernel's logic is tested
+//! against the scalar reference on CPUs without AVX-512, and the real form runs
+//! under an emulator (`tests/scripts/bochs_x86.sh`).
+
+use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
+
+use super::common::{nibbles, WFmt};
+use crate::quant::f16_to_f32;
+
+/// The 512-bit operations of [`gemm`] (16 lanes of i32 or f32).
+pub(crate) trait Wide {
+    /// 16 i32 lanes (or 64 bytes).
+    type I: Copy;
+    /// 16 f32 lanes.
+    type F: Copy;
+    /// All-zero integer lanes.
+    ///
+    /// # Safety
+    /// The implementation's features present (all methods).
+    unsafe fn izero() -> Self::I;
+    /// All-zero (+0.0) float lanes.
+    ///
+    /// # Safety
+    /// As [`Wide::izero`].
+    unsafe fn fzero() -> Self::F;
+    /// The 64 bytes at `p`.
+    ///
+    /// # Safety
+    /// 64 readable bytes at `p`, 64-byte aligned; features present.
+    unsafe fn load_i(p: *const u8) -> Self::I;
+    /// `acc + dpbusd(a, w4)`: per i32 lane `l`, `sum over b < 4 of
+    /// (a byte 4l + b as u8) * (w4 byte b as i8)`, `w4` broadcast to all lanes.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn dp_bcast(acc: Self::I, a: Self::I, w4: i32) -> Self::I;
+    /// `v - c` per i32 lane.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn sub_set1(v: Self::I, c: i32) -> Self::I;
+    /// i32 -> f32 per lane (round to nearest; exact below 2^24).
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn cvt(v: Self::I) -> Self::F;
+    /// The 16 f32 at `p`.
+    ///
+    /// # Safety
+    /// 16 readable f32 at `p`, 64-byte aligned; features present.
+    unsafe fn load_f(p: *const f32) -> Self::F;
+    /// Store 16 f32 at `p`.
+    ///
+    /// # Safety
+    /// 16 writable f32 at `p`, 64-byte aligned; features present.
+    unsafe fn store_f(p: *mut f32, v: Self::F);
+    /// `v * s` per lane (one rounded multiply).
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn mul_set1(v: Self::F, s: f32) -> Self::F;
+    /// `a * b` per lane.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn mul(a: Self::F, b: Self::F) -> Self::F;
+    /// `a + b` per lane.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
+}
+
+/// AVX-512 F + VNNI: one zmm per operation.
+pub(crate) struct Zmm;
+
+impl Wide for Zmm {
+    type I = __m512i;
+    type F = __m512;
+    #[inline(always)]
+    unsafe fn izero() -> __m512i {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_setzero_si512() }
+    }
+    #[inline(always)]
+    unsafe fn fzero() -> __m512 {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load_i(p: *const u8) -> __m512i {
+        // SAFETY: 64 aligned readable bytes and AVX-512F by the caller.
+        unsafe { _mm512_load_si512(p as *const __m512i) }
+    }
+    #[inline(always)]
+    unsafe fn dp_bcast(acc: __m512i, a: __m512i, w4: i32) -> __m512i {
+        // SAFETY: AVX-512F + VNNI by the caller.
+        unsafe { _mm512_dpbusd_epi32(acc, a, _mm512_set1_epi32(w4)) }
+    }
+    #[inline(always)]
+    unsafe fn sub_set1(v: __m512i, c: i32) -> __m512i {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_sub_epi32(v, _mm512_set1_epi32(c)) }
+    }
+    #[inline(always)]
+    unsafe fn cvt(v: __m512i) -> __m512 {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_cvtepi32_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn load_f(p: *const f32) -> __m512 {
+        // SAFETY: 16 aligned readable f32 and AVX-512F by the caller.
+        unsafe { _mm512_load_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_f(p: *mut f32, v: __m512) {
+        // SAFETY: 16 aligned writable f32 and AVX-512F by the caller.
+        unsafe { _mm512_store_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn mul_set1(v: __m512, s: f32) -> __m512 {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_mul_ps(v, _mm512_set1_ps(s)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m512, b: __m512) -> __m512 {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+}
+
+/// The same 16 lanes as two AVX2 halves (test support: runs [`gemm`]'s logic on
+/// CPUs without AVX-512).
+pub(crate) struct ZmmEmu;
+
+impl Wide for ZmmEmu {
+    type I = (__m256i, __m256i);
+    type F = (__m256, __m256);
+    #[inline(always)]
+    unsafe fn izero() -> Self::I {
+        // SAFETY: AVX by the caller.
+        unsafe { (_mm256_setzero_si256(), _mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn fzero() -> Self::F {
+        // SAFETY: AVX by the caller.
+        unsafe { (_mm256_setzero_ps(), _mm256_setzero_ps()) }
+    }
+    #[inline(always)]
+    unsafe fn load_i(p: *const u8) -> Self::I {
+        // SAFETY: 64 aligned readable bytes and AVX by the caller.
+        unsafe {
+            (
+                _mm256_load_si256(p as *const __m256i),
+                _mm256_load_si256(p.add(32) as *const __m256i),
+            )
+        }
+    }
+    #[inline(always)]
+    unsafe fn dp_bcast(acc: Self::I, a: Self::I, w4: i32) -> Self::I {
+        // SAFETY: AVX2 by the caller.
+        unsafe {
+            let b = _mm256_set1_epi32(w4);
+            (emu_dp(acc.0, a.0, b), emu_dp(acc.1, a.1, b))
+        }
+    }
+    #[inline(always)]
+    unsafe fn sub_set1(v: Self::I, c: i32) -> Self::I {
+        // SAFETY: AVX2 by the caller.
+        unsafe {
+            let c = _mm256_set1_epi32(c);
+            (_mm256_sub_epi32(v.0, c), _mm256_sub_epi32(v.1, c))
+        }
+    }
+    #[inline(always)]
+    unsafe fn cvt(v: Self::I) -> Self::F {
+        // SAFETY: AVX by the caller.
+        unsafe { (_mm256_cvtepi32_ps(v.0), _mm256_cvtepi32_ps(v.1)) }
+    }
+    #[inline(always)]
+    unsafe fn load_f(p: *const f32) -> Self::F {
+        // SAFETY: 16 aligned readable f32 and AVX by the caller.
+        unsafe { (_mm256_load_ps(p), _mm256_load_ps(p.add(8))) }
+    }
+    #[inline(always)]
+    unsafe fn store_f(p: *mut f32, v: Self::F) {
+        // SAFETY: 16 aligned writable f32 and AVX by the caller.
+        unsafe {
+            _mm256_store_ps(p, v.0);
+            _mm256_store_ps(p.add(8), v.1);
+        }
+    }
+    #[inline(always)]
+    unsafe fn mul_set1(v: Self::F, s: f32) -> Self::F {
+        // SAFETY: AVX by the caller.
+        unsafe {
+            let s = _mm256_set1_ps(s);
+            (_mm256_mul_ps(v.0, s), _mm256_mul_ps(v.1, s))
+        }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: Self::F, b: Self::F) -> Self::F {
+        // SAFETY: AVX by the caller.
+        unsafe { (_mm256_mul_ps(a.0, b.0), _mm256_mul_ps(a.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self::F, b: Self::F) -> Self::F {
+        // SAFETY: AVX by the caller.
+        unsafe { (_mm256_add_ps(a.0, b.0), _mm256_add_ps(a.1, b.1)) }
+    }
+}
+
+/// `vpdpbusd` on 8 lanes with AVX2: the u8 bytes of `a` times the i8 bytes of
+/// `b`, widened to i16 (exact), pairs summed by `vpmaddwd` (exact: |pair| <=
+/// 2 * 255 * 128), the two pairs of each dword added, plus `acc`.
+///
+/// # Safety
+/// AVX2 present.
+#[inline(always)]
+unsafe fn emu_dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
+    // SAFETY: AVX2 by the caller.
+    unsafe {
+        let lo = _mm256_madd_epi16(
+            _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a)),
+            _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b)),
+        );
+        let hi = _mm256_madd_epi16(
+            _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(a)),
+            _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(b)),
+        );
+        // hadd: [lo01 lo23 hi01 hi23 | lo45 lo67 hi45 hi67] -> lanes in order
+        let h = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo, hi));
+        _mm256_add_epi32(acc, h)
+    }
+}
+
+/// Most blocks per row [`gemm`] takes: its packed activations (512 bytes per
+/// block) and the prepared rows live on the stack (~61 KB at this bound, GPT-2's
+/// 3072-wide FFN input). Wider rows go to the 256-bit tiles.
+pub(crate) const MAX_NB: usize = 96;
+/// Fewest tokens worth a 16-lane pass (below, most lanes would be padding and
+/// the 256-bit tiles, which reduce each block horizontally, do less work).
+pub(crate) const MIN_TOKENS: usize = 8;
+/// Tokens per vector.
+const TV: usize = 16;
+/// Weight rows per pass (each activation vector loaded once for all of them).
+const RP: usize = 4;
+
+/// 64 bytes, 64-byte aligned: one packed activation vector.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct V64([u8; 64]);
+
+/// 16 f32, 64-byte aligned: one lane vector of floats.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct F16L([f32; TV]);
+
+/// `128 * sum(signed bytes)` of the 32 bytes at `p`, with `vpsadbw` on the bytes
+/// made unsigned (each u64 lane sums 8 of `b + 128`).
+///
+/// # Safety
+/// 32 readable bytes at `p`; AVX2 present.
+#[inline(always)]
+unsafe fn corr32(p: *const u8) -> i32 {
+    // SAFETY: the read is covered by the caller's contract; AVX2 present.
+    unsafe {
+        let v = _mm256_xor_si256(
+            _mm256_loadu_si256(p as *const __m256i),
+            _mm256_set1_epi8(-128),
+        );
+        let s = _mm256_sad_epu8(v, _mm256_setzero_si256());
+        let s = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
+        let s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
+        // sum(b + 128) <= 32 * 255: fits; minus 32 * 128 gives sum(b).
+        128 * (_mm_cvtsi128_si32(s) - 32 * 128)
+    }
+}
+
+/// One prepared weight row: where block `j`'s 32 signed bytes start
+/// (`q + j * qs`), its correction `128 * sum` and its scales.
+struct Prepared {
+    q: *const u8,
+    qs: usize,
+    wc: [i32; MAX_NB],
+    dw: [f32; MAX_NB],
+    mw: [f32; MAX_NB],
+}
+
+/// `out[r * n + t] = dot(w row r, x row t)` for `n` tokens of `nb` blocks
+/// (see the module docs). Returns false, writing nothing, for shapes it does
+/// not take (`nb` of 0 or above [`MAX_NB`], fewer than [`MIN_TOKENS`] tokens,
+/// or lengths that do not match); the caller then uses another kernel.
+///
+/// # Safety
+/// `Z`'s features and AVX2 present.
+#[inline(always)]
+pub(crate) unsafe fn gemm<Z: Wide, F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    n: usize,
+    out: &mut [f32],
+) -> bool {
+    if rows == 0 || n < MIN_TOKENS || !x.len().is_multiple_of(n * F::AB) {
+        return false;
+    }
+    let nb = x.len() / (n * F::AB);
+    let (rb, xb) = (nb * F::WB, nb * F::AB);
+    if nb == 0 || nb > MAX_NB || w.len() != rows * rb || out.len() < rows * n {
+        return false;
+    }
+    let mut xa = [V64([0x80; 64]); MAX_NB * 8];
+    let mut dx = [F16L([0.0; TV]); MAX_NB];
+    let mut sx = [F16L([0.0; TV]); MAX_NB];
+    let mut wq = [const { MaybeUninit::<[u8; 32]>::uninit() }; RP * MAX_NB];
+    let mut t0 = 0;
+    while t0 < n {
+        let tn = TV.min(n - t0);
+        pack::<F>(x, xb, t0, tn, nb, &mut xa, &mut dx, &mut sx);
+        let mut r0 = 0;
+        while r0 < rows {
+            let rn = RP.min(rows - r0);
+            // SAFETY: rows r0..r0 + rn < rows hold nb blocks each (checked
+            // above), `out` holds rows * n values, `xa`/`dx`/`sx` were packed
+            // for nb blocks; features by the caller.
+            unsafe {
+                match rn {
+                    4 => pass::<Z, F, 4>(w, rb, r0, nb, &xa, &dx, &sx, &mut wq, out, n, t0, tn),
+                    3 => pass::<Z, F, 3>(w, rb, r0, nb, &xa, &dx, &sx, &mut wq, out, n, t0, tn),
+                    2 => pass::<Z, F, 2>(w, rb, r0, nb, &xa, &dx, &sx, &mut wq, out, n, t0, tn),
+                    _ => pass::<Z, F, 1>(w, rb, r0, nb, &xa, &dx, &sx, &mut wq, out, n, t0, tn),
+                }
+            }
+            r0 += rn;
+        }
+        t0 += tn;
+    }
+    true
+}
+
+/// Pack tokens `t0 .. t0 + tn` (tn <= 16) of `x` (rows of `xb` bytes, `nb`
+/// blocks): `xa[j * 8 + k]` byte `4 * t + b` = quant `4 * k + b` of token `t`'s
+/// block `j`, plus 128; `dx[j][t]` (and `sx`) its scales as f32. Lanes
+/// `t >= tn` hold a = 0 and scale 0.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn pack<F: WFmt>(
+    x: &[u8],
+    xb: usize,
+    t0: usize,
+    tn: usize,
+    nb: usize,
+    xa: &mut [V64],
+    dx: &mut [F16L],
+    sx: &mut [F16L],
+) {
+    let h = |b: &[u8], i: usize| match b.get(i..i + 2) {
+        Some(&[lo, hi]) => f16_to_f32(u16::from_le_bytes([lo, hi])),
+        _ => 0.0,
+    };
+    for t in 0..TV {
+        let row = if t < tn {
+            x.get((t0 + t) * xb..(t0 + t + 1) * xb)
+        } else {
+            None
+        };
+        let blocks = xa.chunks_exact_mut(8).zip(dx.iter_mut().zip(sx.iter_mut()));
+        for (j, (vj, (dj, sj))) in blocks.take(nb).enumerate() {
+            let blk = row.and_then(|r| r.get(j * F::AB..(j + 1) * F::AB));
+            let qs = blk.and_then(|b| b.get(F::AOFF..F::AOFF + 32));
+            for (k, v) in vj.iter_mut().enumerate() {
+                let src = qs.and_then(|q| q.get(4 * k..4 * k + 4));
+                if let (Some(dst), Some(src)) = (v.0.get_mut(4 * t..4 * t + 4), src) {
+                    for (d, &s) in dst.iter_mut().zip(src) {
+                        *d = s ^ 0x80;
+                    }
+                } else if let Some(dst) = v.0.get_mut(4 * t..4 * t + 4) {
+                    dst.fill(0x80);
+                }
+            }
+            let (d, s) = blk.map_or((0.0, 0.0), |b| (h(b, 0), h(b, 2)));
+            if let Some(v) = dj.0.get_mut(t) {
+                *v = d;
+            }
+            if F::HAS_M {
+                if let Some(v) = sj.0.get_mut(t) {
+                    *v = s;
+                }
+            }
+        }
+    }
+}
+
+/// Rows `r0 .. r0 + RR` against the packed tokens: prepare each row, run the 8
+/// lanes one after another, fold, store the `tn` real tokens.
+///
+/// # Safety
+/// Rows `r0 .. r0 + RR` of `w` (rows of `rb = nb * F::WB` bytes) exist, `nb <=
+/// MAX_NB`, `xa`, `dx`, `sx` hold the packed tokens for `nb` blocks, `out` holds
+/// rows `r0 .. r0 + RR` of `n` values; `Z`'s features and AVX2 present.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+#[allow(clippy::needless_range_loop)]
+// r, l index several arrays at once
+// INDEXING: r < RR, l < 8 index arrays of those const lengths.
+#[allow(clippy::indexing_slicing)]
+unsafe fn pass<Z: Wide, F: WFmt, const RR: usize>(
+    w: &[u8],
+    rb: usize,
+    r0: usize,
+    nb: usize,
+    xa: &[V64],
+    dx: &[F16L],
+    sx: &[F16L],
+    wq: &mut [MaybeUninit<[u8; 32]>],
+    out: &mut [f32],
+    n: usize,
+    t0: usize,
+    tn: usize,
+) {
+    // SAFETY: row r0 + r (r < RR) spans w[(r0 + r) * rb ..][..rb] by the caller;
+    // block j < nb of it starts j * WB bytes in, its quants QOFF further (32
+    // bytes, or 16 nibble bytes); the prepared bytes of row r, block j are
+    // wq[r * MAX_NB + j] (written below before any read; j < nb <= MAX_NB);
+    // xa[j * 8 + k] (k < 8), dx[j], sx[j] exist for j < nb by the caller (all
+    // 64-byte aligned by their types). Features by the caller.
+    unsafe {
+        let h = |p: *const u8| f16_to_f32(core::ptr::read_unaligned(p as *const u16));
+        let mut prep = [const {
+            Prepared {
+                q: core::ptr::null(),
+                qs: 0,
+                wc: [0; MAX_NB],
+                dw: [0.0; MAX_NB],
+                mw: [0.0; MAX_NB],
+            }
+        }; RR];
+        let wqp = wq.as_mut_ptr() as *mut [u8; 32];
+        for (r, p) in prep.iter_mut().enumerate() {
+            let wr = w.as_ptr().add((r0 + r) * rb);
+            if F::Q4 {
+                let dst = wqp.add(r * MAX_NB);
+                for j in 0..nb {
+                    let mut v = nibbles(wr.add(j * F::WB + F::QOFF));
+                    if F::NIB_OFFSET != 0 {
+                        v = _mm256_sub_epi8(v, _mm256_set1_epi8(F::NIB_OFFSET as i8));
+                    }
+                    _mm256_storeu_si256(dst.add(j) as *mut __m256i, v);
+                }
+                (p.q, p.qs) = (dst as *const u8, 32);
+            } else {
+                (p.q, p.qs) = (wr.add(F::QOFF), F::WB);
+            }
+            for j in 0..nb {
+                p.wc[j] = corr32(p.q.add(j * p.qs));
+                let b = wr.add(j * F::WB);
+                p.dw[j] = h(b);
+                if F::HAS_M {
+                    p.mw[j] = h(b.add(2));
+                }
+            }
+        }
+        let xv = xa.as_ptr() as *const u8;
+        let mut lanes = [[Z::fzero(); 8]; RR];
+        for l in 0..8 {
+            let mut acc = [Z::fzero(); RR];
+            let mut j = l;
+            while j < nb {
+                let mut s = [Z::izero(); RR];
+                for k in 0..8 {
+                    let a = Z::load_i(xv.add((j * 8 + k) * 64));
+                    for r in 0..RR {
+                        let w4 = core::ptr::read_unaligned(
+                            prep[r].q.add(j * prep[r].qs + 4 * k) as *const i32
+                        );
+                        s[r] = Z::dp_bcast(s[r], a, w4);
+                    }
+                }
+                let dxv = Z::load_f(dx.as_ptr().add(j) as *const f32);
+                for r in 0..RR {
+                    let p = &prep[r];
+                    // (sumi as f32) * (dw * dx), as the reference (a product
+                    // of two values rounds the same in either order).
+                    let mut term = Z::mul(
+                        Z::cvt(Z::sub_set1(s[r], p.wc[j])),
+                        Z::mul_set1(dxv, p.dw[j]),
+                    );
+                    if F::HAS_M {
+                        let sxv = Z::load_f(sx.as_ptr().add(j) as *const f32);
+                        term = Z::add(term, Z::mul_set1(sxv, p.mw[j]));
+                    }
+                    acc[r] = Z::add(acc[r], term);
+                }
+                j += 8;
+            }
+            for r in 0..RR {
+                lanes[r][l] = acc[r];
+            }
+        }
+        for r in 0..RR {
+            // fold_lanes: lane i += lane i + 4, then + lane i + 2, then + lane i + 1.
+            let [v0, v1, v2, v3, v4, v5, v6, v7] = lanes[r];
+            let (v0, v1, v2, v3) = (
+                Z::add(v0, v4),
+                Z::add(v1, v5),
+                Z::add(v2, v6),
+                Z::add(v3, v7),
+            );
+            let (v0, v1) = (Z::add(v0, v2), Z::add(v1, v3));
+            let mut o = F16L([0.0; TV]);
+            Z::store_f(o.0.as_mut_ptr(), Z::add(v0, v1));
+            let at = (r0 + r) * n + t0;
+            if let (Some(dst), Some(src)) = (out.get_mut(at..at + tn), o.0.get(..tn)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+}
