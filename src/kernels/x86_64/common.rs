@@ -138,7 +138,7 @@ pub(crate) trait IntDot {
     /// ISA features present.
     unsafe fn zero() -> (Self::W, Self::A);
     /// A wider batched kernel for these shapes, if the ISA has one (AVX-512:
-    /// [`super::avx512q::gemm`]); false (nothing written) sends the call to
+    /// [`super::vnniq::gemm`]); false (nothing written) sends the call to
     /// the generic tiles.
     ///
     /// # Safety
@@ -247,6 +247,17 @@ impl Dp for VexDp {
         // SAFETY: the caller guarantees AVX-VNNI.
         unsafe { _mm256_dpbusd_avx_epi32(src, a, b) }
     }
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        w: &[u8],
+        rows: usize,
+        x: &[u8],
+        n: usize,
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX-VNNI (and AVX2).
+        unsafe { super::vnniq::gemm::<super::vnniq::Ymm<Self>, F>(w, rows, x, n, out) }
+    }
 }
 impl Dp for EvexDp {
     #[inline(always)]
@@ -263,7 +274,7 @@ impl Dp for EvexDp {
         out: &mut [f32],
     ) -> bool {
         // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2).
-        unsafe { super::avx512q::gemm::<super::avx512q::Zmm, F>(w, rows, x, n, out) }
+        unsafe { super::vnniq::gemm::<super::vnniq::Zmm, F>(w, rows, x, n, out) }
     }
 }
 
@@ -291,9 +302,20 @@ impl Dp for EmuDp {
             _mm256_add_epi32(src, h)
         }
     }
+    #[inline(always)]
+    unsafe fn gemm_wide<F: WFmt>(
+        w: &[u8],
+        rows: usize,
+        x: &[u8],
+        n: usize,
+        out: &mut [f32],
+    ) -> bool {
+        // SAFETY: the caller guarantees AVX2 (all the emulation uses).
+        unsafe { super::vnniq::gemm::<super::vnniq::Ymm<Self>, F>(w, rows, x, n, out) }
+    }
 }
 
-/// [`EmuDp`] whose batched kernel is [`super::avx512q::gemm`] with the 512-bit
+/// [`EmuDp`] whose batched kernel is [`super::vnniq::gemm`] with the 512-bit
 /// operations emulated on AVX2: the AVX-512 table's logic on CPUs without it
 /// (test support, see `kernels::__x86_emulated_avx512`).
 pub(crate) struct EmuDp512;
@@ -313,7 +335,7 @@ impl Dp for EmuDp512 {
         out: &mut [f32],
     ) -> bool {
         // SAFETY: the caller guarantees AVX2 (all the emulation uses).
-        unsafe { super::avx512q::gemm::<super::avx512q::ZmmEmu, F>(w, rows, x, n, out) }
+        unsafe { super::vnniq::gemm::<super::vnniq::ZmmEmu, F>(w, rows, x, n, out) }
     }
 }
 

@@ -28,8 +28,8 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::{Backend, Kernels};
 
 mod avx2q;
-mod avx512q;
 mod eltwise;
+mod vnniq;
 #[macro_use]
 mod common;
 
@@ -166,7 +166,8 @@ mod avx2 {
     );
 }
 
-/// AVX-VNNI: VEX-encoded 256-bit `vpdpbusd`.
+/// AVX-VNNI: VEX-encoded 256-bit `vpdpbusd`; prefill batches of 4 or more
+/// tokens go through the tokens-in-lanes GEMM of [`vnniq`] (8 lanes).
 mod avxvnni {
     use super::common::{Float256, VnniInt};
     x86_kernels!(
@@ -212,8 +213,8 @@ pub(crate) fn emulated_avx512_table() -> Option<Kernels> {
 }
 
 /// AVX-512 F/BW/VL + VNNI: EVEX `vpdpbusd` (32 vector registers); prefill
-/// batches of 8 or more tokens go through the 512-bit GEMM of [`avx512q`]
-/// (tokens in lanes), the rest through the 256-bit EVEX tiles; 512-bit float dots.
+/// batches of 8 or more tokens go through the 512-bit tokens-in-lanes GEMM of
+/// [`vnniq`] (16 lanes), the rest through the 256-bit EVEX tiles; 512-bit float dots.
 mod avx512 {
     use super::common::{Float512, Vnni512Int};
     x86_kernels!(

@@ -1,15 +1,16 @@
-//! AVX-512 VNNI prefill GEMM: 16 tokens side by side in the 16 i32 lanes of a
-//! 512-bit `vpdpbusd`, so no block sum ever needs a horizontal reduction.
+//! The VNNI prefill GEMM: tokens side by side in the i32 lanes of `vpdpbusd`
+//! (16 in a zmm with AVX-512 VNNI, 8 in a ymm with AVX-VNNI), so no block sum
+//! ever needs a horizontal reduction.
 //!
-//! Layout (lanes = tokens):
+//! Layout (lanes = tokens; `L` lanes):
 //! - The chunk's activations are packed once per call, per block `j` and
-//!   4-byte step `k`: one 64-byte vector holding bytes `4k..4k+4` of block `j`
-//!   of each of 16 tokens, made unsigned (`a ^ 0x80 = a + 128`, exact for every
-//!   i8, -128 included). `vpdpbusd` takes that vector as its u8 operand.
+//!   4-byte step `k`: one vector holding bytes `4k..4k+4` of block `j` of each
+//!   of `L` tokens, made unsigned (`a ^ 0x80 = a + 128`, exact for every i8,
+//!   -128 included). `vpdpbusd` takes that vector as its u8 operand.
 //! - The weights are the signed operand, one dword broadcast to all lanes
-//!   (LLVM folds `set1` of a loaded dword into the instruction's `{1to16}`
-//!   memory operand). Q8_0 quants are read in place; Q4 nibbles are unpacked
-//!   per row into signed bytes (`q - 8` for Q4_0, `q` for Q4_1).
+//!   (with AVX-512, LLVM folds `set1` of a loaded dword into the instruction's
+//!   `{1to16}` memory operand). Q8_0 quants are read in place; Q4 nibbles are
+//!   unpacked per row into signed bytes (`q - 8` for Q4_0, `q` for Q4_1).
 //! - So each lane sums `(a + 128) * w` over the block: the exact `sum(a * w)`
 //!   is that minus `128 * sum(w)`, one i32 per weight block computed when the
 //!   row is prepared.
@@ -22,23 +23,28 @@
 //! in the same order. Integer sums are exact (`|sum| <= 32 * 255 * 128 < 2^31`,
 //! and `< 2^24`, so the conversion to f32 is exact as in the reference).
 //!
-//! Every 512-bit operation goes through [`Wide`], with two implementations:
-//! [`Zmm`] (AVX-512 F + VNNI) and [`ZmmEmu`] (the same lane semantics on AVX2,
-//! `vpdpbusd` by widening to `vpmaddwd`), so the kernel's logic is tested
-//! against the scalar reference on CPUs without AVX-512, and the real form runs
-//! under an emulator (`tests/scripts/bochs_x86.sh`).
+//! Every vector operation goes through [`Wide`]: [`Zmm`] (AVX-512 F + VNNI,
+//! 16 lanes), [`Ymm`] over a [`Dp`] (AVX-VNNI, 8 lanes) and [`ZmmEmu`] (16
+//! lanes as two AVX2 halves). With [`EmuDp`] (`vpdpbusd` by widening to
+//! `vpmaddwd`), both forms' logic is tested against the scalar reference on
+//! CPUs without VNNI, and the real forms run under an emulator
+//! (`tests/scripts/bochs_x86.sh`).
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::common::{nibbles, WFmt};
+#[cfg(doc)]
+use super::common::EmuDp;
+use super::common::{nibbles, Dp, WFmt};
 use crate::quant::f16_to_f32;
 
-/// The 512-bit operations of [`gemm`] (16 lanes of i32 or f32).
+/// The vector operations of [`gemm`] on `LANES` lanes of i32 or f32.
 pub(crate) trait Wide {
-    /// 16 i32 lanes (or 64 bytes).
+    /// Lanes (tokens) per vector: 16 or 8.
+    const LANES: usize;
+    /// `LANES` i32 lanes (or `4 * LANES` bytes).
     type I: Copy;
-    /// 16 f32 lanes.
+    /// `LANES` f32 lanes.
     type F: Copy;
     /// All-zero integer lanes.
     ///
@@ -50,10 +56,10 @@ pub(crate) trait Wide {
     /// # Safety
     /// As [`Wide::izero`].
     unsafe fn fzero() -> Self::F;
-    /// The 64 bytes at `p`.
+    /// The `4 * LANES` bytes at `p`.
     ///
     /// # Safety
-    /// 64 readable bytes at `p`, 64-byte aligned; features present.
+    /// `4 * LANES` readable bytes at `p`, 64-byte aligned; features present.
     unsafe fn load_i(p: *const u8) -> Self::I;
     /// `acc + dpbusd(a, w4)`: per i32 lane `l`, `sum over b < 4 of
     /// (a byte 4l + b as u8) * (w4 byte b as i8)`, `w4` broadcast to all lanes.
@@ -71,15 +77,15 @@ pub(crate) trait Wide {
     /// # Safety
     /// Features present.
     unsafe fn cvt(v: Self::I) -> Self::F;
-    /// The 16 f32 at `p`.
+    /// The `LANES` f32 at `p`.
     ///
     /// # Safety
-    /// 16 readable f32 at `p`, 64-byte aligned; features present.
+    /// `LANES` readable f32 at `p`, 64-byte aligned; features present.
     unsafe fn load_f(p: *const f32) -> Self::F;
-    /// Store 16 f32 at `p`.
+    /// Store `LANES` f32 at `p`.
     ///
     /// # Safety
-    /// 16 writable f32 at `p`, 64-byte aligned; features present.
+    /// `LANES` writable f32 at `p`, 64-byte aligned; features present.
     unsafe fn store_f(p: *mut f32, v: Self::F);
     /// `v * s` per lane (one rounded multiply).
     ///
@@ -102,6 +108,7 @@ pub(crate) trait Wide {
 pub(crate) struct Zmm;
 
 impl Wide for Zmm {
+    const LANES: usize = 16;
     type I = __m512i;
     type F = __m512;
     #[inline(always)]
@@ -166,6 +173,7 @@ impl Wide for Zmm {
 pub(crate) struct ZmmEmu;
 
 impl Wide for ZmmEmu {
+    const LANES: usize = 16;
     type I = (__m256i, __m256i);
     type F = (__m256, __m256);
     #[inline(always)]
@@ -242,6 +250,70 @@ impl Wide for ZmmEmu {
     }
 }
 
+/// 8 lanes in a ymm, `vpdpbusd` by `D` (AVX-VNNI's VEX form, or [`EmuDp`]).
+pub(crate) struct Ymm<D>(core::marker::PhantomData<D>);
+
+impl<D: Dp> Wide for Ymm<D> {
+    const LANES: usize = 8;
+    type I = __m256i;
+    type F = __m256;
+    #[inline(always)]
+    unsafe fn izero() -> __m256i {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_setzero_si256() }
+    }
+    #[inline(always)]
+    unsafe fn fzero() -> __m256 {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    unsafe fn load_i(p: *const u8) -> __m256i {
+        // SAFETY: 32 aligned readable bytes and AVX by the caller.
+        unsafe { _mm256_load_si256(p as *const __m256i) }
+    }
+    #[inline(always)]
+    unsafe fn dp_bcast(acc: __m256i, a: __m256i, w4: i32) -> __m256i {
+        // SAFETY: D's features by the caller.
+        unsafe { D::dp(acc, a, _mm256_set1_epi32(w4)) }
+    }
+    #[inline(always)]
+    unsafe fn sub_set1(v: __m256i, c: i32) -> __m256i {
+        // SAFETY: AVX2 by the caller.
+        unsafe { _mm256_sub_epi32(v, _mm256_set1_epi32(c)) }
+    }
+    #[inline(always)]
+    unsafe fn cvt(v: __m256i) -> __m256 {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_cvtepi32_ps(v) }
+    }
+    #[inline(always)]
+    unsafe fn load_f(p: *const f32) -> __m256 {
+        // SAFETY: 8 aligned readable f32 and AVX by the caller.
+        unsafe { _mm256_load_ps(p) }
+    }
+    #[inline(always)]
+    unsafe fn store_f(p: *mut f32, v: __m256) {
+        // SAFETY: 8 aligned writable f32 and AVX by the caller.
+        unsafe { _mm256_store_ps(p, v) }
+    }
+    #[inline(always)]
+    unsafe fn mul_set1(v: __m256, s: f32) -> __m256 {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_mul_ps(v, _mm256_set1_ps(s)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_mul_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn add(a: __m256, b: __m256) -> __m256 {
+        // SAFETY: AVX by the caller.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+}
+
 /// `vpdpbusd` on 8 lanes with AVX2: the u8 bytes of `a` times the i8 bytes of
 /// `b`, widened to i16 (exact), pairs summed by `vpmaddwd` (exact: |pair| <=
 /// 2 * 255 * 128), the two pairs of each dword added, plus `acc`.
@@ -267,23 +339,20 @@ unsafe fn emu_dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
 }
 
 /// Most blocks per row [`gemm`] takes: its packed activations (512 bytes per
-/// block) and the prepared rows live on the stack (~61 KB at this bound, GPT-2's
-/// 3072-wide FFN input). Wider rows go to the 256-bit tiles.
+/// block) and the prepared rows live on the stack (~75 KB at this bound, GPT-2's
+/// 3072-wide FFN input). Wider rows go to the generic tiles.
 pub(crate) const MAX_NB: usize = 96;
-/// Fewest tokens worth a 16-lane pass (below, most lanes would be padding and
-/// the 256-bit tiles, which reduce each block horizontally, do less work).
-pub(crate) const MIN_TOKENS: usize = 8;
-/// Tokens per vector.
+/// Most tokens per vector (the buffers are sized for it).
 const TV: usize = 16;
 /// Weight rows per pass (each activation vector loaded once for all of them).
 const RP: usize = 4;
 
-/// 64 bytes, 64-byte aligned: one packed activation vector.
+/// 64 bytes, 64-byte aligned: one packed activation vector (its first `4 * LANES`).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct V64([u8; 64]);
 
-/// 16 f32, 64-byte aligned: one lane vector of floats.
+/// 16 f32, 64-byte aligned: one lane vector of floats (its first `LANES`).
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 struct F16L([f32; TV]);
@@ -321,8 +390,10 @@ struct Prepared {
 
 /// `out[r * n + t] = dot(w row r, x row t)` for `n` tokens of `nb` blocks
 /// (see the module docs). Returns false, writing nothing, for shapes it does
-/// not take (`nb` of 0 or above [`MAX_NB`], fewer than [`MIN_TOKENS`] tokens,
-/// or lengths that do not match); the caller then uses another kernel.
+/// not take (`nb` of 0 or above [`MAX_NB`], fewer than half a vector of
+/// tokens, where most lanes would be padding and the generic tiles, which
+/// reduce each block horizontally, do less work; or lengths that do not
+/// match); the caller then uses another kernel.
 ///
 /// # Safety
 /// `Z`'s features and AVX2 present.
@@ -334,7 +405,7 @@ pub(crate) unsafe fn gemm<Z: Wide, F: WFmt>(
     n: usize,
     out: &mut [f32],
 ) -> bool {
-    if rows == 0 || n < MIN_TOKENS || !x.len().is_multiple_of(n * F::AB) {
+    if rows == 0 || n < Z::LANES / 2 || Z::LANES > TV || !x.len().is_multiple_of(n * F::AB) {
         return false;
     }
     let nb = x.len() / (n * F::AB);
@@ -348,8 +419,8 @@ pub(crate) unsafe fn gemm<Z: Wide, F: WFmt>(
     let mut wq = [const { MaybeUninit::<[u8; 32]>::uninit() }; RP * MAX_NB];
     let mut t0 = 0;
     while t0 < n {
-        let tn = TV.min(n - t0);
-        pack::<F>(x, xb, t0, tn, nb, &mut xa, &mut dx, &mut sx);
+        let tn = Z::LANES.min(n - t0);
+        pack::<F>(x, xb, t0, tn, Z::LANES, nb, &mut xa, &mut dx, &mut sx);
         let mut r0 = 0;
         while r0 < rows {
             let rn = RP.min(rows - r0);
@@ -371,10 +442,10 @@ pub(crate) unsafe fn gemm<Z: Wide, F: WFmt>(
     true
 }
 
-/// Pack tokens `t0 .. t0 + tn` (tn <= 16) of `x` (rows of `xb` bytes, `nb`
-/// blocks): `xa[j * 8 + k]` byte `4 * t + b` = quant `4 * k + b` of token `t`'s
-/// block `j`, plus 128; `dx[j][t]` (and `sx`) its scales as f32. Lanes
-/// `t >= tn` hold a = 0 and scale 0.
+/// Pack tokens `t0 .. t0 + tn` (tn <= lanes <= 16) of `x` (rows of `xb`
+/// bytes, `nb` blocks): `xa[j * 8 + k]` byte `4 * t + b` = quant `4 * k + b` of
+/// token `t`'s block `j`, plus 128; `dx[j][t]` (and `sx`) its scales as f32.
+/// Lanes `tn <= t < lanes` hold a = 0 and scale 0.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn pack<F: WFmt>(
@@ -382,6 +453,7 @@ fn pack<F: WFmt>(
     xb: usize,
     t0: usize,
     tn: usize,
+    lanes: usize,
     nb: usize,
     xa: &mut [V64],
     dx: &mut [F16L],
@@ -391,7 +463,7 @@ fn pack<F: WFmt>(
         Some(&[lo, hi]) => f16_to_f32(u16::from_le_bytes([lo, hi])),
         _ => 0.0,
     };
-    for t in 0..TV {
+    for t in 0..lanes {
         let row = if t < tn {
             x.get((t0 + t) * xb..(t0 + t + 1) * xb)
         } else {
