@@ -598,6 +598,10 @@ fn batched_kernels_match_single_row_dots() {
                 (3, 16, 3104),
                 (6, 24, 160),
                 (7, 17, 1056),
+                // the AVX-512 decode (two blocks per vector): 512 blocks (its
+                // widest) and 513 (above: the 16416 case), a partial last group
+                (2, 1, 16384),
+                (5, 1, 1120),
             ]
         };
         // `raw`: arbitrary activation bytes (-128 included), which the quantizer

@@ -153,6 +153,15 @@ pub(crate) trait IntDot {
     ) -> bool {
         false
     }
+    /// A wider single-row dot for these shapes, if the ISA has one (AVX-512:
+    /// [`super::vnniq::dot`]); None sends the call to the generic tile.
+    ///
+    /// # Safety
+    /// ISA features present.
+    #[inline(always)]
+    unsafe fn dot_wide<F: WFmt>(_w: &[u8], _x: &[u8]) -> Option<f32> {
+        None
+    }
 }
 
 /// Nibbles of 16 bytes at `p` as 32 bytes: low nibbles (elements 0..16), then high (16..32).
@@ -236,6 +245,15 @@ pub(crate) trait Dp {
     ) -> bool {
         false
     }
+    /// A wider single-row dot for these shapes, if the ISA has one (AVX-512:
+    /// [`super::vnniq::dot`]); None sends the call to the generic tile.
+    ///
+    /// # Safety
+    /// ISA features present.
+    #[inline(always)]
+    unsafe fn dot_wide<F: WFmt>(_w: &[u8], _x: &[u8]) -> Option<f32> {
+        None
+    }
 }
 
 pub(crate) struct VexDp;
@@ -275,6 +293,11 @@ impl Dp for EvexDp {
     ) -> bool {
         // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2).
         unsafe { super::vnniq::gemm::<super::vnniq::Zmm, F>(w, rows, x, n, out) }
+    }
+    #[inline(always)]
+    unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+        // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2 + F16C).
+        unsafe { super::vnniq::dot::<super::vnniq::Zmm, F>(w, x) }
     }
 }
 
@@ -337,6 +360,11 @@ impl Dp for EmuDp512 {
         // SAFETY: the caller guarantees AVX2 (all the emulation uses).
         unsafe { super::vnniq::gemm::<super::vnniq::ZmmEmu, F>(w, rows, x, n, out) }
     }
+    #[inline(always)]
+    unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+        // SAFETY: the caller guarantees AVX2 + F16C (all the emulation uses).
+        unsafe { super::vnniq::dot::<super::vnniq::ZmmEmu, F>(w, x) }
+    }
 }
 
 /// VNNI: weights made unsigned (`u = w + 128` for Q8_0, the raw nibble for Q4),
@@ -398,6 +426,11 @@ impl<D: Dp> IntDot for VnniGen<D> {
     ) -> bool {
         // SAFETY: the caller guarantees the flavour's features.
         unsafe { D::gemm_wide::<F>(w, rows, x, n, out) }
+    }
+    #[inline(always)]
+    unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+        // SAFETY: the caller guarantees the flavour's features.
+        unsafe { D::dot_wide::<F>(w, x) }
     }
 }
 
@@ -538,6 +571,10 @@ pub(crate) unsafe fn dot_q<I: IntDot, F: WFmt>(w: &[u8], x: &[u8]) -> f32 {
     if I::MADDUBS {
         // SAFETY: MADDUBS is set only by the AVX2 body, whose features the caller has.
         return unsafe { super::avx2q::dot::<F>(w, x) };
+    }
+    // SAFETY: features by the caller (the ISA's own wide kernel, if any).
+    if let Some(v) = unsafe { I::dot_wide::<F>(w, x) } {
+        return v;
     }
     // SAFETY: features by the caller.
     unsafe { dot_q_generic::<I, F>(w, x) }

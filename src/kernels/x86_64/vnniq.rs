@@ -35,7 +35,8 @@ use core::mem::MaybeUninit;
 
 #[cfg(doc)]
 use super::common::EmuDp;
-use super::common::{nibbles, Dp, WFmt};
+use super::common::{block_term, nibbles, scales8, Dp, WFmt};
+use crate::kernels::scalar::fold_lanes;
 use crate::quant::f16_to_f32;
 
 /// The vector operations of [`gemm`] on `LANES` lanes of i32 or f32.
@@ -102,6 +103,41 @@ pub(crate) trait Wide {
     /// # Safety
     /// Features present.
     unsafe fn add(a: Self::F, b: Self::F) -> Self::F;
+    /// One token (decode): [`decode`] where the vector holds two blocks
+    /// ([`Pair`]); false (nothing written) leaves it to the generic tiles.
+    ///
+    /// # Safety
+    /// Features present.
+    #[inline(always)]
+    unsafe fn decode_hook<F: WFmt>(_w: &[u8], _rows: usize, _x: &[u8], _out: &mut [f32]) -> bool {
+        false
+    }
+}
+
+/// The operations of [`decode`]: a 512-bit vector as two 32-byte blocks, and
+/// the horizontal reduction of 8 blocks' lanes to their 8 sums.
+pub(crate) trait Pair: Wide {
+    /// `[lo | hi]`: block `j` in the low 256 bits, block `j + 4` in the high.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn pair(lo: __m256i, hi: __m256i) -> Self::I;
+    /// Every byte xor 0x80 (i8 `w` -> u8 `w + 128`).
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn flip(v: Self::I) -> Self::I;
+    /// `acc + dpbusd(u, a)`: per i32 lane, the 4 products of u8 `u` and i8 `a`.
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn dp(acc: Self::I, u: Self::I, a: Self::I) -> Self::I;
+    /// 4 vectors holding blocks `(i, i + 4)`, `i < 4`, 8 i32 lanes per block ->
+    /// the 8 block sums in block order (integer adds: exact).
+    ///
+    /// # Safety
+    /// Features present.
+    unsafe fn reduce4(v: [Self::I; 4]) -> __m256i;
 }
 
 /// AVX-512 F + VNNI: one zmm per operation.
@@ -165,6 +201,45 @@ impl Wide for Zmm {
     unsafe fn add(a: __m512, b: __m512) -> __m512 {
         // SAFETY: AVX-512F by the caller.
         unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    unsafe fn decode_hook<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32]) -> bool {
+        // SAFETY: features by the caller.
+        unsafe { decode::<Self, F>(w, rows, x, out) }
+    }
+}
+
+impl Pair for Zmm {
+    #[inline(always)]
+    unsafe fn pair(lo: __m256i, hi: __m256i) -> __m512i {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi) }
+    }
+    #[inline(always)]
+    unsafe fn flip(v: __m512i) -> __m512i {
+        // SAFETY: AVX-512F by the caller.
+        unsafe { _mm512_xor_si512(v, _mm512_set1_epi8(-128)) }
+    }
+    #[inline(always)]
+    unsafe fn dp(acc: __m512i, u: __m512i, a: __m512i) -> __m512i {
+        // SAFETY: AVX-512F + VNNI by the caller.
+        unsafe { _mm512_dpbusd_epi32(acc, u, a) }
+    }
+    #[inline(always)]
+    unsafe fn reduce4(v: [__m512i; 4]) -> __m256i {
+        // SAFETY: AVX-512F + AVX2 by the caller.
+        unsafe {
+            let [a, b, c, d] = v;
+            // Per 128-bit lane L: [a0+a2, b0+b2, a1+a3, b1+b3], then
+            // [sum a_L, sum b_L, sum c_L, sum d_L].
+            let t = _mm512_add_epi32(_mm512_unpacklo_epi32(a, b), _mm512_unpackhi_epi32(a, b));
+            let u = _mm512_add_epi32(_mm512_unpacklo_epi32(c, d), _mm512_unpackhi_epi32(c, d));
+            let v = _mm512_add_epi32(_mm512_unpacklo_epi64(t, u), _mm512_unpackhi_epi64(t, u));
+            // Lanes 0, 1 hold blocks 0..4, lanes 2, 3 blocks 4..8: [L0, L2, L1, L3],
+            // then [L0 + L1 | L2 + L3].
+            let x = _mm512_shuffle_i64x2::<0b11_01_10_00>(v, v);
+            _mm256_add_epi32(_mm512_castsi512_si256(x), _mm512_extracti64x4_epi64::<1>(x))
+        }
     }
 }
 
@@ -247,6 +322,51 @@ impl Wide for ZmmEmu {
     unsafe fn add(a: Self::F, b: Self::F) -> Self::F {
         // SAFETY: AVX by the caller.
         unsafe { (_mm256_add_ps(a.0, b.0), _mm256_add_ps(a.1, b.1)) }
+    }
+    #[inline(always)]
+    unsafe fn decode_hook<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32]) -> bool {
+        // SAFETY: features by the caller.
+        unsafe { decode::<Self, F>(w, rows, x, out) }
+    }
+}
+
+impl Pair for ZmmEmu {
+    #[inline(always)]
+    unsafe fn pair(lo: __m256i, hi: __m256i) -> Self::I {
+        (lo, hi)
+    }
+    #[inline(always)]
+    unsafe fn flip(v: Self::I) -> Self::I {
+        // SAFETY: AVX2 by the caller.
+        unsafe {
+            let k = _mm256_set1_epi8(-128);
+            (_mm256_xor_si256(v.0, k), _mm256_xor_si256(v.1, k))
+        }
+    }
+    #[inline(always)]
+    unsafe fn dp(acc: Self::I, u: Self::I, a: Self::I) -> Self::I {
+        // SAFETY: AVX2 by the caller.
+        unsafe { (emu_dp(acc.0, u.0, a.0), emu_dp(acc.1, u.1, a.1)) }
+    }
+    #[inline(always)]
+    unsafe fn reduce4(v: [Self::I; 4]) -> __m256i {
+        // SAFETY: AVX2 by the caller.
+        unsafe {
+            let [a, b, c, d] = v;
+            // The same per-128-bit-lane steps as `Zmm` on each half ([L0 | L1]
+            // and [L2 | L3]).
+            let half = |a: __m256i, b: __m256i, c: __m256i, d: __m256i| {
+                let t = _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b));
+                let u = _mm256_add_epi32(_mm256_unpacklo_epi32(c, d), _mm256_unpackhi_epi32(c, d));
+                _mm256_add_epi32(_mm256_unpacklo_epi64(t, u), _mm256_unpackhi_epi64(t, u))
+            };
+            let lo = half(a.0, b.0, c.0, d.0);
+            let hi = half(a.1, b.1, c.1, d.1);
+            _mm256_add_epi32(
+                _mm256_permute2x128_si256::<0x20>(lo, hi),
+                _mm256_permute2x128_si256::<0x31>(lo, hi),
+            )
+        }
     }
 }
 
@@ -405,6 +525,10 @@ pub(crate) unsafe fn gemm<Z: Wide, F: WFmt>(
     n: usize,
     out: &mut [f32],
 ) -> bool {
+    if n == 1 {
+        // SAFETY: features by the caller.
+        return unsafe { Z::decode_hook::<F>(w, rows, x, out) };
+    }
     if rows == 0 || n < Z::LANES / 2 || Z::LANES > TV || !x.len().is_multiple_of(n * F::AB) {
         return false;
     }
@@ -620,4 +744,172 @@ unsafe fn pass<Z: Wide, F: WFmt, const RR: usize>(
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Decode: one token, two blocks per 512-bit vector
+// ---------------------------------------------------------------------------
+
+/// Most blocks per row [`decode`] takes (its packed token lives on the stack:
+/// 32 bytes per block plus 96 per 8 blocks; 16384 columns).
+const DMAX_NB: usize = 512;
+/// How far ahead of the weights decode prefetches, in bytes (as the AVX2 decode).
+const DPF: usize = 3072;
+
+/// 32 bytes, 32-byte aligned (8 lanes of i32 or f32).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct V32([u8; 32]);
+
+/// Decode: `out[r] = dot(w row r, x)` for one token of `nb` blocks, with the
+/// 512-bit `vpdpbusd` on pairs of blocks: the weights made unsigned (`w + 128`
+/// for Q8_0, the raw nibble for Q4) and `K * sum(a)` per block subtracted
+/// (`WFmt::K`, computed once for the token), as the 256-bit VNNI tiles do.
+/// Per 8-block group: 4 vectors of blocks `(i, i + 4)` against the token's
+/// packed pairs, reduced to the 8 block sums ([`Pair::reduce4`]), then the
+/// reference's float steps into lane `j % 8`; the last `nb % 8` blocks go
+/// through the reference formula ([`block_term`]) into their lanes. Returns
+/// false (nothing written) for shapes it does not take.
+///
+/// # Safety
+/// `Z`'s features and AVX2 + F16C present.
+#[inline(always)]
+pub(crate) unsafe fn decode<Z: Pair, F: WFmt>(
+    w: &[u8],
+    rows: usize,
+    x: &[u8],
+    out: &mut [f32],
+) -> bool {
+    let nb = x.len() / F::AB;
+    let rb = nb * F::WB;
+    if rows == 0
+        || nb == 0
+        || nb > DMAX_NB
+        || x.len() != nb * F::AB
+        || w.len() != rows * rb
+        || out.len() < rows
+    {
+        return false;
+    }
+    let ng = nb / 8;
+    // Packed token: pair vectors [a_i | a_(i+4)] per group, K * sum(a) per
+    // block, and the scales (Q4_1: also the sums `s`) as f32, per group.
+    let mut xa = [V64([0; 64]); DMAX_NB / 2];
+    let mut koff = [V32([0; 32]); DMAX_NB / 8];
+    let mut dx = [V32([0; 32]); DMAX_NB / 8];
+    let mut sx = [V32([0; 32]); DMAX_NB / 8];
+    let h = |b: &[u8], i: usize| match b.get(i..i + 2) {
+        Some(&[lo, hi]) => f16_to_f32(u16::from_le_bytes([lo, hi])),
+        _ => 0.0,
+    };
+    let groups = x.chunks_exact(8 * F::AB).zip(xa.chunks_exact_mut(4));
+    for ((xg, va), ((ko, d), s)) in
+        groups.zip(koff.iter_mut().zip(dx.iter_mut()).zip(sx.iter_mut()))
+    {
+        for (j, b) in xg.chunks_exact(F::AB).enumerate() {
+            let q = b.get(F::AOFF..F::AOFF + 32).unwrap_or(&[]);
+            if let Some(dst) = va
+                .get_mut(j % 4)
+                .and_then(|v| v.0.get_mut(32 * (j / 4)..32 * (j / 4) + 32))
+            {
+                for (o, &v) in dst.iter_mut().zip(q) {
+                    *o = v;
+                }
+            }
+            let sum: i32 = q.iter().map(|&v| v as i8 as i32).sum();
+            if let Some(o) = ko.0.get_mut(4 * j..4 * j + 4) {
+                o.copy_from_slice(&(F::K * sum).to_le_bytes());
+            }
+            if let Some(o) = d.0.get_mut(4 * j..4 * j + 4) {
+                o.copy_from_slice(&h(b, 0).to_le_bytes());
+            }
+            if let Some(o) = s.0.get_mut(4 * j..4 * j + 4) {
+                o.copy_from_slice(&h(b, 2).to_le_bytes());
+            }
+        }
+    }
+    // SAFETY: row r < rows spans w[r * rb ..][..rb] (length checked above);
+    // group g < ng reads its 8 blocks below (g + 1) * 8 * WB <= rb; xa[g * 4
+    // + i], koff[g], dx[g], sx[g] exist for g < ng <= DMAX_NB / 8 (all aligned
+    // by their types). Prefetches are hints that never fault. Features by the
+    // caller.
+    unsafe {
+        let qload = |p: *const u8| {
+            if F::Q4 {
+                nibbles(p)
+            } else {
+                _mm256_loadu_si256(p as *const __m256i)
+            }
+        };
+        for (r, o) in out.iter_mut().take(rows).enumerate() {
+            let wr = w.as_ptr().add(r * rb);
+            let mut acc = _mm256_setzero_ps();
+            for g in 0..ng {
+                let wp = wr.add(g * 8 * F::WB);
+                let pf = wp.wrapping_add(DPF);
+                let mut off = 0;
+                while off < 8 * F::WB {
+                    _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(off) as *const i8);
+                    off += 64;
+                }
+                let mut v = [Z::izero(); 4];
+                for (i, vi) in v.iter_mut().enumerate() {
+                    let mut u = Z::pair(
+                        qload(wp.add(i * F::WB + F::QOFF)),
+                        qload(wp.add((i + 4) * F::WB + F::QOFF)),
+                    );
+                    if !F::Q4 {
+                        u = Z::flip(u);
+                    }
+                    let a = Z::load_i(xa.as_ptr().add(g * 4 + i) as *const u8);
+                    *vi = Z::dp(Z::izero(), u, a);
+                }
+                let s = _mm256_sub_epi32(
+                    Z::reduce4(v),
+                    _mm256_load_si256(koff.as_ptr().add(g) as *const __m256i),
+                );
+                let d = _mm256_mul_ps(
+                    scales8(wp, F::WB),
+                    _mm256_load_ps(dx.as_ptr().add(g) as *const f32),
+                );
+                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+                if F::HAS_M {
+                    let m = _mm256_mul_ps(
+                        scales8(wp.add(2), F::WB),
+                        _mm256_load_ps(sx.as_ptr().add(g) as *const f32),
+                    );
+                    term = _mm256_add_ps(term, m);
+                }
+                acc = _mm256_add_ps(acc, term);
+            }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), acc);
+            let row = w.get(r * rb..(r + 1) * rb).unwrap_or(&[]);
+            for j in ng * 8..nb {
+                let wb = row.get(j * F::WB..(j + 1) * F::WB).unwrap_or(&[]);
+                let xb = x.get(j * F::AB..(j + 1) * F::AB).unwrap_or(&[]);
+                if let Some(l) = lanes.get_mut(j % 8) {
+                    *l += block_term::<F>(wb, xb);
+                }
+            }
+            *o = fold_lanes(lanes);
+        }
+    }
+    true
+}
+
+/// One weight row x one token over `min(w.len() / WB, x.len() / AB)` blocks
+/// with [`decode`]; None when it does not take the shape.
+///
+/// # Safety
+/// As [`decode`].
+#[inline(always)]
+pub(crate) unsafe fn dot<Z: Pair, F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+    let nb = (w.len() / F::WB).min(x.len() / F::AB);
+    let (w, x) = (w.get(..nb * F::WB)?, x.get(..nb * F::AB)?);
+    let mut o = [0.0f32];
+    // SAFETY: features by the caller.
+    let ok = unsafe { decode::<Z, F>(w, 1, x, &mut o) };
+    let [v] = o;
+    ok.then_some(v)
 }
