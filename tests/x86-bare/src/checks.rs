@@ -180,9 +180,8 @@ fn raw_q8_1(rng: &mut Rng, out: &mut [BlockQ8_1], extreme: bool) {
 }
 
 fn q8_0_words(b: &[BlockQ8_0]) -> impl Iterator<Item = u32> + '_ {
-    b.iter().flat_map(|b| {
-        core::iter::once(b.d as u32).chain(b.qs.iter().map(|&q| q as u8 as u32))
-    })
+    b.iter()
+        .flat_map(|b| core::iter::once(b.d as u32).chain(b.qs.iter().map(|&q| q as u8 as u32)))
 }
 
 fn q8_1_words(b: &[BlockQ8_1]) -> impl Iterator<Item = u32> + '_ {
@@ -272,6 +271,7 @@ fn quantize(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
 }
 
 /// One row of each quantized type against activations `cols` wide.
+#[allow(clippy::too_many_arguments)]
 fn q_dots(
     c: &mut Chk,
     k: &Kernels,
@@ -408,7 +408,12 @@ fn gemms(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
     if let Some(g) = k.gemm_q8_0_q8_0 {
         let mut out = [7.0f32; 4];
         g(&[0u8; 34 * 2], 2, &[BlockQ8_0::default(); 3], 2, &mut out);
-        c.f32s("gemm_q8_0_q8_0", Shape::new("mismatched", &[1]), &out, &[7.0; 4]);
+        c.f32s(
+            "gemm_q8_0_q8_0",
+            Shape::new("mismatched", &[1]),
+            &out,
+            &[7.0; 4],
+        );
     }
 }
 
@@ -726,7 +731,8 @@ fn score_checks(
 /// mapping would be.
 #[repr(C, align(64))]
 struct Aligned<T: ?Sized>(T);
-static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!("../../../cli/assets/shakespeare-q8_0.gguf"));
+static MODEL: &Aligned<[u8]> =
+    &Aligned(*include_bytes!("../../../cli/assets/shakespeare-q8_0.gguf"));
 
 /// Prompt tokens, decode steps, and a batch of more than one 32-token tile.
 const PROMPT: usize = 8;
@@ -735,7 +741,12 @@ const BATCH: usize = 40;
 const LOGITS: usize = (PROMPT + DECODE + BATCH) * 512;
 
 /// Run the forward passes with `backend` forced and write every logit into `out`.
-fn forward(backend: Backend, tokens: &[u32], out: &mut [f32], arena: &mut [u8]) -> Result<(), &'static str> {
+fn forward(
+    backend: Backend,
+    tokens: &[u32],
+    out: &mut [f32],
+    arena: &mut [u8],
+) -> Result<(), &'static str> {
     let model = Model::load(&MODEL.0).map_err(|_| "Model::load failed")?;
     let p = ContextParams {
         n_ctx: 64,
@@ -762,10 +773,12 @@ fn forward(backend: Backend, tokens: &[u32], out: &mut [f32], arena: &mut [u8]) 
         at += v.len();
     };
     // prompt (prefill GEMM, n = 8), then decode steps (n = 1)
-    ctx.eval_all(prompt).map_err(|_| "eval_all(prompt) failed")?;
+    ctx.eval_all(prompt)
+        .map_err(|_| "eval_all(prompt) failed")?;
     put(ctx.all_logits().map_err(|_| "all_logits failed")?);
     for t in decode {
-        ctx.eval(core::slice::from_ref(t)).map_err(|_| "eval(decode) failed")?;
+        ctx.eval(core::slice::from_ref(t))
+            .map_err(|_| "eval(decode) failed")?;
         put(ctx.logits().map_err(|_| "logits failed")?);
     }
     // a fresh batch of 40 tokens: two tiles of the prefill GEMM (32 + 8)

@@ -42,7 +42,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -51,14 +51,14 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn byte(&mut self) -> u8 {
-        (self.next() >> 56) as u8
+        (self.next_u64() >> 56) as u8
     }
     /// Uniform in [-1, 1).
     pub fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
     }
     pub fn below(&mut self, n: usize) -> usize {
-        ((self.next() >> 16) % n as u64) as usize
+        ((self.next_u64() >> 16) % n as u64) as usize
     }
 }
 
@@ -256,9 +256,11 @@ impl Problems {
 }
 
 extern "C" fn main() -> ! {
+    let p = &raw mut SCRATCH;
     // SAFETY: `main` runs once (called from `_start`, which never returns to
     // it), so this is the only reference to SCRATCH ever made.
-    let scratch: &'static mut [u8] = unsafe { &mut (*(&raw mut SCRATCH)).0 };
+    let scratch: &'static mut [u8] = unsafe { &mut (*p).0 };
+    rt::install_idt();
     let _ = writeln!(Con, "x86-bare: embergpt x86_64 kernel tables under Bochs");
     let detected = Backend::detect();
     let _ = writeln!(Con, "Backend::detect() = {}", detected.name());
@@ -275,7 +277,11 @@ extern "C" fn main() -> ! {
 
     // The tables under test, in Backend::ALL order; each gets its own counts.
     let want = [Backend::Avx512Vnni, Backend::AvxVnni, Backend::Avx2];
-    let mut chks = [Chk::new("avx512vnni"), Chk::new("avxvnni"), Chk::new("avx2")];
+    let mut chks = [
+        Chk::new("avx512vnni"),
+        Chk::new("avxvnni"),
+        Chk::new("avx2"),
+    ];
     let mut tested = [false; 3];
     for (i, &b) in want.iter().enumerate() {
         match Kernels::new(b) {
@@ -319,7 +325,10 @@ extern "C" fn main() -> ! {
     }
 
     // Whole model with every backend forced, against the scalar backend.
-    let _ = writeln!(Con, "== golden logits: shakespeare-q8_0, every backend forced");
+    let _ = writeln!(
+        Con,
+        "== golden logits: shakespeare-q8_0, every backend forced"
+    );
     let golden_backends = [Backend::Avx512Vnni, Backend::AvxVnni, Backend::Avx2];
     let mut gchk: [Chk; 3] = [
         Chk::new("avx512vnni"),
@@ -366,7 +375,11 @@ fn finish(pr: &Problems, chks: &[Chk], tested: &[bool], first: Option<Mismatch>)
             let _ = writeln!(o, "   {:<11} skipped (not on this CPU model)", c.table);
         }
     }
-    let _ = write!(o, "x86-bare: {}", if failures == 0 { "PASS" } else { "FAIL" });
+    let _ = write!(
+        o,
+        "x86-bare: {}",
+        if failures == 0 { "PASS" } else { "FAIL" }
+    );
     for (c, t) in chks.iter().zip(tested.iter()) {
         if *t {
             let _ = write!(o, " {}={}", c.table, c.checks);

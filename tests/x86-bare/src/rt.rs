@@ -113,11 +113,128 @@ bcmp:
     main = sym crate::main,
 );
 
+// Exception stubs, 16 bytes apart from `isr_stubs`: each pushes a zero error
+// code when the CPU pushes none, then its vector, and jumps to `isr_common`,
+// which hands the frame to `fault` (report and leave Bochs). Without them a
+// fault (say #UD from an instruction the emulated CPU lacks) would triple-fault
+// and reboot the machine into the payload again.
+macro_rules! stub {
+    ($n:literal) => {
+        concat!(
+            ".p2align 4\n push 0\n push ",
+            stringify!($n),
+            "\n jmp isr_common\n"
+        )
+    };
+    ($n:literal, err) => {
+        concat!(".p2align 4\n push ", stringify!($n), "\n jmp isr_common\n")
+    };
+}
+
+global_asm!(
+    ".text",
+    ".p2align 4",
+    "isr_stubs:",
+    stub!(0),
+    stub!(1),
+    stub!(2),
+    stub!(3),
+    stub!(4),
+    stub!(5),
+    stub!(6),
+    stub!(7),
+    stub!(8, err),
+    stub!(9),
+    stub!(10, err),
+    stub!(11, err),
+    stub!(12, err),
+    stub!(13, err),
+    stub!(14, err),
+    stub!(15),
+    stub!(16),
+    stub!(17, err),
+    stub!(18),
+    stub!(19),
+    stub!(20),
+    stub!(21, err),
+    stub!(22),
+    stub!(23),
+    stub!(24),
+    stub!(25),
+    stub!(26),
+    stub!(27),
+    stub!(28),
+    stub!(29, err),
+    stub!(30, err),
+    stub!(31),
+    "isr_common:",
+    "    mov rdi, rsp",
+    "    and rsp, -16",
+    "    call {fault}",
+    "    ud2",
+    fault = sym fault,
+);
+
+const VECTORS: usize = 32;
+
+#[repr(C, align(16))]
+struct Idt([u64; 2 * VECTORS]);
+
+static mut IDT: Idt = Idt([0; 2 * VECTORS]);
+
+/// Point vectors 0..31 at the stubs (64-bit interrupt gates, code selector 0x08).
+pub fn install_idt() {
+    extern "C" {
+        static isr_stubs: u8;
+    }
+    let base = (&raw const isr_stubs) as u64;
+    // SAFETY: called once, before anything else touches IDT; the table is
+    // static, so it outlives the IDTR that points at it.
+    unsafe {
+        let p = &raw mut IDT;
+        let idt = &mut (*p).0;
+        for v in 0..VECTORS {
+            let h = base + 16 * v as u64;
+            idt[2 * v] = (h & 0xffff) | (0x08 << 16) | (0x8e << 40) | ((h >> 16) & 0xffff) << 48;
+            idt[2 * v + 1] = h >> 32;
+        }
+        let limit = (16 * VECTORS - 1) as u16;
+        let mut idtr = [0u8; 10];
+        idtr[..2].copy_from_slice(&limit.to_le_bytes());
+        idtr[2..].copy_from_slice(&(idt.as_ptr() as u64).to_le_bytes());
+        asm!("lidt [{}]", in(reg) idtr.as_ptr(), options(nostack, readonly));
+    }
+}
+
+const NAMES: [&str; 20] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "-", "#TS", "#NP", "#SS", "#GP",
+    "#PF", "-", "#MF", "#AC", "#MC", "#XM",
+];
+
+/// A CPU exception: `frame` is [vector, error code, rip, cs, rflags, rsp, ss].
+extern "C" fn fault(frame: *const u64) -> ! {
+    // SAFETY: isr_common passes the stack pointer at its entry, where the stub
+    // and the CPU pushed these seven words.
+    let f = unsafe { core::slice::from_raw_parts(frame, 7) };
+    let name = NAMES.get(f[0] as usize).copied().unwrap_or("-");
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let _ = writeln!(
+        Con,
+        "\nx86-bare: FAIL CPU exception {} ({name}) error {:#x} at rip {:#x} rsp {:#x} cr2 {cr2:#x}",
+        f[0], f[1], f[2], f[5]
+    );
+    shutdown()
+}
+
 /// One byte to Bochs's debug port (`port_e9_hack: enabled=1`).
 fn outb(port: u16, b: u8) {
     // SAFETY: port I/O on the emulated machine; ports 0xE9 and 0x8900 have no
     // effect on memory.
-    unsafe { asm!("out dx, al", in("dx") port, in("al") b, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") b, options(nomem, nostack, preserves_flags))
+    };
 }
 
 /// The console: Bochs's port 0xE9.
