@@ -15,6 +15,9 @@ use embergpt::kernels::{matmul, Kernels, Matrix, QuantScratch};
 use embergpt::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1};
 use embergpt::{Backend, Context, ContextParams, GgmlType, Model};
 
+use core::fmt::Write;
+
+use crate::rt::Con;
 use crate::{take, Chk, Rng, Shape};
 
 /// Interesting f16 scales: normal, zero, subnormal, largest, inf, negative.
@@ -198,13 +201,32 @@ const COLS: &[usize] = &[32, 64, 96, 160, 224, 256, 288, 544, 768, 3072];
 
 /// Every function of `k` against `s`.
 pub fn all(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    float_dots(c, k, s, scratch);
-    quantize(c, k, s, scratch);
-    quantized_dots(c, k, s, scratch);
-    gemms(c, k, s, scratch);
-    matmuls(c, k, s, scratch);
-    elementwise(c, k, s, scratch);
-    attention(c, k, s, scratch);
+    type Part = fn(&mut Chk, &Kernels, &Kernels, &mut [u8]);
+    let parts: [(&str, Part); 7] = [
+        ("float dots", float_dots),
+        ("quantize", quantize),
+        ("quantized dots", quantized_dots),
+        ("gemm", gemms),
+        ("matmul", matmuls),
+        ("element-wise", elementwise),
+        ("attention", attention),
+    ];
+    for (name, f) in parts {
+        let (c0, t0) = (c.checks, ticks());
+        f(c, k, s, scratch);
+        let _ = writeln!(
+            Con,
+            "   {name}: {} checks, {} M ticks",
+            c.checks - c0,
+            (ticks() - t0) / 1_000_000
+        );
+    }
+}
+
+/// The emulated CPU's time-stamp counter (Bochs: instructions at its `ips`).
+pub fn ticks() -> u64 {
+    // SAFETY: RDTSC only reads the counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 fn float_dots(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
@@ -310,14 +332,14 @@ fn quantized_dots(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
     for &cols in COLS {
         for extreme in [false, true] {
             for raw in [false, true] {
-                for _ in 0..2 {
+                for _ in 0..4 {
                     q_dots(c, k, s, &mut rng, scratch, cols, extreme, raw);
                 }
             }
         }
     }
     // Random block counts 1..=40.
-    for _ in 0..60 {
+    for _ in 0..200 {
         let cols = 32 * (1 + rng.below(40));
         let (e, r) = (rng.below(2) == 0, rng.below(2) == 0);
         q_dots(c, k, s, &mut rng, scratch, cols, e, r);
@@ -341,6 +363,15 @@ const GEMM_SHAPES: &[(usize, usize, usize)] = &[
     (9, 1, 3072),
     (33, 9, 768),
     (4, 36, 256),
+    (4, 4, 256),
+    (12, 3, 576),
+    (13, 1, 576),
+    (16, 32, 256),
+    (17, 1, 3072),
+    (3, 1, 16416),
+    (6, 5, 3072),
+    (65, 1, 96),
+    (5, 40, 64),
 ];
 
 fn gemms(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
@@ -421,7 +452,14 @@ fn gemms(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
 /// quantizing the activations with the table's quantizer) for every weight type.
 fn matmuls(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
     let mut rng = Rng::new(5);
-    for &(rows, cols, n) in &[(37usize, 288usize, 1usize), (20, 768, 33), (9, 96, 40)] {
+    for &(rows, cols, n) in &[
+        (37usize, 288usize, 1usize),
+        (130, 768, 1),
+        (20, 768, 33),
+        (9, 96, 40),
+        (40, 256, 35),
+        (16, 64, 32),
+    ] {
         for ty in [
             GgmlType::Q8_0,
             GgmlType::Q4_0,
@@ -727,30 +765,72 @@ fn score_checks(
     }
 }
 
-/// The bundled default model (GPT-2 architecture, Q8_0), aligned like a file
-/// mapping would be.
+/// Model bytes aligned like a file mapping would be.
 #[repr(C, align(64))]
 struct Aligned<T: ?Sized>(T);
-static MODEL: &Aligned<[u8]> =
-    &Aligned(*include_bytes!("../../../cli/assets/shakespeare-q8_0.gguf"));
 
-/// Prompt tokens, decode steps, and a batch of more than one 32-token tile.
+/// The bundled default model (GPT-2 architecture, Q8_0: 128 wide, 512
+/// tokens), and the random GPT-2 fixtures of the other weight types (a: 64
+/// wide, 2 blocks; b: 96 wide, 3 blocks), so that the Q4_0/Q4_1 GEMMs and the
+/// F16 dots run inside a whole forward pass too.
+static MODELS: [(&str, &Aligned<[u8]>); 7] = [
+    (
+        "shakespeare-q8_0",
+        &Aligned(*include_bytes!("../../../cli/assets/shakespeare-q8_0.gguf")),
+    ),
+    (
+        "gpt2/a.q4_0",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/a.q4_0.gguf")),
+    ),
+    (
+        "gpt2/a.q4_1",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/a.q4_1.gguf")),
+    ),
+    (
+        "gpt2/a.f16",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/a.f16.gguf")),
+    ),
+    (
+        "gpt2/b.q4_0",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/b.q4_0.gguf")),
+    ),
+    (
+        "gpt2/b.q4_1",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/b.q4_1.gguf")),
+    ),
+    (
+        "gpt2/b.q8_0",
+        &Aligned(*include_bytes!("../../fixtures/gpt2/b.q8_0.gguf")),
+    ),
+];
+
+/// Prompt tokens, decode steps, and (after a reset) a batch of up to 40
+/// tokens: more than one 32-token tile where the model's context allows.
 const PROMPT: usize = 8;
 const DECODE: usize = 2;
-const BATCH: usize = 40;
-const LOGITS: usize = (PROMPT + DECODE + BATCH) * 512;
+const MAX_BATCH: usize = 40;
+const MAX_LOGITS: usize = (PROMPT + DECODE + MAX_BATCH) * 512;
 
-/// Run the forward passes with `backend` forced and write every logit into `out`.
+/// Everything `forward` needs about one model.
+#[derive(Clone, Copy)]
+struct Run<'t> {
+    bytes: &'static [u8],
+    tokens: &'t [u32],
+    batch: usize,
+    n_vocab: usize,
+}
+
+/// The forward passes of `r` with `backend` forced; every logit into `out`.
 fn forward(
     backend: Backend,
-    tokens: &[u32],
+    r: Run<'_>,
     out: &mut [f32],
     arena: &mut [u8],
 ) -> Result<(), &'static str> {
-    let model = Model::load(&MODEL.0).map_err(|_| "Model::load failed")?;
+    let model = Model::load(r.bytes).map_err(|_| "Model::load failed")?;
     let p = ContextParams {
-        n_ctx: 64,
-        n_batch: BATCH,
+        n_ctx: 0,
+        n_batch: r.batch,
         logits_all: true,
         backend: Some(backend),
         ..Default::default()
@@ -761,11 +841,7 @@ fn forward(
     if ctx.backend() != backend {
         return Err("context runs another backend than forced");
     }
-    let n_vocab = ctx.model().hparams().n_vocab;
-    if n_vocab * (PROMPT + DECODE + BATCH) != out.len() {
-        return Err("unexpected vocabulary size");
-    }
-    let (prompt, rest) = tokens.split_at(PROMPT);
+    let (prompt, rest) = r.tokens.split_at(PROMPT);
     let (decode, batch) = rest.split_at(DECODE);
     let mut at = 0;
     let mut put = |v: &[f32]| {
@@ -781,7 +857,7 @@ fn forward(
             .map_err(|_| "eval(decode) failed")?;
         put(ctx.logits().map_err(|_| "logits failed")?);
     }
-    // a fresh batch of 40 tokens: two tiles of the prefill GEMM (32 + 8)
+    // a fresh batch: 40 tokens are two tiles of the prefill GEMM (32 + 8)
     ctx.reset();
     ctx.eval_all(batch).map_err(|_| "eval_all(batch) failed")?;
     put(ctx.all_logits().map_err(|_| "all_logits failed")?);
@@ -797,33 +873,57 @@ pub fn golden(
 ) -> Result<(), &'static str> {
     let mut rng = Rng::new(8);
     let mut a = Arena::new(scratch);
-    let tokens = take::<u32>(&mut a, PROMPT + DECODE + BATCH);
-    for t in tokens.iter_mut() {
-        *t = rng.below(512) as u32;
-    }
-    let want = take::<f32>(&mut a, LOGITS);
-    let got = take::<f32>(&mut a, LOGITS);
+    let want = take::<f32>(&mut a, MAX_LOGITS);
+    let got = take::<f32>(&mut a, MAX_LOGITS);
+    let tokens = take::<u32>(&mut a, PROMPT + DECODE + MAX_BATCH);
     let arena = take::<u8>(&mut a, 8 << 20);
-    forward(Backend::Scalar, tokens, want, arena)?;
-    for ((&b, &t), c) in backends.iter().zip(tested).zip(chks.iter_mut()) {
-        if !t {
-            continue;
+    for (mi, (name, m)) in MODELS.iter().enumerate() {
+        let hp = *Model::load(&m.0)
+            .map_err(|_| "Model::load failed")?
+            .hparams();
+        let batch = MAX_BATCH.min(hp.n_ctx);
+        let tokens = &mut tokens[..PROMPT + DECODE + batch];
+        for t in tokens.iter_mut() {
+            *t = rng.below(hp.n_vocab) as u32;
         }
-        got.fill(f32::NAN);
-        forward(b, tokens, got, arena)?;
-        let mut at = 0;
-        for (what, rows) in [("prompt", PROMPT), ("decode", DECODE), ("batch", BATCH)] {
-            for r in 0..rows {
-                let sh = Shape::new("row", &[r]);
-                let name = match what {
-                    "prompt" => "logits prompt",
-                    "decode" => "logits decode",
-                    _ => "logits batch",
+        let r = Run {
+            bytes: &m.0,
+            tokens,
+            batch,
+            n_vocab: hp.n_vocab,
+        };
+        let len = (PROMPT + DECODE + batch) * r.n_vocab;
+        let (want, got) = (&mut want[..len], &mut got[..len]);
+        let t0 = ticks();
+        forward(Backend::Scalar, r, want, arena)?;
+        for ((&b, &t), c) in backends.iter().zip(tested).zip(chks.iter_mut()) {
+            if !t {
+                continue;
+            }
+            got.fill(f32::NAN);
+            forward(b, r, got, arena)?;
+            for (row, (g, w)) in got
+                .chunks_exact(r.n_vocab)
+                .zip(want.chunks_exact(r.n_vocab))
+                .enumerate()
+            {
+                let (func, i) = if row < PROMPT {
+                    ("logits prompt", row)
+                } else if row < PROMPT + DECODE {
+                    ("logits decode", row - PROMPT)
+                } else {
+                    ("logits batch", row - PROMPT - DECODE)
                 };
-                c.f32s(name, sh, &got[at..at + 512], &want[at..at + 512]);
-                at += 512;
+                c.f32s(func, Shape::new("model row", &[mi, i]), g, w);
             }
         }
+        let _ = writeln!(
+            Con,
+            "   model {mi} {name}: {} + {} + {batch} tokens, {} M ticks",
+            PROMPT,
+            DECODE,
+            (ticks() - t0) / 1_000_000
+        );
     }
     Ok(())
 }
