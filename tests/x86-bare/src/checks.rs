@@ -864,6 +864,17 @@ fn forward(
     Ok(())
 }
 
+/// The backend a context picks by itself (`ContextParams::backend: None`).
+pub fn default_backend(scratch: &mut [u8]) -> Result<Backend, &'static str> {
+    let (_, m) = MODELS[0];
+    let model = Model::load(&m.0).map_err(|_| "Model::load failed")?;
+    let p = ContextParams::default();
+    let need = Context::arena_size(&model, &p).map_err(|_| "arena_size failed")?;
+    let buf = scratch.get_mut(..need).ok_or("context arena too small")?;
+    let ctx = Context::new(model, &p, buf).map_err(|_| "Context::new failed")?;
+    Ok(ctx.backend())
+}
+
 /// Logits of every tested backend against the scalar backend's, bit for bit.
 pub fn golden(
     backends: &[Backend],

@@ -269,6 +269,16 @@ extern "C" fn main() -> ! {
     if detected != Backend::Avx512Vnni {
         pr.note("Backend::detect() is not avx512vnni on a CPU model with AVX-512 VNNI");
     }
+    if Kernels::detect().backend != detected {
+        pr.note("Kernels::detect() differs from Backend::detect()");
+    }
+    match checks::default_backend(scratch) {
+        Ok(b) if b == detected => {
+            let _ = writeln!(Con, "Context with backend None runs {}", b.name());
+        }
+        Ok(_) => pr.note("a Context with backend None does not run the detected backend"),
+        Err(e) => pr.note(e),
+    }
 
     let Ok(s) = Kernels::new(Backend::Scalar) else {
         pr.note("Kernels::new(Scalar) failed");
