@@ -40,8 +40,13 @@ VGA=/usr/share/vgabios/vgabios.bin
 
 # ---- build the payload (host target, freestanding; see tests/x86-bare/.cargo/config.toml)
 T0=$(date +%s)
-# fmt and clippy too: the root workspace's checks do not cover this crate
-(cd tests/x86-bare && cargo fmt --check && cargo clippy --release --quiet -- -D warnings &&
+# fmt and clippy too: the root workspace's checks do not cover this crate.
+# The flags live in tests/x86-bare/.cargo/config.toml; environment overrides
+# (RUSTFLAGS would replace them, CARGO_TARGET_DIR move the ELF) are cleared.
+(cd tests/x86-bare &&
+    unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET \
+        CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR &&
+    cargo fmt --check && cargo clippy --release --quiet -- -D warnings &&
     cargo build --release --quiet)
 ELF=tests/x86-bare/target/x86_64-unknown-linux-gnu/release/x86-bare
 OUT=tests/x86-bare/target/bochs
