@@ -18,7 +18,8 @@ step "prerequisites"
 SUDO=""; if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 apt_pkgs=(build-essential pkg-config cmake valgrind
           gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-          gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+          gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+          bochs bochsbios vgabios bochs-term)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -65,6 +66,9 @@ cargo test --workspace --features std,capi
 # ------------------------------------------------------------------ other CPUs and targets
 step "x86_64 detection and fallback under qemu (-cpu Haswell = avx2, -cpu Nehalem = scalar)"
 tests/scripts/qemu_x86.sh
+# AVX-512/VNNI kernels execute only under Bochs here (no AVX-512 on this CPU or in QEMU).
+step "x86_64 AVX-512 VNNI / AVX2 tables and forced-backend logits under Bochs (tigerlake)"
+tests/scripts/bochs_x86.sh
 step "cross targets: aarch64 (qemu -cpu max / cortex-a53), wasm32-wasip1 (node)"
 tests/scripts/cross_test.sh
 
