@@ -459,7 +459,7 @@ unsafe fn emu_dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
 }
 
 /// Most blocks per row [`gemm`] takes: its packed activations (512 bytes per
-/// block) and the prepared rows live on the stack (~75 KB at this bound, GPT-2's
+/// block) and the prepared rows live on the stack (~80 KB at this bound, GPT-2's
 /// 3072-wide FFN input). Wider rows go to the generic tiles.
 pub(crate) const MAX_NB: usize = 96;
 /// Most tokens per vector (the buffers are sized for it).
