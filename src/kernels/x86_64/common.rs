@@ -231,29 +231,9 @@ pub(crate) trait Dp {
     /// # Safety
     /// The flavour's features present.
     unsafe fn dp(src: __m256i, a: __m256i, b: __m256i) -> __m256i;
-    /// As [`IntDot::gemm_wide`].
-    ///
-    /// # Safety
-    /// The flavour's features present.
-    #[inline(always)]
-    unsafe fn gemm_wide<F: WFmt>(
-        _w: &[u8],
-        _rows: usize,
-        _x: &[u8],
-        _n: usize,
-        _out: &mut [f32],
-    ) -> bool {
-        false
-    }
-    /// A wider single-row dot for these shapes, if the ISA has one (AVX-512:
-    /// [`super::vnniq::dot`]); None sends the call to the generic tile.
-    ///
-    /// # Safety
-    /// ISA features present.
-    #[inline(always)]
-    unsafe fn dot_wide<F: WFmt>(_w: &[u8], _x: &[u8]) -> Option<f32> {
-        None
-    }
+    /// The vectors of the tokens-in-lanes GEMM ([`super::vnniq`]) with this
+    /// `vpdpbusd`: 8 lanes (ymm) or 16 (zmm, which also has a 512-bit decode).
+    type Lanes: super::vnniq::Wide;
 }
 
 pub(crate) struct VexDp;
@@ -265,17 +245,7 @@ impl Dp for VexDp {
         // SAFETY: the caller guarantees AVX-VNNI.
         unsafe { _mm256_dpbusd_avx_epi32(src, a, b) }
     }
-    #[inline(always)]
-    unsafe fn gemm_wide<F: WFmt>(
-        w: &[u8],
-        rows: usize,
-        x: &[u8],
-        n: usize,
-        out: &mut [f32],
-    ) -> bool {
-        // SAFETY: the caller guarantees AVX-VNNI (and AVX2).
-        unsafe { super::vnniq::gemm::<super::vnniq::Ymm<Self>, F>(w, rows, x, n, out) }
-    }
+    type Lanes = super::vnniq::Ymm<Self>;
 }
 impl Dp for EvexDp {
     #[inline(always)]
@@ -283,22 +253,7 @@ impl Dp for EvexDp {
         // SAFETY: the caller guarantees AVX-512 VNNI + VL.
         unsafe { _mm256_dpbusd_epi32(src, a, b) }
     }
-    #[inline(always)]
-    unsafe fn gemm_wide<F: WFmt>(
-        w: &[u8],
-        rows: usize,
-        x: &[u8],
-        n: usize,
-        out: &mut [f32],
-    ) -> bool {
-        // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2).
-        unsafe { super::vnniq::gemm::<super::vnniq::Zmm, F>(w, rows, x, n, out) }
-    }
-    #[inline(always)]
-    unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
-        // SAFETY: the caller guarantees AVX-512 F + VNNI (and so AVX2 + F16C).
-        unsafe { super::vnniq::dot::<super::vnniq::Zmm, F>(w, x) }
-    }
+    type Lanes = super::vnniq::Zmm;
 }
 
 /// `vpdpbusd` computed with AVX2 instructions (exact: u8 and i8 widened to i16,
@@ -325,17 +280,7 @@ impl Dp for EmuDp {
             _mm256_add_epi32(src, h)
         }
     }
-    #[inline(always)]
-    unsafe fn gemm_wide<F: WFmt>(
-        w: &[u8],
-        rows: usize,
-        x: &[u8],
-        n: usize,
-        out: &mut [f32],
-    ) -> bool {
-        // SAFETY: the caller guarantees AVX2 (all the emulation uses).
-        unsafe { super::vnniq::gemm::<super::vnniq::Ymm<Self>, F>(w, rows, x, n, out) }
-    }
+    type Lanes = super::vnniq::Ymm<Self>;
 }
 
 /// [`EmuDp`] whose batched kernel is [`super::vnniq::gemm`] with the 512-bit
@@ -349,22 +294,7 @@ impl Dp for EmuDp512 {
         // SAFETY: the caller guarantees AVX2.
         unsafe { EmuDp::dp(src, a, b) }
     }
-    #[inline(always)]
-    unsafe fn gemm_wide<F: WFmt>(
-        w: &[u8],
-        rows: usize,
-        x: &[u8],
-        n: usize,
-        out: &mut [f32],
-    ) -> bool {
-        // SAFETY: the caller guarantees AVX2 (all the emulation uses).
-        unsafe { super::vnniq::gemm::<super::vnniq::ZmmEmu, F>(w, rows, x, n, out) }
-    }
-    #[inline(always)]
-    unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
-        // SAFETY: the caller guarantees AVX2 + F16C (all the emulation uses).
-        unsafe { super::vnniq::dot::<super::vnniq::ZmmEmu, F>(w, x) }
-    }
+    type Lanes = super::vnniq::ZmmEmu;
 }
 
 /// VNNI: weights made unsigned (`u = w + 128` for Q8_0, the raw nibble for Q4),
@@ -425,12 +355,12 @@ impl<D: Dp> IntDot for VnniGen<D> {
         out: &mut [f32],
     ) -> bool {
         // SAFETY: the caller guarantees the flavour's features.
-        unsafe { D::gemm_wide::<F>(w, rows, x, n, out) }
+        unsafe { super::vnniq::gemm::<D::Lanes, F>(w, rows, x, n, out) }
     }
     #[inline(always)]
     unsafe fn dot_wide<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
         // SAFETY: the caller guarantees the flavour's features.
-        unsafe { D::dot_wide::<F>(w, x) }
+        unsafe { <D::Lanes as super::vnniq::Wide>::dot_hook::<F>(w, x) }
     }
 }
 

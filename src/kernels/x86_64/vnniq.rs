@@ -33,9 +33,7 @@
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-#[cfg(doc)]
-use super::common::EmuDp;
-use super::common::{block_term, nibbles, scales8, Dp, WFmt};
+use super::common::{block_term, nibbles, scales8, Dp, EmuDp, WFmt};
 use crate::kernels::scalar::fold_lanes;
 use crate::quant::f16_to_f32;
 
@@ -111,6 +109,15 @@ pub(crate) trait Wide {
     #[inline(always)]
     unsafe fn decode_hook<F: WFmt>(_w: &[u8], _rows: usize, _x: &[u8], _out: &mut [f32]) -> bool {
         false
+    }
+    /// One row x one token with [`dot`] when the vector holds two blocks;
+    /// None leaves it to the generic tile.
+    ///
+    /// # Safety
+    /// Features present.
+    #[inline(always)]
+    unsafe fn dot_hook<F: WFmt>(_w: &[u8], _x: &[u8]) -> Option<f32> {
+        None
     }
 }
 
@@ -207,6 +214,11 @@ impl Wide for Zmm {
         // SAFETY: features by the caller.
         unsafe { decode::<Self, F>(w, rows, x, out) }
     }
+    #[inline(always)]
+    unsafe fn dot_hook<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+        // SAFETY: features by the caller.
+        unsafe { dot::<Self, F>(w, x) }
+    }
 }
 
 impl Pair for Zmm {
@@ -276,7 +288,7 @@ impl Wide for ZmmEmu {
         // SAFETY: AVX2 by the caller.
         unsafe {
             let b = _mm256_set1_epi32(w4);
-            (emu_dp(acc.0, a.0, b), emu_dp(acc.1, a.1, b))
+            (EmuDp::dp(acc.0, a.0, b), EmuDp::dp(acc.1, a.1, b))
         }
     }
     #[inline(always)]
@@ -328,6 +340,11 @@ impl Wide for ZmmEmu {
         // SAFETY: features by the caller.
         unsafe { decode::<Self, F>(w, rows, x, out) }
     }
+    #[inline(always)]
+    unsafe fn dot_hook<F: WFmt>(w: &[u8], x: &[u8]) -> Option<f32> {
+        // SAFETY: features by the caller.
+        unsafe { dot::<Self, F>(w, x) }
+    }
 }
 
 impl Pair for ZmmEmu {
@@ -346,7 +363,7 @@ impl Pair for ZmmEmu {
     #[inline(always)]
     unsafe fn dp(acc: Self::I, u: Self::I, a: Self::I) -> Self::I {
         // SAFETY: AVX2 by the caller.
-        unsafe { (emu_dp(acc.0, u.0, a.0), emu_dp(acc.1, u.1, a.1)) }
+        unsafe { (EmuDp::dp(acc.0, u.0, a.0), EmuDp::dp(acc.1, u.1, a.1)) }
     }
     #[inline(always)]
     unsafe fn reduce4(v: [Self::I; 4]) -> __m256i {
@@ -431,30 +448,6 @@ impl<D: Dp> Wide for Ymm<D> {
     unsafe fn add(a: __m256, b: __m256) -> __m256 {
         // SAFETY: AVX by the caller.
         unsafe { _mm256_add_ps(a, b) }
-    }
-}
-
-/// `vpdpbusd` on 8 lanes with AVX2: the u8 bytes of `a` times the i8 bytes of
-/// `b`, widened to i16 (exact), pairs summed by `vpmaddwd` (exact: |pair| <=
-/// 2 * 255 * 128), the two pairs of each dword added, plus `acc`.
-///
-/// # Safety
-/// AVX2 present.
-#[inline(always)]
-unsafe fn emu_dp(acc: __m256i, a: __m256i, b: __m256i) -> __m256i {
-    // SAFETY: AVX2 by the caller.
-    unsafe {
-        let lo = _mm256_madd_epi16(
-            _mm256_cvtepu8_epi16(_mm256_castsi256_si128(a)),
-            _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b)),
-        );
-        let hi = _mm256_madd_epi16(
-            _mm256_cvtepu8_epi16(_mm256_extracti128_si256::<1>(a)),
-            _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(b)),
-        );
-        // hadd: [lo01 lo23 hi01 hi23 | lo45 lo67 hi45 hi67] -> lanes in order
-        let h = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(lo, hi));
-        _mm256_add_epi32(acc, h)
     }
 }
 
