@@ -9,6 +9,8 @@
 //! assert what `Backend::detect()` picks (set by `tests/scripts/qemu_x86.sh`).
 
 mod common;
+#[path = "common/gen.rs"]
+mod gen;
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,34 +18,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use common::*;
 use embergpt::kernels::parallel::TaskFn;
 use embergpt::kernels::{matmul, Kernels, Matrix, QuantScratch};
-use embergpt::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1};
+use embergpt::quant::{BlockQ8_0, BlockQ8_1};
 use embergpt::{Backend, Context, ContextParams, Error, GgmlType, Model, ParallelFor};
 
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
 
-/// splitmix64: a small seeded generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    /// Uniform in [-1, 1).
-    fn unit(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use gen::Rng;
 
 fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
@@ -98,120 +80,25 @@ fn scalar_k() -> Kernels {
     Kernels::new(Backend::Scalar).unwrap()
 }
 
-/// Interesting f16 scales: normal, zero, subnormal, largest, inf, negative.
-const SCALES: [f32; 9] = [
-    0.01,
-    0.5,
-    0.0,
-    6.0e-8,
-    3.0e-5,
-    65504.0,
-    f32::INFINITY,
-    -0.02,
-    1.5,
-];
-
-fn scale_bits(rng: &mut Rng, extreme: bool) -> u16 {
-    if extreme && rng.below(4) == 0 {
-        f32_to_f16(SCALES[rng.below(SCALES.len())])
-    } else {
-        f32_to_f16(rng.unit() * 0.05)
-    }
-}
-
 /// A random weight row of `cols` elements of `ty` (raw block bytes).
 fn weight_row(rng: &mut Rng, ty: GgmlType, cols: usize, extreme: bool) -> Vec<u8> {
-    let nb = cols / 32;
     let mut out = Vec::new();
-    match ty {
-        GgmlType::F32 => {
-            for _ in 0..cols {
-                let v = if extreme && rng.below(50) == 0 {
-                    1.0e30
-                } else {
-                    rng.unit()
-                };
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        GgmlType::F16 => {
-            for _ in 0..cols {
-                let v = if extreme && rng.below(20) == 0 {
-                    [6.0e-8, 65504.0, f32::INFINITY, -3.0e-6][rng.below(4)]
-                } else {
-                    rng.unit()
-                };
-                out.extend_from_slice(&f32_to_f16(v).to_le_bytes());
-            }
-        }
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            for _ in 0..nb {
-                out.extend_from_slice(&scale_bits(rng, extreme).to_le_bytes());
-                if ty == GgmlType::Q4_1 {
-                    out.extend_from_slice(&scale_bits(rng, extreme).to_le_bytes());
-                }
-                let nq = if ty == GgmlType::Q8_0 { 32 } else { 16 };
-                let zero = extreme && rng.below(5) == 0;
-                for _ in 0..nq {
-                    let q = if zero {
-                        if ty == GgmlType::Q4_0 {
-                            0x88
-                        } else {
-                            0
-                        }
-                    } else if extreme && rng.below(4) == 0 {
-                        [0x80, 0x7f, 0xff, 0x00][rng.below(4)]
-                    } else {
-                        rng.byte()
-                    };
-                    out.push(q);
-                }
-            }
-        }
-        _ => unreachable!(),
-    }
+    gen::weight_row(rng, ty, cols, extreme, &mut |b| out.extend_from_slice(b));
     out
 }
 
 /// Random activations: mostly unit-scale, with extreme values when asked.
 fn activations(rng: &mut Rng, n: usize, extreme: bool) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            if extreme {
-                match rng.below(12) {
-                    0 => 1.0e30 * rng.unit(),
-                    1 => 1.0e-40,
-                    2 => 0.0,
-                    3 => -0.0,
-                    4 if (i / 32) % 3 == 0 => 0.0,
-                    5 => (rng.below(255) as f32 - 127.0) * 0.5, // exact halves
-                    _ => rng.unit() * 10.0,
-                }
-            } else {
-                rng.unit() * 3.0
-            }
-        })
-        .collect()
+    (0..n).map(|i| gen::activation(rng, i, extreme)).collect()
 }
 
 /// Activation blocks with arbitrary bytes (-128 included) and scales.
 fn raw_q8_0(rng: &mut Rng, nb: usize, extreme: bool) -> Vec<BlockQ8_0> {
-    (0..nb)
-        .map(|_| BlockQ8_0 {
-            d: scale_bits(rng, extreme),
-            qs: std::array::from_fn(|_| rng.byte() as i8),
-        })
-        .collect()
+    (0..nb).map(|_| gen::raw_q8_0(rng, extreme)).collect()
 }
 
 fn raw_q8_1(rng: &mut Rng, nb: usize, extreme: bool) -> Vec<BlockQ8_1> {
-    (0..nb)
-        .map(|_| BlockQ8_1 {
-            d: scale_bits(rng, extreme),
-            s: scale_bits(rng, extreme),
-            qs: std::array::from_fn(|_| rng.byte() as i8),
-        })
-        .collect()
+    (0..nb).map(|_| gen::raw_q8_1(rng, extreme)).collect()
 }
 
 #[cfg(not(miri))]
@@ -272,21 +159,7 @@ fn ops_in_the_table_match_scalar() {
             1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 768, 3072,
         ]
     };
-    let special = [
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        f32::NAN,
-        -0.0,
-        1.0e-42,
-        88.7,
-        -104.0,
-        // past exp's clamp bounds, and cubes that overflow in GELU
-        89.5,
-        -105.0,
-        1.0e30,
-        -1.0e30,
-        -1.0e-42,
-    ];
+    let special = gen::SPECIAL;
     for k in simd_backends() {
         let name = k.backend.name();
         // softmax rows whose maximum is a signed zero, infinite, NaN or absent
@@ -358,17 +231,7 @@ fn ops_in_the_table_match_scalar() {
                     &format!("swiglu short up {what}"),
                 );
                 // mix: n keys of a head of hd values, rows of `stride` at offset `off`
-                for (hd, stride, off, short) in [
-                    (64usize, 64usize, 0usize, 0usize),
-                    (7, 12, 3, 0),
-                    (1, 1, 0, 0),
-                    // more than one register strip, a tail of 8 and of 4 values
-                    (136, 144, 8, 0),
-                    (20, 24, 4, 0),
-                    (60, 64, 2, 0),
-                    // the last key's row cut short (its values count as absent)
-                    (64, 64, 0, 1),
-                ] {
+                for (hd, stride, off, short) in gen::MIX_SHAPES {
                     let vals = activations(&mut rng, (n * stride).saturating_sub(short), extreme);
                     let a = activations(&mut rng, n, false);
                     let m = |f: fn(&[f32], &[f32], usize, usize, &mut [f32])| {

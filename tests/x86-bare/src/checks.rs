@@ -1,7 +1,7 @@
 //! The checks: every function of a kernel table against the scalar table, and
 //! whole-model logits per forced backend against the scalar backend.
 //!
-//! Test data follows tests/kernels.rs (same generators: f16 scales including
+//! Test data comes from tests/common/gen.rs, shared with tests/kernels.rs (f16 scales including
 //! zero, subnormal, 65504, infinity and negative ones; all-zero blocks; weight
 //! bytes 0x80/0x7f/0xff/0x00; activations with 1e30, subnormals, signed zeros,
 //! exact halves; raw activation blocks with -128), written into scratch slices
@@ -12,41 +12,13 @@
 
 use embergpt::arena::Arena;
 use embergpt::kernels::{matmul, Kernels, Matrix, QuantScratch};
-use embergpt::quant::{f32_to_f16, BlockQ8_0, BlockQ8_1};
+use embergpt::quant::{BlockQ8_0, BlockQ8_1};
 use embergpt::{Backend, Context, ContextParams, GgmlType, Model};
 
 use core::fmt::Write;
 
 use crate::rt::Con;
-use crate::{take, Chk, Rng, Shape};
-
-/// Interesting f16 scales: normal, zero, subnormal, largest, inf, negative.
-const SCALES: [f32; 9] = [
-    0.01,
-    0.5,
-    0.0,
-    6.0e-8,
-    3.0e-5,
-    65504.0,
-    f32::INFINITY,
-    -0.02,
-    1.5,
-];
-
-fn pick<T: Copy>(rng: &mut Rng, a: &[T]) -> T {
-    match a.get(rng.below(a.len())) {
-        Some(v) => *v,
-        None => panic!("pick from an empty list"),
-    }
-}
-
-fn scale_bits(rng: &mut Rng, extreme: bool) -> u16 {
-    if extreme && rng.below(4) == 0 {
-        f32_to_f16(pick(rng, &SCALES))
-    } else {
-        f32_to_f16(rng.unit() * 0.05)
-    }
-}
+use crate::{gen, take, Chk, Rng, Shape};
 
 /// A byte cursor over a weight buffer.
 struct Put<'a> {
@@ -92,72 +64,14 @@ fn weights<'a>(
 }
 
 fn weight_row(rng: &mut Rng, ty: GgmlType, cols: usize, extreme: bool, p: &mut Put<'_>) {
-    let nb = cols / 32;
-    match ty {
-        GgmlType::F32 => {
-            for _ in 0..cols {
-                let v = if extreme && rng.below(50) == 0 {
-                    1.0e30
-                } else {
-                    rng.unit()
-                };
-                p.bytes(&v.to_le_bytes());
-            }
-        }
-        GgmlType::F16 => {
-            for _ in 0..cols {
-                let v = if extreme && rng.below(20) == 0 {
-                    pick(rng, &[6.0e-8, 65504.0, f32::INFINITY, -3.0e-6])
-                } else {
-                    rng.unit()
-                };
-                p.bytes(&f32_to_f16(v).to_le_bytes());
-            }
-        }
-        _ => {
-            for _ in 0..nb {
-                p.bytes(&scale_bits(rng, extreme).to_le_bytes());
-                if ty == GgmlType::Q4_1 {
-                    p.bytes(&scale_bits(rng, extreme).to_le_bytes());
-                }
-                let nq = if ty == GgmlType::Q8_0 { 32 } else { 16 };
-                let zero = extreme && rng.below(5) == 0;
-                for _ in 0..nq {
-                    let q = if zero {
-                        if ty == GgmlType::Q4_0 {
-                            0x88
-                        } else {
-                            0
-                        }
-                    } else if extreme && rng.below(4) == 0 {
-                        pick(rng, &[0x80u8, 0x7f, 0xff, 0x00])
-                    } else {
-                        rng.byte()
-                    };
-                    p.bytes(&[q]);
-                }
-            }
-        }
-    }
+    gen::weight_row(rng, ty, cols, extreme, &mut |b| p.bytes(b));
 }
 
 /// Random activations: mostly unit-scale, with extreme values when asked.
 fn activations<'a>(a: &mut Arena<'a>, rng: &mut Rng, n: usize, extreme: bool) -> &'a mut [f32] {
     let x = take::<f32>(a, n);
     for (i, v) in x.iter_mut().enumerate() {
-        *v = if extreme {
-            match rng.below(12) {
-                0 => 1.0e30 * rng.unit(),
-                1 => 1.0e-40,
-                2 => 0.0,
-                3 => -0.0,
-                4 if (i / 32) % 3 == 0 => 0.0,
-                5 => (rng.below(255) as f32 - 127.0) * 0.5, // exact halves
-                _ => rng.unit() * 10.0,
-            }
-        } else {
-            rng.unit() * 3.0
-        };
+        *v = gen::activation(rng, i, extreme);
     }
     x
 }
@@ -165,20 +79,13 @@ fn activations<'a>(a: &mut Arena<'a>, rng: &mut Rng, n: usize, extreme: bool) ->
 /// Activation blocks with arbitrary bytes (-128 included) and scales.
 fn raw_q8_0(rng: &mut Rng, out: &mut [BlockQ8_0], extreme: bool) {
     for b in out {
-        b.d = scale_bits(rng, extreme);
-        for q in b.qs.iter_mut() {
-            *q = rng.byte() as i8;
-        }
+        *b = gen::raw_q8_0(rng, extreme);
     }
 }
 
 fn raw_q8_1(rng: &mut Rng, out: &mut [BlockQ8_1], extreme: bool) {
     for b in out {
-        b.d = scale_bits(rng, extreme);
-        b.s = scale_bits(rng, extreme);
-        for q in b.qs.iter_mut() {
-            *q = rng.byte() as i8;
-        }
+        *b = gen::raw_q8_1(rng, extreme);
     }
 }
 
@@ -230,7 +137,7 @@ pub fn ticks() -> u64 {
 }
 
 fn float_dots(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(1);
+    let mut rng = Rng(1);
     for &n in &[1usize, 7, 15, 16, 17, 31, 33, 100, 768, 3072, 3075] {
         for extreme in [false, true] {
             for ty in [GgmlType::F32, GgmlType::F16] {
@@ -253,7 +160,7 @@ fn float_dots(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
 }
 
 fn quantize(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(2);
+    let mut rng = Rng(2);
     for &cols in COLS {
         for extreme in [false, true] {
             let mut a = Arena::new(&mut *scratch);
@@ -328,7 +235,7 @@ fn q_dots(
 }
 
 fn quantized_dots(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(3);
+    let mut rng = Rng(3);
     for &cols in COLS {
         for extreme in [false, true] {
             for raw in [false, true] {
@@ -375,7 +282,7 @@ const GEMM_SHAPES: &[(usize, usize, usize)] = &[
 ];
 
 fn gemms(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(4);
+    let mut rng = Rng(4);
     for &(rows, n, cols) in GEMM_SHAPES {
         // `raw`: arbitrary activation bytes (-128 included), which the
         // quantizer never produces.
@@ -451,7 +358,7 @@ fn gemms(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
 /// `kernels::matmul` (tiles of 16 rows x 32 tokens over the table's gemm,
 /// quantizing the activations with the table's quantizer) for every weight type.
 fn matmuls(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(5);
+    let mut rng = Rng(5);
     for &(rows, cols, n) in &[
         (37usize, 288usize, 1usize),
         (130, 768, 1),
@@ -493,29 +400,13 @@ fn matmuls(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
     }
 }
 
-const SPECIAL: [f32; 12] = [
-    f32::INFINITY,
-    f32::NEG_INFINITY,
-    f32::NAN,
-    -0.0,
-    1.0e-42,
-    88.7,
-    -104.0,
-    // past exp's clamp bounds, and cubes that overflow in GELU
-    89.5,
-    -105.0,
-    1.0e30,
-    -1.0e30,
-    -1.0e-42,
-];
-
 /// Lengths around every vector width, and GPT-2's 768 and 3072.
 const OP_NS: &[usize] = &[
     1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 768, 3072,
 ];
 
 fn elementwise(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(6);
+    let mut rng = Rng(6);
     // softmax rows whose maximum is a signed zero, infinite, NaN or absent
     // (every value NaN), in the vector part and in the tail
     for n in [5usize, 8, 40] {
@@ -572,7 +463,7 @@ fn elementwise(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
             if extreme {
                 for v in x.iter_mut() {
                     if rng.below(8) == 0 {
-                        *v = pick(&mut rng, &SPECIAL);
+                        *v = gen::pick(&mut rng, &gen::SPECIAL);
                     }
                 }
             }
@@ -604,7 +495,7 @@ fn elementwise(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
 const KEY_NS: &[usize] = &[1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65];
 
 fn attention(c: &mut Chk, k: &Kernels, s: &Kernels, scratch: &mut [u8]) {
-    let mut rng = Rng::new(7);
+    let mut rng = Rng(7);
     for &n in KEY_NS {
         for extreme in [false, true] {
             mix_checks(c, k, s, &mut rng, scratch, n, extreme);
@@ -629,17 +520,7 @@ fn mix_checks(
     extreme: bool,
 ) {
     // n keys of a head of hd values, rows of `stride` at offset `off`
-    for (hd, stride, off, short) in [
-        (64usize, 64usize, 0usize, 0usize),
-        (7, 12, 3, 0),
-        (1, 1, 0, 0),
-        // more than one register strip, a tail of 8 and of 4 values
-        (136, 144, 8, 0),
-        (20, 24, 4, 0),
-        (60, 64, 2, 0),
-        // the last key's row cut short (its values count as absent)
-        (64, 64, 0, 1),
-    ] {
+    for (hd, stride, off, short) in gen::MIX_SHAPES {
         let mut a = Arena::new(&mut *scratch);
         let sh = Shape::new(
             "keys hd stride off short extreme",
@@ -882,7 +763,7 @@ pub fn golden(
     chks: &mut [Chk],
     scratch: &mut [u8],
 ) -> Result<(), &'static str> {
-    let mut rng = Rng::new(8);
+    let mut rng = Rng(8);
     let mut a = Arena::new(scratch);
     let want = take::<f32>(&mut a, MAX_LOGITS);
     let got = take::<f32>(&mut a, MAX_LOGITS);

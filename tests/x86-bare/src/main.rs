@@ -18,6 +18,8 @@
 #![no_main]
 
 mod checks;
+#[path = "../../common/gen.rs"]
+mod gen;
 pub mod rt;
 
 use core::fmt::{self, Write};
@@ -35,32 +37,7 @@ struct Scratch([u8; SCRATCH_BYTES]);
 
 static mut SCRATCH: Scratch = Scratch([0; SCRATCH_BYTES]);
 
-/// splitmix-free xorshift64* (seeded): the test data generator.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub fn byte(&mut self) -> u8 {
-        (self.next_u64() >> 56) as u8
-    }
-    /// Uniform in [-1, 1).
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        ((self.next_u64() >> 16) % n as u64) as usize
-    }
-}
+pub use gen::Rng;
 
 /// Named shape parameters of a check (printed with a mismatch).
 #[derive(Clone, Copy)]
