@@ -813,3 +813,72 @@ fn std_thread_pool_small() {
     }
     drop(pool); // joins the workers
 }
+
+/// The x86_64 kernels keep their packed tiles on the stack (README, "Stack": up
+/// to ~80 KB for the VNNI prefill). Every table's batched kernels at their
+/// widest stack-buffered shapes (prefill chunks of 32 tokens at 3072 columns,
+/// decode at 16384) run in a thread with `STACK` bytes of stack, the default of
+/// musl's threads: a kernel whose buffers grow past it overflows that thread's
+/// stack and aborts this test binary.
+#[test]
+fn kernels_fit_a_128_kib_thread_stack() {
+    const STACK: usize = 128 << 10;
+    let mut ks = simd_backends();
+    ks.push(scalar_k());
+    let mut rng = Rng(11);
+    let cases: Vec<(usize, usize, usize)> = vec![(5, 32, 3072), (3, 1, 16384), (2, 9, 3072)];
+    let mut inputs = Vec::new();
+    for &(rows, n, cols) in &cases {
+        let x = activations(&mut rng, n * cols, false);
+        let nb = cols / 32;
+        let (mut a0, mut a1) = (
+            vec![BlockQ8_0::default(); n * nb],
+            vec![BlockQ8_1::default(); n * nb],
+        );
+        for t in 0..n {
+            let s = scalar_k();
+            (s.quantize_row_q8_0)(&x[t * cols..(t + 1) * cols], &mut a0[t * nb..(t + 1) * nb]);
+            (s.quantize_row_q8_1)(&x[t * cols..(t + 1) * cols], &mut a1[t * nb..(t + 1) * nb]);
+        }
+        let ws: Vec<Vec<u8>> = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1]
+            .iter()
+            .map(|&ty| {
+                (0..rows)
+                    .flat_map(|_| weight_row(&mut rng, ty, cols, false))
+                    .collect()
+            })
+            .collect();
+        inputs.push((rows, n, a0, a1, ws));
+    }
+    for k in ks {
+        let inputs = &inputs;
+        let sums = std::thread::scope(|sc| {
+            std::thread::Builder::new()
+                .stack_size(STACK)
+                .spawn_scoped(sc, move || {
+                    let mut outs = Vec::new();
+                    for (rows, n, a0, a1, ws) in inputs {
+                        let mut out = vec![0.0f32; rows * n];
+                        if let Some(g) = k.gemm_q8_0_q8_0 {
+                            g(&ws[0], *rows, a0, *n, &mut out);
+                            outs.extend_from_slice(&out);
+                        }
+                        if let Some(g) = k.gemm_q4_0_q8_0 {
+                            g(&ws[1], *rows, a0, *n, &mut out);
+                            outs.extend_from_slice(&out);
+                        }
+                        if let Some(g) = k.gemm_q4_1_q8_1 {
+                            g(&ws[2], *rows, a1, *n, &mut out);
+                            outs.extend_from_slice(&out);
+                        }
+                    }
+                    outs
+                })
+                .expect("spawn")
+                .join()
+                .expect("join")
+        });
+        // The results are checked elsewhere; here only that they are all there.
+        assert_eq!(sums.len(), 3 * (5 * 32 + 3 + 2 * 9), "{}", k.backend.name());
+    }
+}
