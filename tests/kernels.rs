@@ -461,6 +461,13 @@ fn batched_kernels_match_single_row_dots() {
                 (3, 16, 3104),
                 (6, 24, 160),
                 (7, 17, 1056),
+                // the AVX2 Q8_0 tokens-in-lanes GEMM (8+ tokens, 8 per vector,
+                // 4 rows x 2 vectors per pass, at most 48 blocks, as many tokens
+                // per packing as 192 (block, vector) entries hold): 70 tokens
+                // (two packings: 64 + 6), 48 blocks (32 + 13), 49 (too wide)
+                (5, 70, 768),
+                (6, 45, 1536),
+                (3, 9, 1568),
                 // the AVX-512 decode (two blocks per vector): 512 blocks (its
                 // widest) and 513 (above: the 16416 case), a partial last group
                 (2, 1, 16384),
@@ -816,8 +823,8 @@ fn std_thread_pool_small() {
 
 /// The x86_64 kernels keep their packed tiles on the stack (README, "Stack": up
 /// to ~80 KB for the VNNI prefill). Every table's batched kernels at their
-/// widest stack-buffered shapes (prefill chunks of 32 tokens at 3072 columns,
-/// decode at 16384) run in a thread with `STACK` bytes of stack, the default of
+/// widest stack-buffered shapes (prefill chunks of 32 tokens at 3072 columns, of
+/// 64 tokens at 1536 columns, decode at 16384) run in a thread with `STACK` bytes of stack, the default of
 /// musl's threads: a kernel whose buffers grow past it overflows that thread's
 /// stack and aborts this test binary.
 #[test]
@@ -826,7 +833,8 @@ fn kernels_fit_a_128_kib_thread_stack() {
     let mut ks = simd_backends();
     ks.push(scalar_k());
     let mut rng = Rng(11);
-    let cases: Vec<(usize, usize, usize)> = vec![(5, 32, 3072), (3, 1, 16384), (2, 9, 3072)];
+    let cases: Vec<(usize, usize, usize)> =
+        vec![(5, 32, 3072), (3, 1, 16384), (2, 9, 3072), (5, 64, 1536)];
     let mut inputs = Vec::new();
     for &(rows, n, cols) in &cases {
         let x = activations(&mut rng, n * cols, false);
@@ -879,6 +887,11 @@ fn kernels_fit_a_128_kib_thread_stack() {
                 .expect("join")
         });
         // The results are checked elsewhere; here only that they are all there.
-        assert_eq!(sums.len(), 3 * (5 * 32 + 3 + 2 * 9), "{}", k.backend.name());
+        assert_eq!(
+            sums.len(),
+            3 * (5 * 32 + 3 + 2 * 9 + 5 * 64),
+            "{}",
+            k.backend.name()
+        );
     }
 }

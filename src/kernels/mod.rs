@@ -360,18 +360,23 @@ pub struct QuantScratch<'s> {
 /// Rows per weight tile handed to a batched kernel (row ranges of tasks are multiples of it).
 const TILE_ROWS: usize = 4;
 /// Weight rows per batched-kernel call (a multiple of `TILE_ROWS`; lets a kernel
-/// amortise per-call checks of the activations over more rows).
+/// amortise its per-call packing of the activations over more rows). 32 on
+/// x86_64 (the AVX2 Q8_0 prefill packs a call's tokens once for all its rows);
+/// 16 elsewhere, where `buf` below counts against a firmware's stack.
+#[cfg(target_arch = "x86_64")]
+const CALL_ROWS: usize = 32;
+#[cfg(not(target_arch = "x86_64"))]
 const CALL_ROWS: usize = 16;
 /// Weight rows per call when there is one activation row (decode).
 const DECODE_CALL_ROWS: usize = 64;
 const _: () = assert!(DECODE_CALL_ROWS <= CALL_ROWS * TILE_TOKENS); // fits `buf` below
 /// Activation rows per batched-kernel call (keeps the tile's output on the stack).
-/// 32 on x86_64: the AVX2 prefill kernel amortises its per-row work (weight
-/// scales, held weights) over twice the tokens, +3-5% on GPT-2 and SmolLM2
-/// prefill. 16 elsewhere: `buf` and the transposed tile live on the stack,
-/// which a microcontroller's firmware counts in kilobytes.
+/// 64 on x86_64: the AVX2 prefill kernels amortise their per-row work (widened
+/// or held weights, weight scales) over more tokens. 16 elsewhere: `buf` and the
+/// transposed tile live on the stack, which a microcontroller's firmware counts
+/// in kilobytes.
 #[cfg(target_arch = "x86_64")]
-const TILE_TOKENS: usize = 32;
+const TILE_TOKENS: usize = 64;
 #[cfg(not(target_arch = "x86_64"))]
 const TILE_TOKENS: usize = 16;
 /// Multiply-accumulates below which a matmul is not worth splitting across threads.

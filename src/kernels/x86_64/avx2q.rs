@@ -997,6 +997,9 @@ pub(crate) unsafe fn gemm<F: WFmt>(w: &[u8], rows: usize, x: &[u8], n: usize, ou
     // `decode` check while packing, `run` after `trick_ok`); features by the caller.
     unsafe {
         if nb > 0 && n >= 2 {
+            if !F::Q4 && super::avx2w::gemm(w, rows, x, n, out) {
+                return;
+            }
             if !prefill::<F>(w, rows, x, n, out, nb) {
                 super::common::gemm_q_generic::<Avx2Int, F>(w, rows, x, n, out);
             }

@@ -28,6 +28,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use super::{Backend, Kernels};
 
 mod avx2q;
+mod avx2w;
 mod eltwise;
 mod vnniq;
 #[macro_use]
