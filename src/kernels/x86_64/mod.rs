@@ -18,7 +18,8 @@
 //!   written once over a small integer-dot trait;
 //! - `avx2`: the quantized dots and tiles of [`avx2q`] (`vpmaddubsw` with the
 //!   sign trick; `common`'s widening `vpmaddwd` tiles as the exact fallback for
-//!   activation bytes of -128);
+//!   activation bytes of -128), and for Q8_0 prefill of rows up to 48 blocks the
+//!   tokens-in-lanes GEMM of [`avx2w`] (`vpmaddwd` on i16, 8 tokens per ymm);
 //! - `avxvnni` / `avx512`: `vpdpbusd` (u8 x i8 -> i32) with the weights made
 //!   unsigned and the activation correction precomputed once per token.
 
