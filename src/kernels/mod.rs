@@ -631,6 +631,10 @@ fn rows_range(
         Act::Q8_0(_) | Act::Q8_1(_) => {
             let nb = w.cols / QK;
             let mut buf = [0.0f32; CALL_ROWS * TILE_TOKENS];
+            // The transposed full tile, reused by every call (not built and
+            // returned per call: that cost a memset and a memcpy of 8 KB each).
+            #[cfg(not(target_os = "none"))]
+            let mut tt = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
             // One activation row (decode): nothing to keep in L1 but the
             // activations, so hand the kernel 64 rows per call (the Cortex-M
             // kernels prepare the activations once per call; the x86 ones scan
@@ -686,7 +690,7 @@ fn rows_range(
                         // (Not on bare-metal targets: the tile copy costs their
                         // firmware 2 KB of stack for a gain measured on x86_64.)
                         #[cfg(not(target_os = "none"))]
-                        if let Some(tt) = transposed_full_tile(o) {
+                        if transpose_full_tile(o, &mut tt) {
                             for (t, col) in tt.iter().enumerate() {
                                 let at = (t0 + t) * rows + r;
                                 // SAFETY: see above (rows r..r + nr of every token).
@@ -718,28 +722,30 @@ fn rows_range(
     }
 }
 
-/// A full `[CALL_ROWS][TILE_TOKENS]` tile (the common case of a prefill; 4 KB
-/// of stack on x86_64, 2 KB with the 16 tokens of other targets) as
-/// `[TILE_TOKENS][CALL_ROWS]`: fixed sizes let the compiler unroll the
+/// Write a full `[CALL_ROWS][TILE_TOKENS]` tile (the common case of a prefill;
+/// 8 KB of stack on x86_64, 1 KB with the 16 x 16 of other targets) into `tt`
+/// as `[TILE_TOKENS][CALL_ROWS]`: fixed sizes let the compiler unroll the
 /// transposition, where the general strided copy cost ~3 cycles per element
-/// (4% of a GPT-2 Q4_0 prefill). `None` for any other length.
+/// (4% of a GPT-2 Q4_0 prefill). False, `tt` untouched, for any other length.
 #[cfg(not(target_os = "none"))]
 #[inline(always)]
 // INDEXING: r < CALL_ROWS and t < TILE_TOKENS are loop counters over the
 // arrays' own const lengths, so every access is in bounds by type.
 #[allow(clippy::indexing_slicing)]
-fn transposed_full_tile(o: &[f32]) -> Option<[[f32; CALL_ROWS]; TILE_TOKENS]> {
+fn transpose_full_tile(o: &[f32], tt: &mut [[f32; CALL_ROWS]; TILE_TOKENS]) -> bool {
     let tile: &[[f32; TILE_TOKENS]; CALL_ROWS] = match o.as_chunks::<TILE_TOKENS>() {
-        (rows, []) => rows.try_into().ok()?,
-        _ => return None,
+        (rows, []) => match rows.try_into() {
+            Ok(t) => t,
+            Err(_) => return false,
+        },
+        _ => return false,
     };
-    let mut tt = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
     for r in 0..CALL_ROWS {
         for t in 0..TILE_TOKENS {
             tt[t][r] = tile[r][t];
         }
     }
-    Some(tt)
+    true
 }
 
 #[cfg(test)]
@@ -762,14 +768,17 @@ mod tests {
     #[test]
     fn full_tile_transposition_and_other_lengths() {
         let o: std::vec::Vec<f32> = (0..CALL_ROWS * TILE_TOKENS).map(|i| i as f32).collect();
-        let tt = transposed_full_tile(&o).unwrap();
+        let mut tt = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
+        assert!(transpose_full_tile(&o, &mut tt));
         for (t, col) in tt.iter().enumerate() {
             for (r, &v) in col.iter().enumerate() {
                 assert_eq!(v, (r * TILE_TOKENS + t) as f32);
             }
         }
-        assert!(transposed_full_tile(&o[..o.len() - 1]).is_none());
-        assert!(transposed_full_tile(&o[..TILE_TOKENS * 8]).is_none());
+        let before = tt;
+        assert!(!transpose_full_tile(&o[..o.len() - 1], &mut tt));
+        assert!(!transpose_full_tile(&o[..TILE_TOKENS * 8], &mut tt));
+        assert_eq!(tt, before, "other lengths leave the tile untouched");
     }
 
     /// Two matrices of different weight types (so both activation forms) in one
