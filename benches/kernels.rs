@@ -6,7 +6,9 @@
 //! Groups:
 //! - `dot/<kernel>/<backend>/<cols>`: single-row dots over 16 rows of `cols`
 //!   (weights and activations cache-resident), the decode inner loop;
-//! - `gemm/<kernel>/<backend>/<cols>`: the batched kernels, 16 rows x 16 tokens;
+//! - `gemm/<kernel>/<backend>/<cols>x<tokens>`: the batched kernels, 16 rows x
+//!   16 tokens (the matmul driver's call on most targets) and 32 rows x 64 tokens
+//!   (its call on x86_64);
 //! - `matmul/<type>/<backend>/t<threads>/n<tokens>`: a 3072x768 matmul
 //!   through the parallel-for hook (std thread pool);
 //! - `forward/<type>/<backend>/t<threads>/{prefill32,decode}`: a GPT-2 124M-shaped
@@ -76,11 +78,11 @@ fn bench_kernels(c: &mut Criterion) {
     let rows = 16;
     for &cols in &[768usize, 3072] {
         let nb = cols / 32;
-        let x: Vec<f32> = (0..16 * cols).map(|_| rng.unit()).collect();
-        let mut a0 = vec![BlockQ8_0::default(); 16 * nb];
-        let mut a1 = vec![BlockQ8_1::default(); 16 * nb];
+        let x: Vec<f32> = (0..64 * cols).map(|_| rng.unit()).collect();
+        let mut a0 = vec![BlockQ8_0::default(); 64 * nb];
+        let mut a1 = vec![BlockQ8_1::default(); 64 * nb];
         let s = Kernels::new(Backend::Scalar).unwrap();
-        for t in 0..16 {
+        for t in 0..64 {
             (s.quantize_row_q8_0)(&x[t * cols..(t + 1) * cols], &mut a0[t * nb..(t + 1) * nb]);
             (s.quantize_row_q8_1)(&x[t * cols..(t + 1) * cols], &mut a1[t * nb..(t + 1) * nb]);
         }
@@ -113,28 +115,33 @@ fn bench_kernels(c: &mut Criterion) {
             if matches!(ty, GgmlType::F16 | GgmlType::F32) {
                 continue;
             }
-            let mut g = c.benchmark_group(format!("gemm/{}", ty.name()));
-            g.throughput(Throughput::Elements((2 * rows * 16 * cols) as u64));
-            g.measurement_time(Duration::from_millis(1500))
-                .warm_up_time(Duration::from_millis(300));
-            let mut out = vec![0.0f32; rows * 16];
-            for k in &ks {
-                g.bench_function(BenchmarkId::new(k.backend.name(), cols), |b| {
-                    b.iter(|| {
-                        match ty {
-                            GgmlType::Q8_0 => {
-                                k.gemm_q8_0_q8_0.map(|g| g(&w, rows, &a0, 16, &mut out))
-                            }
-                            GgmlType::Q4_0 => {
-                                k.gemm_q4_0_q8_0.map(|g| g(&w, rows, &a0, 16, &mut out))
-                            }
-                            _ => k.gemm_q4_1_q8_1.map(|g| g(&w, rows, &a1, 16, &mut out)),
-                        };
-                        black_box(&out);
-                    })
-                });
+            let w2 = weights(&mut rng, ty, 2 * rows, cols);
+            for (w, gr, nt) in [(&w, rows, 16usize), (&w2, 2 * rows, 64)] {
+                let mut g = c.benchmark_group(format!("gemm/{}", ty.name()));
+                g.throughput(Throughput::Elements((2 * gr * nt * cols) as u64));
+                g.measurement_time(Duration::from_millis(1500))
+                    .warm_up_time(Duration::from_millis(300));
+                let mut out = vec![0.0f32; gr * nt];
+                let (a0, a1) = (&a0[..nt * nb], &a1[..nt * nb]);
+                for k in &ks {
+                    let id = BenchmarkId::new(k.backend.name(), format!("{cols}x{nt}"));
+                    g.bench_function(id, |b| {
+                        b.iter(|| {
+                            match ty {
+                                GgmlType::Q8_0 => {
+                                    k.gemm_q8_0_q8_0.map(|g| g(w, gr, a0, nt, &mut out))
+                                }
+                                GgmlType::Q4_0 => {
+                                    k.gemm_q4_0_q8_0.map(|g| g(w, gr, a0, nt, &mut out))
+                                }
+                                _ => k.gemm_q4_1_q8_1.map(|g| g(w, gr, a1, nt, &mut out)),
+                            };
+                            black_box(&out);
+                        })
+                    });
+                }
+                g.finish();
             }
-            g.finish();
         }
         let mut g = c.benchmark_group("quantize_q8_0");
         g.throughput(Throughput::Elements(cols as u64));
