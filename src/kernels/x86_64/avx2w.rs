@@ -37,7 +37,7 @@ use super::common::scales8;
 const QB: usize = 34;
 
 /// Most blocks per row [`gemm`] takes: 1536 columns (GPT-2's 768, SmolLM2-135M's
-/// 576). Its buffers live on the stack (~62 KB at this bound). Wider rows (a
+/// 576). Its buffers live on the stack (~67 KB at this bound). Wider rows (a
 /// 3072-wide FFN input) go to `avx2q`'s prefill, which measured the same there:
 /// with 16 tokens per packing each widened row serves too few tokens.
 pub(crate) const MAX_NB: usize = 48;
@@ -56,6 +56,13 @@ const RP: usize = 4;
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
 struct Blk([u8; 256]);
+
+/// One widened weight block: 32 i16, 32-byte aligned (written with aligned
+/// stores: an `[i16; 32]` alone is only 2-byte aligned, which a release build
+/// happened to over-align and AddressSanitizer's stack layout did not).
+#[derive(Clone, Copy)]
+#[repr(C, align(32))]
+struct WBlk([i16; 32]);
 
 /// 8 f32, 32-byte aligned: one lane vector of floats.
 #[derive(Clone, Copy)]
@@ -82,7 +89,7 @@ pub(crate) unsafe fn gemm(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [
     }
     let mut xa = [const { MaybeUninit::<Blk>::uninit() }; XCAP];
     let mut dx = [const { MaybeUninit::<F8>::uninit() }; XCAP];
-    let mut wq = [const { MaybeUninit::<[i16; 32]>::uninit() }; RP * MAX_NB];
+    let mut wq = [const { MaybeUninit::<WBlk>::uninit() }; RP * MAX_NB];
     // Tokens per packing: as many as the buffers hold, so that each weight row
     // is widened once per packing for as many tokens as possible.
     let cap = 8 * (XCAP / nb).min(MAX_TV);
@@ -98,7 +105,7 @@ pub(crate) unsafe fn gemm(w: &[u8], rows: usize, x: &[u8], n: usize, out: &mut [
         let mut r0 = 0;
         while r0 < rows {
             let rn = RP.min(rows - r0);
-            let wq = wq.as_mut_ptr() as *mut [i16; 32];
+            let wq = wq.as_mut_ptr() as *mut WBlk;
             let mut dw = [[0.0f32; MAX_NB]; RP];
             // SAFETY: rows r0 .. r0 + rn < rows hold nb blocks each (checked
             // above), `out` holds rows * n values, the first nv vectors of
@@ -232,7 +239,7 @@ struct Args<'a> {
     xa: *const Blk,
     dx: *const F8,
     /// The widened rows (row `r`, block `j` at `r * MAX_NB + j`).
-    wq: *const [i16; 32],
+    wq: *const WBlk,
     dw: &'a [[f32; MAX_NB]; RP],
     /// Where the first row's first token goes in `out` (row stride `n`).
     at: usize,
@@ -254,12 +261,13 @@ unsafe fn widen(
     r0: usize,
     rn: usize,
     nb: usize,
-    wq: *mut [i16; 32],
+    wq: *mut WBlk,
     dw: &mut [[f32; MAX_NB]; RP],
 ) {
     // SAFETY: row r0 + r (r < rn) spans w[(r0 + r) * rb ..][..rb] by the
     // caller; block j < nb of it starts j * QB bytes in, its quants 2 further;
-    // wq[r * MAX_NB + j] exists (j < nb <= MAX_NB, r < RP); `scales8` reads the
+    // wq[r * MAX_NB + j] exists, 32-byte aligned by its type, for the aligned
+    // stores (j < nb <= MAX_NB, r < RP); `scales8` reads the
     // scales of blocks j .. j + 8 <= nb, or of block j alone (stride 0).
     // Features by the caller.
     unsafe {
