@@ -80,5 +80,7 @@ step "fuzz smoke (cargo-fuzz, nightly): ${FUZZ_SECONDS:-45} s per target"
 FUZZ_SECONDS="${FUZZ_SECONDS:-45}" bash tests/scripts/fuzz_smoke.sh
 step "Miri (nightly): parser, arena, context, scalar kernels"
 bash tests/scripts/miri.sh
+step "AddressSanitizer (nightly): the SIMD kernel tests"
+bash tests/scripts/asan_kernels.sh
 
 step "all checks passed in $(( $(date +%s) - T0 )) s"
