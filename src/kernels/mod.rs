@@ -397,10 +397,9 @@ const TASKS_PER_THREAD: usize = 2;
 /// reduction in the fixed order of [`scalar`], so results do not depend on `n`,
 /// on the tiling, or on how many tasks the rows are split into.
 ///
-/// Quantized weights go through the table's batched kernels, 16 weight rows x
-/// up to `TILE_TOKENS` activation rows per call (the rows stay in L1 while the
-/// activations stream from L2); with one activation row, up to 64 weight rows
-/// per call. With a [`ParallelFor`] in `k`, the rows are
+/// Quantized weights go through the table's batched kernels, `CALL_ROWS` weight
+/// rows (32 on x86_64, 16 elsewhere) x up to `TILE_TOKENS` activation rows (64 /
+/// 16) per call; with one activation row, up to 64 weight rows per call. With a [`ParallelFor`] in `k`, the rows are
 /// split into contiguous ranges (multiples of 4 rows), one per task.
 pub fn matmul(
     k: &Kernels,
@@ -688,7 +687,7 @@ fn rows_range(
                     if !is_direct {
                         // `o` is [nr][nt]; token t's nr values are contiguous in `out`.
                         // (Not on bare-metal targets: the tile copy costs their
-                        // firmware 2 KB of stack for a gain measured on x86_64.)
+                        // firmware 1 KB of stack for a gain measured on x86_64.)
                         #[cfg(not(target_os = "none"))]
                         if transpose_full_tile(o, &mut tt) {
                             for (t, col) in tt.iter().enumerate() {
