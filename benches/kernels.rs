@@ -176,9 +176,13 @@ fn pools() -> Vec<(usize, Option<embergpt::ParallelFor>)> {
 
 fn bench_matmul(c: &mut Criterion) {
     let mut rng = Rng(99);
-    let (rows, cols) = (3072usize, 768usize);
     let pools = pools();
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+    // GPT-2 124M's FFN input (3072 x 768) and output (768 x 3072); one token
+    // (decode), 32, and 128 (a prompt: the packed Q8_0 prefill's chunk).
+    for ((rows, cols), ty) in [(3072usize, 768usize), (768, 3072)]
+        .into_iter()
+        .flat_map(|s| [(s, GgmlType::Q8_0), (s, GgmlType::Q4_0)])
+    {
         let w = weights(&mut rng, ty, rows, cols);
         let m = Matrix {
             ty,
@@ -186,12 +190,12 @@ fn bench_matmul(c: &mut Criterion) {
             cols,
             data: &w,
         };
-        for n in [1usize, 32] {
+        for n in [1usize, 32, 128] {
             let x: Vec<f32> = (0..n * cols).map(|_| rng.unit()).collect();
             let mut out = vec![0.0f32; n * rows];
             let mut q0 = vec![BlockQ8_0::default(); n * cols / 32];
             let mut q1 = vec![BlockQ8_1::default(); n * cols / 32];
-            let mut g = c.benchmark_group(format!("matmul/{}", ty.name()));
+            let mut g = c.benchmark_group(format!("matmul/{}/{rows}x{cols}", ty.name()));
             g.throughput(Throughput::Elements((2 * rows * cols * n) as u64));
             g.measurement_time(Duration::from_millis(1500))
                 .warm_up_time(Duration::from_millis(300));

@@ -659,6 +659,52 @@ fn matmul_matches_scalar_all_types_and_thread_counts() {
     }
 }
 
+/// The Q8_0 prefill through a backend's packed activation layout (x86_64
+/// AVX2: activations quantized straight into groups of 8 tokens, each task's
+/// rows in one call writing the output itself), against scalar: exact groups
+/// and 1-7 row-form tokens after them, more than one 128-token chunk, 1-3
+/// leftover rows, 1 and 9 blocks, the widest rows it takes (128 blocks) and
+/// one block more (row form), weights with -128 bytes and zero scales, split
+/// over threads. On backends without the layout these run the row form.
+#[test]
+#[cfg_attr(miri, ignore = "too large for Miri")]
+fn packed_q8_0_prefill_matches_scalar() {
+    let s = scalar_k();
+    let mut rng = Rng(11);
+    let shapes: &[(usize, usize, usize)] = &[
+        (4, 32, 8),
+        (1, 32, 9),
+        (7, 288, 16),
+        (5, 96, 23),
+        (33, 768, 129),
+        (9, 768, 136),
+        (6, 4096, 15),
+        (3, 4128, 12),
+        (13, 3072, 40),
+    ];
+    for &(rows, cols, n) in shapes {
+        for extreme in [false, true] {
+            let w: Vec<u8> = (0..rows)
+                .flat_map(|_| weight_row(&mut rng, GgmlType::Q8_0, cols, extreme))
+                .collect();
+            let x = activations(&mut rng, n * cols, extreme);
+            let want = run_matmul(&s, GgmlType::Q8_0, rows, cols, &w, &x, n);
+            for k in simd_backends() {
+                for threads in [1usize, 2, 3] {
+                    let mut kt = k;
+                    kt.parallel = Some(scoped_hook(threads));
+                    let got = run_matmul(&kt, GgmlType::Q8_0, rows, cols, &w, &x, n);
+                    let what = format!(
+                        "{} Q8_0 prefill {rows}x{cols} n={n} extreme={extreme} threads={threads}",
+                        k.backend.name()
+                    );
+                    assert_same(&got, &want, &what);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(feature = "std")]
 #[test]
 #[cfg_attr(miri, ignore = "too large for Miri")]
@@ -858,8 +904,16 @@ fn kernels_fit_a_128_kib_thread_stack() {
             .collect();
         inputs.push((rows, n, a0, a1, ws));
     }
+    // The matmul driver on the same thread: its tiles, plus (x86_64 AVX2) the
+    // packed Q8_0 prefill's widened rows at the widest it takes, 4096 columns.
+    let (mm_rows, mm_n, mm_cols) = (5usize, 17usize, 4096usize);
+    let mm_w: Vec<u8> = (0..mm_rows)
+        .flat_map(|_| weight_row(&mut rng, GgmlType::Q8_0, mm_cols, false))
+        .collect();
+    let mm_x = activations(&mut rng, mm_n * mm_cols, false);
     for k in ks {
         let inputs = &inputs;
+        let (mm_w, mm_x) = (&mm_w, &mm_x);
         let sums = std::thread::scope(|sc| {
             std::thread::Builder::new()
                 .stack_size(STACK)
@@ -880,6 +934,8 @@ fn kernels_fit_a_128_kib_thread_stack() {
                             outs.extend_from_slice(&out);
                         }
                     }
+                    let out = run_matmul(&k, GgmlType::Q8_0, mm_rows, mm_cols, mm_w, mm_x, mm_n);
+                    outs.extend_from_slice(&out);
                     outs
                 })
                 .expect("spawn")
@@ -889,7 +945,7 @@ fn kernels_fit_a_128_kib_thread_stack() {
         // The results are checked elsewhere; here only that they are all there.
         assert_eq!(
             sums.len(),
-            3 * (5 * 32 + 3 + 2 * 9 + 5 * 64),
+            3 * (5 * 32 + 3 + 2 * 9 + 5 * 64) + mm_rows * mm_n,
             "{}",
             k.backend.name()
         );

@@ -31,6 +31,7 @@ mod wasm32;
 
 use crate::error::{Error, Result};
 use crate::quant::{BlockQ8_0, BlockQ8_1, GgmlType, QK};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// A kernel family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,6 +154,37 @@ pub type GemmQ8_0 = fn(&[u8], usize, &[BlockQ8_0], usize, &mut [f32]);
 /// Batched dot with Q8_1 activations.
 pub type GemmQ8_1 = fn(&[u8], usize, &[BlockQ8_1], usize, &mut [f32]);
 
+/// A backend's own activation layout for Q8_0 x Q8_0 prefill (x86_64 AVX2: 8
+/// tokens side by side, see `x86_64/avx2w.rs`): [`matmul`] quantizes a batch's
+/// full groups of [`PACKED_TOKENS`] tokens straight into it, in the scratch the
+/// row-form blocks would use (the same bytes: a group's entry for one block is
+/// the size of its 8 blocks), and hands each task's whole row range to one
+/// `gemm` call, which writes the `[token][row]` output itself. The tokens past
+/// the last full group stay in row form and go through `gemm_q8_0_q8_0`.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedQ8_0 {
+    /// Most blocks per row `gemm` takes (wider rows use the row form).
+    pub(crate) max_nb: usize,
+    /// Quantize `[PACKED_TOKENS][cols]` f32 into `PACKED_TOKENS * cols / 32`
+    /// blocks' room, packed; the same blocks as `quantize_row_q8_0`.
+    pub(crate) quantize: fn(&[f32], usize, &mut [BlockQ8_0]),
+    /// `gemm(w, rows, xp, groups, out, r_at, stride)`: `out[t * stride + r_at
+    /// + r] = dot(w row r, token t)` for the `PACKED_TOKENS * groups` tokens of
+    /// `xp`; false (nothing written) for shapes it does not take.
+    ///
+    /// # Safety
+    /// No one else touches those columns of those rows of `out` during the
+    /// call, and the buffer `out` was made from is not used until it returns.
+    pub(crate) gemm: PackedGemm,
+}
+
+/// [`PackedQ8_0::gemm`]'s type.
+pub(crate) type PackedGemm =
+    unsafe fn(&[u8], usize, &[BlockQ8_0], usize, &parallel::SharedOut, usize, usize) -> bool;
+
+/// Tokens per group of a [`PackedQ8_0`] layout.
+pub(crate) const PACKED_TOKENS: usize = 8;
+
 /// The kernel table of one backend.
 #[derive(Clone, Copy)]
 pub struct Kernels {
@@ -170,6 +202,9 @@ pub struct Kernels {
     pub gemm_q8_0_q8_0: Option<GemmQ8_0>,
     pub gemm_q4_0_q8_0: Option<GemmQ8_0>,
     pub gemm_q4_1_q8_1: Option<GemmQ8_1>,
+    /// Q8_0 x Q8_0 prefill in the backend's own activation layout (`None`:
+    /// row form through `gemm_q8_0_q8_0` only).
+    pub(crate) packed_q8_0: Option<PackedQ8_0>,
     /// The element-wise and attention steps of [`crate::ops`] (`softmax`, `mix`,
     /// `gelu`, `swiglu`): that same portable source, compiled for the backend's
     /// instruction set (x86_64: AVX2 instead of the SSE2 baseline). Rust never
@@ -312,6 +347,7 @@ const SCALAR: Kernels = Kernels {
     gemm_q8_0_q8_0: Some(scalar::gemm_q8_0_q8_0),
     gemm_q4_0_q8_0: Some(scalar::gemm_q4_0_q8_0),
     gemm_q4_1_q8_1: Some(scalar::gemm_q4_1_q8_1),
+    packed_q8_0: None,
     scores: None,
     softmax: crate::ops::softmax,
     mix: crate::ops::mix,
@@ -472,7 +508,23 @@ pub(crate) fn matmul_then(
     };
     let (a1, a2) = (acts(w.ty)?, w2.map(|w2| acts(w2.ty)).transpose()?);
     let needs = |a: usize| a1 == a || a2 == Some(a);
-    let q0: &[BlockQ8_0] = if needs(1) {
+    // The backend's packed layout: Q8_0 weights only (both matrices, which
+    // then share it), at least one full group of tokens, rows it takes.
+    let nb = w.cols / QK;
+    let packed = match k.packed_q8_0 {
+        Some(p)
+            if w.ty == GgmlType::Q8_0
+                && w2.is_none_or(|w2| w2.ty == GgmlType::Q8_0)
+                && n >= PACKED_TOKENS
+                && (1..=p.max_nb).contains(&nb) =>
+        {
+            Some(p)
+        }
+        _ => None,
+    };
+    let q0: &[BlockQ8_0] = if let Some(p) = &packed {
+        quantize_packed(k, p, scratch.q8_0, x, w.cols, n)?
+    } else if needs(1) {
         quantize_rows(
             k.parallel.as_ref(),
             scratch.q8_0,
@@ -496,9 +548,10 @@ pub(crate) fn matmul_then(
     } else {
         &[]
     };
-    let act = |a: usize| match a {
-        1 => Act::Q8_0(q0),
-        2 => Act::Q8_1(q1),
+    let act = |a: usize| match (a, packed) {
+        (1, Some(p)) => Act::Q8_0Packed(q0, p),
+        (1, None) => Act::Q8_0(q0),
+        (2, _) => Act::Q8_1(q1),
         _ => Act::F32(x),
     };
     let (xq, xq2) = (act(a1), act(a2.unwrap_or(0)));
@@ -519,6 +572,9 @@ pub(crate) fn matmul_then(
     let chunk = tiles.div_ceil(n_tasks) * TILE_ROWS;
     let shared = parallel::SharedOut::new(out);
     let shared2 = parallel::SharedOut::new(out2);
+    // Set by a task whose kernel refused its shapes (never, as matmul checked
+    // them: an error rather than a silently unwritten output all the same).
+    let refused = AtomicBool::new(false);
     let task = |i: usize| {
         let r0 = i * chunk;
         let r1 = (r0 + chunk).min(rows);
@@ -526,9 +582,12 @@ pub(crate) fn matmul_then(
             return;
         }
         if !no_cols {
-            rows_range(k, w, rb, &xq, n, r0, r1, &shared);
+            let mut ok = rows_range(k, w, rb, &xq, n, r0, r1, &shared);
             if let Some(w2) = w2 {
-                rows_range(k, w2, rb2, &xq2, n, r0, r1, &shared2);
+                ok &= rows_range(k, w2, rb2, &xq2, n, r0, r1, &shared2);
+            }
+            if !ok {
+                refused.store(true, Ordering::Relaxed);
             }
         }
         if let Some(epi) = epi {
@@ -545,7 +604,50 @@ pub(crate) fn matmul_then(
         }
     };
     parallel::for_each(k.parallel.as_ref(), n_tasks, &task);
+    if refused.load(Ordering::Relaxed) {
+        return Err(Error::ShapeMismatch);
+    }
     Ok(())
+}
+
+/// Quantize the `n` rows of `x` (`cols` wide) for `p`'s packed layout into the
+/// first `n * cols / 32` blocks of `scratch` and return them: the full groups
+/// of [`PACKED_TOKENS`] rows packed (a group per task of the host's threads),
+/// the rows after the last full group in row form after them.
+fn quantize_packed<'s>(
+    k: &Kernels,
+    p: &PackedQ8_0,
+    scratch: &'s mut [BlockQ8_0],
+    x: &[f32],
+    cols: usize,
+    n: usize,
+) -> Result<&'s [BlockQ8_0]> {
+    let nb = cols / QK;
+    let n8 = n / PACKED_TOKENS * PACKED_TOKENS;
+    let xq = scratch.get_mut(..n * nb).ok_or(Error::ShapeMismatch)?;
+    if nb > 0 && x.len() >= n * cols {
+        let (groups, tail) = xq
+            .split_at_mut_checked(n8 * nb)
+            .ok_or(Error::ShapeMismatch)?;
+        let g = PACKED_TOKENS * cols;
+        parallel::for_each_row(
+            k.parallel.as_ref(),
+            groups,
+            PACKED_TOKENS * nb,
+            2,
+            &|i, dst| {
+                if let Some(xg) = x.get(i * g..(i + 1) * g) {
+                    (p.quantize)(xg, cols, dst);
+                }
+            },
+        );
+        for (t, qr) in tail.chunks_exact_mut(nb).enumerate() {
+            if let Some(xr) = x.get((n8 + t) * cols..(n8 + t + 1) * cols) {
+                (k.quantize_row_q8_0)(xr, qr);
+            }
+        }
+    }
+    Ok(xq)
 }
 
 /// Activation rows below which [`quantize_rows`] stays on the calling thread
@@ -593,10 +695,13 @@ pub fn f32_bytes(x: &[f32]) -> &[u8] {
 enum Act<'x> {
     F32(&'x [f32]),
     Q8_0(&'x [BlockQ8_0]),
+    /// As [`quantize_packed`] leaves them.
+    Q8_0Packed(&'x [BlockQ8_0], PackedQ8_0),
     Q8_1(&'x [BlockQ8_1]),
 }
 
-/// Compute rows `r0..r1` of every token into `out` (shapes checked by `matmul`).
+/// Compute rows `r0..r1` of every token into `out` (shapes checked by
+/// `matmul`); false when a kernel refused the shapes.
 #[allow(clippy::too_many_arguments)]
 fn rows_range(
     k: &Kernels,
@@ -607,7 +712,7 @@ fn rows_range(
     r0: usize,
     r1: usize,
     out: &parallel::SharedOut,
-) {
+) -> bool {
     let rows = w.rows;
     let wrows = |a: usize, b: usize| w.data.get(a * rb..b * rb).unwrap_or(&[]);
     // SAFETY (every `out.write` below): this call writes only columns r0..r1 of
@@ -627,8 +732,33 @@ fn rows_range(
                 }
             }
         }
-        Act::Q8_0(_) | Act::Q8_1(_) => {
+        Act::Q8_0(_) | Act::Q8_1(_) | Act::Q8_0Packed(..) => {
             let nb = w.cols / QK;
+            // The packed groups: the whole row range in one call, straight
+            // into `out`; then the tokens after them, in row form, below.
+            let mut t_begin = 0;
+            if let Act::Q8_0Packed(xq, p) = x {
+                let n8 = n / PACKED_TOKENS * PACKED_TOKENS;
+                let xp = xq.get(..n8 * nb).unwrap_or(&[]);
+                // SAFETY: rows r0..r1 of every token row are this task's alone
+                // (see above), and `matmul` does not touch `out` until its
+                // tasks are done.
+                let ok = unsafe {
+                    (p.gemm)(
+                        wrows(r0, r1),
+                        r1 - r0,
+                        xp,
+                        n8 / PACKED_TOKENS,
+                        out,
+                        r0,
+                        rows,
+                    )
+                };
+                if !ok {
+                    return false;
+                }
+                t_begin = n8;
+            }
             let mut buf = [0.0f32; CALL_ROWS * TILE_TOKENS];
             // The transposed full tile, reused by every call (not built and
             // returned per call: that cost a memset and a memcpy of 8 KB each).
@@ -643,7 +773,7 @@ fn rows_range(
             while r < r1 {
                 let nr = call_rows.min(r1 - r);
                 let wt = wrows(r, r + nr);
-                let mut t0 = 0;
+                let mut t0 = t_begin;
                 while t0 < n {
                     let nt = TILE_TOKENS.min(n - t0);
                     // One token (decode): the kernel's `[nr][1]` output is this
@@ -658,10 +788,10 @@ fn rows_range(
                     };
                     let is_direct = direct.is_some();
                     let Some(o) = direct.or_else(|| buf.get_mut(..nr * nt)) else {
-                        return;
+                        return true;
                     };
                     match x {
-                        Act::Q8_0(xq) => {
+                        Act::Q8_0(xq) | Act::Q8_0Packed(xq, _) => {
                             let xs = xq.get(t0 * nb..(t0 + nt) * nb).unwrap_or(&[]);
                             let (g, dot, bb) = if w.ty == GgmlType::Q8_0 {
                                 (k.gemm_q8_0_q8_0, k.vec_dot_q8_0_q8_0, 34)
@@ -719,6 +849,7 @@ fn rows_range(
             }
         }
     }
+    true
 }
 
 /// Write a full `[CALL_ROWS][TILE_TOKENS]` tile (the common case of a prefill;
@@ -785,8 +916,10 @@ mod tests {
     /// followed by the same element-wise step, with and without a split.
     #[test]
     fn matmul_then_pair_and_epilogue_equal_separate_matmuls() {
-        // 40 x 64 x 7 x 2 = 35,840 multiply-adds: above the split threshold.
-        let (rows, cols, n) = (40usize, 64usize, 7usize);
+        // 40 x 64 x 11 x 2 = 56,320 multiply-adds: above the split threshold;
+        // 11 tokens: one packed group and 3 row-form tokens where the backend
+        // has a packed Q8_0 layout (x86_64 AVX2), for the all-Q8_0 pair.
+        let (rows, cols, n) = (40usize, 64usize, 11usize);
         let x: std::vec::Vec<f32> = (0..n * cols)
             .map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
             .collect();
@@ -794,6 +927,7 @@ mod tests {
         let mut q1 = std::vec![BlockQ8_1::default(); n * cols / QK];
         let pairs = [
             (GgmlType::Q8_0, GgmlType::Q4_1),
+            (GgmlType::Q8_0, GgmlType::Q8_0),
             (GgmlType::Q4_1, GgmlType::F16),
             (GgmlType::F32, GgmlType::Q4_0),
         ];

@@ -32,6 +32,7 @@ pub(crate) const SIMD128: Kernels = Kernels {
     gemm_q8_0_q8_0: None,
     gemm_q4_0_q8_0: None,
     gemm_q4_1_q8_1: None,
+    packed_q8_0: None,
     scores: None,
     scores2: None,
     mix2: None,

@@ -1089,6 +1089,7 @@ macro_rules! x86_kernels {
             gemm_q8_0_q8_0: Some(gemm_q8_0_q8_0),
             gemm_q4_0_q8_0: Some(gemm_q4_0_q8_0),
             gemm_q4_1_q8_1: Some(gemm_q4_1_q8_1),
+            packed_q8_0: None,
             scores: Some(scores),
             scores2: Some(scores2),
             mix2: Some(mix2),

@@ -150,7 +150,10 @@ pub(crate) fn table(b: Backend) -> Option<Kernels> {
         return None;
     }
     match b {
-        Backend::Avx2 => Some(avx2::TABLE),
+        Backend::Avx2 => Some(Kernels {
+            packed_q8_0: Some(avx2::PACKED),
+            ..avx2::TABLE
+        }),
         Backend::AvxVnni => Some(avxvnni::TABLE),
         Backend::Avx512Vnni => Some(avx512::TABLE),
         _ => None,
@@ -166,6 +169,55 @@ mod avx2 {
         Float256,
         crate::kernels::Backend::Avx2
     );
+
+    use crate::kernels::parallel::SharedOut;
+    use crate::kernels::PackedQ8_0;
+
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn quant_packed_tf(x: &[f32], cols: usize, dst: &mut [BlockQ8_0]) {
+        // SAFETY: this function's features are the body's contract.
+        unsafe { super::avx2w::quantize_packed(x, cols, dst) }
+    }
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn gemm_packed_tf(
+        w: &[u8],
+        rows: usize,
+        xp: &[BlockQ8_0],
+        nv: usize,
+        out: &SharedOut,
+        r_at: usize,
+        stride: usize,
+    ) -> bool {
+        // SAFETY: the features are this function's; the output contract is
+        // forwarded from the caller.
+        unsafe { super::avx2w::gemm_packed(w, rows, xp, nv, out, r_at, stride) }
+    }
+    fn quantize_packed(x: &[f32], cols: usize, dst: &mut [BlockQ8_0]) {
+        // SAFETY: reached only through PACKED, which `table` puts only in the
+        // table it hands out after `available(Avx2)`.
+        unsafe { quant_packed_tf(x, cols, dst) }
+    }
+    /// # Safety
+    /// The output contract of [`PackedQ8_0::gemm`].
+    unsafe fn gemm_packed(
+        w: &[u8],
+        rows: usize,
+        xp: &[BlockQ8_0],
+        nv: usize,
+        out: &SharedOut,
+        r_at: usize,
+        stride: usize,
+    ) -> bool {
+        // SAFETY: reached only through PACKED (after detection, as above); the
+        // output contract is the caller's.
+        unsafe { gemm_packed_tf(w, rows, xp, nv, out, r_at, stride) }
+    }
+    /// The packed Q8_0 prefill of the AVX2 table.
+    pub(super) const PACKED: PackedQ8_0 = PackedQ8_0 {
+        max_nb: super::avx2w::PACKED_MAX_NB,
+        quantize: quantize_packed,
+        gemm: gemm_packed,
+    };
 }
 
 /// AVX-VNNI: VEX-encoded 256-bit `vpdpbusd`; prefill batches of 4 or more
