@@ -435,8 +435,11 @@ const TASKS_PER_THREAD: usize = 2;
 ///
 /// Quantized weights go through the table's batched kernels, `CALL_ROWS` weight
 /// rows (32 on x86_64, 16 elsewhere) x up to `TILE_TOKENS` activation rows (64 /
-/// 16) per call; with one activation row, up to 64 weight rows per call. With a [`ParallelFor`] in `k`, the rows are
-/// split into contiguous ranges (multiples of 4 rows), one per task.
+/// 16) per call; with one activation row, up to 64 weight rows per call. Q8_0
+/// weights with 8 or more activation rows, on a backend with a packed layout
+/// (x86_64 AVX2), instead quantize `x` straight into that layout and hand each
+/// task's rows to one call (see `PackedQ8_0`). With a [`ParallelFor`] in `k`,
+/// the rows are split into contiguous ranges (multiples of 4 rows), one per task.
 pub fn matmul(
     k: &Kernels,
     w: &Matrix<'_>,
@@ -759,11 +762,29 @@ fn rows_range(
                 }
                 t_begin = n8;
             }
-            let mut buf = [0.0f32; CALL_ROWS * TILE_TOKENS];
-            // The transposed full tile, reused by every call (not built and
-            // returned per call: that cost a memset and a memcpy of 8 KB each).
+            // The kernel's [rows][tokens] tile, and its transposition, reused
+            // by every call (not built and returned per call: that cost a
+            // memset and a memcpy of 8 KB each). Only made (zeroed) when
+            // tokens go through them: not for one token (written straight
+            // into `out`), nor when the packed groups took every token
+            // (zeroing their 16 KB per task was ~0.8% of a 2-thread decode).
+            let tiles = n > 1 && t_begin < n;
+            let mut buf_store;
+            let buf: &mut [f32] = if tiles {
+                buf_store = [0.0f32; CALL_ROWS * TILE_TOKENS];
+                &mut buf_store
+            } else {
+                &mut []
+            };
             #[cfg(not(target_os = "none"))]
-            let mut tt = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
+            let mut tt_store;
+            #[cfg(not(target_os = "none"))]
+            let mut tt: Option<&mut [[f32; CALL_ROWS]; TILE_TOKENS]> = if tiles {
+                tt_store = [[0.0f32; CALL_ROWS]; TILE_TOKENS];
+                Some(&mut tt_store)
+            } else {
+                None
+            };
             // One activation row (decode): nothing to keep in L1 but the
             // activations, so hand the kernel 64 rows per call (the Cortex-M
             // kernels prepare the activations once per call; the x86 ones scan
@@ -819,18 +840,20 @@ fn rows_range(
                         // (Not on bare-metal targets: the tile copy costs their
                         // firmware 1 KB of stack for a gain measured on x86_64.)
                         #[cfg(not(target_os = "none"))]
-                        if transpose_full_tile(o, &mut tt) {
-                            for (t, col) in tt.iter().enumerate() {
-                                let at = (t0 + t) * rows + r;
-                                // SAFETY: see above (rows r..r + nr of every token).
-                                if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
-                                    for (d, &v) in dst.iter_mut().zip(col) {
-                                        *d = v;
+                        if let Some(tt) = tt.as_deref_mut() {
+                            if transpose_full_tile(o, tt) {
+                                for (t, col) in tt.iter().enumerate() {
+                                    let at = (t0 + t) * rows + r;
+                                    // SAFETY: see above (rows r..r + nr of every token).
+                                    if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
+                                        for (d, &v) in dst.iter_mut().zip(col) {
+                                            *d = v;
+                                        }
                                     }
                                 }
+                                t0 += nt;
+                                continue;
                             }
-                            t0 += nt;
-                            continue;
                         }
                         for t in 0..nt {
                             let at = (t0 + t) * rows + r;

@@ -214,18 +214,18 @@ pub(crate) unsafe fn gemm_packed(
         while r0 < rows {
             let rn = RP.min(rows - r0);
             let wq = wq.as_mut_ptr() as *mut WBlk;
-            // SAFETY: rows r0 .. r0 + rn < rows hold nb blocks each (checked
-            // above); `wq`/`dw` have room for rn <= RP rows of nb <=
-            // PACKED_MAX_NB blocks; vectors c0 .. c0 + cn <= nv of nb entries
-            // each are in `xp` (its length checked above); the prefetched
-            // offsets are below next.end <= rows * rb = w.len(); the output
-            // columns are the caller's; features by the caller.
             // The next rows' bytes, fetched a slice per pass while these
             // rows compute: the widening would otherwise wait on memory for
             // them (4 rows are 0.8-3.3 KB of weights read once per chunk).
             let next = (r0 + rn) * rb..(r0 + rn + RP.min(rows - r0 - rn)) * rb;
             let per_pass = next.len().div_ceil(cn.div_ceil(2));
             let mut pf = next.start;
+            // SAFETY: rows r0 .. r0 + rn < rows hold nb blocks each (checked
+            // above); `wq`/`dw` have room for rn <= RP rows of nb <=
+            // PACKED_MAX_NB blocks; vectors c0 .. c0 + cn <= nv of nb entries
+            // each are in `xp` (its length checked above); the prefetched
+            // offsets are below next.end <= rows * rb = w.len(); the output
+            // columns are the caller's; features by the caller.
             unsafe {
                 widen(w, rb, r0, rn, nb, wq, dw.as_mut_ptr());
                 let mut v0 = c0;
