@@ -844,11 +844,17 @@ fn rows_range(
                             if transpose_full_tile(o, tt) {
                                 for (t, col) in tt.iter().enumerate() {
                                     let at = (t0 + t) * rows + r;
-                                    // SAFETY: see above (rows r..r + nr of every token).
-                                    if let Some(dst) = unsafe { out.slice_mut(at..at + nr) } {
-                                        for (d, &v) in dst.iter_mut().zip(col) {
-                                            *d = v;
-                                        }
+                                    // SAFETY: see above (rows r..r + nr of every token;
+                                    // nr == CALL_ROWS for a full tile).
+                                    let dst = unsafe { out.slice_mut(at..at + CALL_ROWS) };
+                                    // As a fixed-size array: an inline copy of
+                                    // 128 bytes, where the slice loop became a
+                                    // `memcpy` call per token (~2.7% of a Q4_0
+                                    // prefill profile).
+                                    if let Some(dst) =
+                                        dst.and_then(|d| <&mut [f32; CALL_ROWS]>::try_from(d).ok())
+                                    {
+                                        *dst = *col;
                                     }
                                 }
                                 t0 += nt;
