@@ -9,8 +9,11 @@
 //! - `gemm/<kernel>/<backend>/<cols>x<tokens>`: the batched kernels, 16 rows x
 //!   16 tokens (the matmul driver's call on most targets) and 32 rows x 64 tokens
 //!   (its call on x86_64);
-//! - `matmul/<type>/<backend>/t<threads>/n<tokens>`: a 3072x768 matmul
-//!   through the parallel-for hook (std thread pool);
+//! - `matmul/<type>/<rows>x<cols>/<backend>/t<threads>/n<tokens>`: GPT-2's
+//!   FFN matmuls (3072x768 and 768x3072) for 1, 32 and 128 tokens through the
+//!   matmul driver and the parallel-for hook (std thread pool): with 8 or more
+//!   tokens the AVX2 Q8_0 path quantizes into its packed layout, so this is the
+//!   group that times it;
 //! - `forward/<type>/<backend>/t<threads>/{prefill32,decode}`: a GPT-2 124M-shaped
 //!   random model made by `tests/scripts/make_bench_gpt2.py` in
 //!   `$EMBERGPT_BENCH_DIR` (default `/tmp/embergpt-bench`); skipped (with a
