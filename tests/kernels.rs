@@ -606,7 +606,13 @@ fn run_matmul(
         q8_0: &mut q0,
         q8_1: &mut q1,
     };
-    matmul(k, &m, x, n, &mut out, &mut sc).expect("matmul");
+    if let Err(e) = matmul(k, &m, x, n, &mut out, &mut sc) {
+        panic!(
+            "{} matmul {} {rows}x{cols} n={n}: {e:?}",
+            k.backend.name(),
+            ty.name()
+        );
+    }
     out
 }
 
@@ -659,16 +665,19 @@ fn matmul_matches_scalar_all_types_and_thread_counts() {
     }
 }
 
-/// The Q8_0 prefill through a backend's packed activation layout (x86_64
-/// AVX2: activations quantized straight into groups of 8 tokens, each task's
-/// rows in one call writing the output itself), against scalar: exact groups
-/// and 1-7 row-form tokens after them, more than one 128-token chunk, 1-3
-/// leftover rows, 1 and 9 blocks, the widest rows it takes (128 blocks) and
-/// one block more (row form), weights with -128 bytes and zero scales, split
-/// over threads. On backends without the layout these run the row form.
+/// Batched quantized matmuls through the driver, against scalar, on the
+/// shapes of the x86_64 AVX2 prefill paths: Q8_0 through the packed
+/// activation layout (activations quantized straight into groups of 8 tokens,
+/// each task's rows in one call writing the output itself), Q4_0 / Q4_1 through
+/// the prefill that writes the `[token][row]` output itself (4 rows per store,
+/// then 1-3 leftover rows one by one). Exact groups and 1-7 row-form tokens
+/// after them, more than one 128-token chunk, 1-3 leftover rows, 1 and 9
+/// blocks, the widest rows the packed path takes (128 blocks) and one block
+/// more (row form), weights with -128 bytes and zero scales, split over
+/// threads. On other backends these run their own kernels.
 #[test]
 #[cfg_attr(miri, ignore = "too large for Miri")]
-fn packed_q8_0_prefill_matches_scalar() {
+fn prefill_matmuls_match_scalar() {
     let s = scalar_k();
     let mut rng = Rng(11);
     let shapes: &[(usize, usize, usize)] = &[
@@ -681,24 +690,28 @@ fn packed_q8_0_prefill_matches_scalar() {
         (6, 4096, 15),
         (3, 4128, 12),
         (13, 3072, 40),
+        (38, 256, 70),
     ];
-    for &(rows, cols, n) in shapes {
-        for extreme in [false, true] {
-            let w: Vec<u8> = (0..rows)
-                .flat_map(|_| weight_row(&mut rng, GgmlType::Q8_0, cols, extreme))
-                .collect();
-            let x = activations(&mut rng, n * cols, extreme);
-            let want = run_matmul(&s, GgmlType::Q8_0, rows, cols, &w, &x, n);
-            for k in simd_backends() {
-                for threads in [1usize, 2, 3] {
-                    let mut kt = k;
-                    kt.parallel = Some(scoped_hook(threads));
-                    let got = run_matmul(&kt, GgmlType::Q8_0, rows, cols, &w, &x, n);
-                    let what = format!(
-                        "{} Q8_0 prefill {rows}x{cols} n={n} extreme={extreme} threads={threads}",
-                        k.backend.name()
-                    );
-                    assert_same(&got, &want, &what);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        for &(rows, cols, n) in shapes {
+            for extreme in [false, true] {
+                let w: Vec<u8> = (0..rows)
+                    .flat_map(|_| weight_row(&mut rng, ty, cols, extreme))
+                    .collect();
+                let x = activations(&mut rng, n * cols, extreme);
+                let want = run_matmul(&s, ty, rows, cols, &w, &x, n);
+                for k in simd_backends() {
+                    for threads in [1usize, 2, 3] {
+                        let mut kt = k;
+                        kt.parallel = Some(scoped_hook(threads));
+                        let got = run_matmul(&kt, ty, rows, cols, &w, &x, n);
+                        let what = format!(
+                            "{} {} prefill {rows}x{cols} n={n} extreme={extreme} threads={threads}",
+                            k.backend.name(),
+                            ty.name()
+                        );
+                        assert_same(&got, &want, &what);
+                    }
                 }
             }
         }
