@@ -55,9 +55,11 @@ const _: () = assert!(PB == 8 * core::mem::size_of::<BlockQ8_0>());
 const _: () = assert!(crate::kernels::PACKED_TOKENS == 8);
 
 /// Most blocks per row [`gemm`] takes: 1536 columns (GPT-2's 768, SmolLM2-135M's
-/// 576). Its buffers live on the stack (~67 KB at this bound). Wider rows (a
-/// 3072-wide FFN input) go to `avx2q`'s prefill, which measured the same there:
-/// with 16 tokens per packing each widened row serves too few tokens.
+/// 576). Its buffers live on the stack (~65 KB at this bound: 52 KB of packed
+/// activations, 12 KB of widened rows). Wider row-form rows go to `avx2q`'s
+/// prefill, which measured the same there: with 16 tokens per packing each
+/// widened row serves too few tokens (the matmul's packed path, [`gemm_packed`],
+/// has no such limit on tokens).
 pub(crate) const MAX_NB: usize = 48;
 /// Most blocks per row [`gemm_packed`] takes (4096 columns): its widened rows
 /// live on the stack (32 KB at this bound; the activations are the caller's).
@@ -243,7 +245,7 @@ pub(crate) unsafe fn gemm_packed(
                     };
                     let tv = (c0 + cn - v0).min(2);
                     let res = run(&a, rn, tv);
-                    for (v, _) in res.iter().enumerate().take(tv) {
+                    for v in 0..tv {
                         let t = 8 * (v0 + v);
                         store_tokens(&res, rn, v, out, t * stride + r_at + r0, stride);
                     }
