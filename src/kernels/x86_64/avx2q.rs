@@ -742,7 +742,7 @@ unsafe fn prefill<F: WFmt>(
 }
 
 // ---------------------------------------------------------------------------
-// Decode: one token, the weight rows front to back
+// Decode: one token, the weight rows in one or two streams
 // ---------------------------------------------------------------------------
 
 /// How far ahead of the weights decode prefetches, in bytes (1024 lost 7% on
@@ -761,14 +761,25 @@ const DG: usize = 64;
 /// in the paired layout of [`prefill`], whose first reduction stage is then an
 /// add; Q8_0: in block order, since pairing would cost two lane permutes of
 /// the weights per block pair of every row), checking them for -128 on the way
-/// (returns false, nothing written, if a Q8_0 byte is). Then one row at a
-/// time, front to back, so the weights stream from DRAM as one sequential run
-/// (the hardware prefetcher follows it; a software prefetch runs [`DPF`] bytes
-/// ahead). Per row, a first loop reduces each 8-block group to its 8 block sums
-/// and parks them; a second one scales and accumulates them: independent short
-/// chains instead of one long one per group, which had kept the out-of-order
-/// window full. A last partial group goes through zero-padded copies, as in
+/// (returns false, nothing written, if a Q8_0 byte is). Then the rows
+/// ([`rows_k`]): per row, a first loop reduces each 8-block group to its 8
+/// block sums and parks them; a second one scales and accumulates them:
+/// independent short chains instead of one long one per group, which had kept
+/// the out-of-order window full. A software prefetch runs [`DPF`] bytes ahead
+/// of the weights. A last partial group goes through zero-padded copies, as in
 /// [`prefill`].
+///
+/// Q8_0 reads the two halves of the rows side by side, group by group (rows
+/// `i` and `rows / 2 + i`; an odd last row alone): two streams through
+/// memory, which one core reads faster than one. One stream was the limit:
+/// a plain read loop on the 2-core Zen 3 VM got 16-19 GB/s from one stream
+/// per core and 22-30 GB/s from 2-4 interleaved ones (interleaved every
+/// 64-1024 bytes; every 3 KB gained nothing), and GPT-2 Q8_0 decode went
+/// from 157 to 163 tok/s on 1 thread and from 266 to 286 on 2 (alternating
+/// runs; +15-20% while the machine was busy). Four streams were slower than
+/// two, and so were whole rows in turn. Q4 rows stay one at a time, front to
+/// back: Q4_0 decode is compute-bound on one thread, and two streams lost 8%
+/// there.
 ///
 /// # Safety
 /// `w` is `rows` rows and `x` one row of `nb >= 1` blocks, `nb.div_ceil(8) <= DG`,
@@ -787,13 +798,11 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
     // their addresses may lie past the matrix. Features by the caller; the
     // sign trick runs only after the -128 check.
     unsafe {
-        let zf = _mm256_setzero_ps();
-        let zi = _mm256_setzero_si256();
         let mut dxb = [const { MaybeUninit::<__m256>::uninit() }; DG];
         let mut auxb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
-        let mut sb = [const { MaybeUninit::<__m256i>::uninit() }; DG];
+        let mut sb = [const { MaybeUninit::<__m256i>::uninit() }; 2 * DG];
         let mut xpad = [0u8; PAD];
-        let mut wpad = [0u8; PAD];
+        let mut wpad = [[0u8; PAD]; 2];
         let (dx, aux) = (
             dxb.as_mut_ptr() as *mut __m256,
             auxb.as_mut_ptr() as *mut __m256i,
@@ -844,33 +853,130 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
         if !F::Q4 && _mm256_movemask_epi8(_mm256_cmpeq_epi8(lo, _mm256_set1_epi8(-128))) != 0 {
             return false;
         }
-        let mut acc4 = [zf; 4];
-        for r in 0..rows {
-            let wr = w.as_ptr().add(r * rb);
-            if tail > 0 {
-                core::ptr::copy_nonoverlapping(
-                    wr.add(ngf * 8 * F::WB),
-                    wpad.as_mut_ptr(),
-                    tail * F::WB,
-                );
+        let ctx = DecodeCtx {
+            w: w.as_ptr(),
+            rb,
+            ngf,
+            tail,
+            xa,
+            dx,
+            aux,
+            sp,
+        };
+        let o = out.as_mut_ptr();
+        // Q8_0: rows i and h + i side by side, two streams (see above).
+        let h = if F::Q4 { 0 } else { rows / 2 };
+        for i in 0..h {
+            let pair = rows_k::<F, 2>(&ctx, [i, h + i], &mut wpad);
+            for (r, a) in [i, h + i].into_iter().zip(pair) {
+                let mut lanes = [0.0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), a);
+                o.add(r).write(fold_lanes(lanes));
             }
-            let wgroup = |g: usize| {
-                if g < ngf {
-                    wr.add(g * 8 * F::WB)
-                } else {
-                    wpad.as_ptr()
+        }
+        // Then one row at a time (Q4: every row; Q8_0: an odd last one),
+        // folded 4 at once.
+        let start = 2 * h;
+        let mut acc4 = [_mm256_setzero_ps(); 4];
+        for r in start..rows {
+            let [acc] = rows_k::<F, 1>(&ctx, [r], &mut wpad);
+            let i = (r - start) % 4;
+            if let Some(a) = acc4.get_mut(i) {
+                *a = acc;
+            }
+            if i == 3 {
+                let [a0, a1, a2, a3] = acc4;
+                _mm_storeu_ps(o.add(r - 3), fold4(a0, a1, a2, a3));
+            } else if r + 1 == rows {
+                for (k, a) in acc4.iter().take(i + 1).enumerate() {
+                    let mut lanes = [0.0f32; 8];
+                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
+                    o.add(r - i + k).write(fold_lanes(lanes));
                 }
-            };
-            for g in 0..ngt {
-                let wp = wgroup(g);
+            }
+        }
+    }
+    true
+}
+
+/// What [`rows_k`] reads and where it parks its group sums: the matrix, the
+/// token prepared by [`decode`], and its stack buffers.
+struct DecodeCtx {
+    w: *const u8,
+    /// Bytes per weight row.
+    rb: usize,
+    /// Full 8-block groups per row, and the blocks after them.
+    ngf: usize,
+    tail: usize,
+    /// The token's quants (`8 * ngt` vectors), scales and offsets/sums (`ngt` each).
+    xa: *const __m256i,
+    dx: *const __m256,
+    aux: *const __m256i,
+    /// Parked group sums, `2 * DG` of them (`DG` per row side by side).
+    sp: *mut __m256i,
+}
+
+/// The accumulators (lanes not yet folded) of `K <= 2` decode rows, read
+/// side by side one 8-block group at a time. Each row's arithmetic is the same
+/// whatever `K`: per group, its 8 block sums parked; then scaled and
+/// accumulated group by group in order.
+///
+/// # Safety
+/// As [`decode`]: every row of `rs` is below the matrix's row count, and `ctx`
+/// is the one `decode` prepared (`ngf + (tail > 0) <= DG`).
+#[inline(always)]
+unsafe fn rows_k<F: WFmt, const K: usize>(
+    ctx: &DecodeCtx,
+    rs: [usize; K],
+    wpad: &mut [[u8; PAD]; 2],
+) -> [__m256; K] {
+    const { assert!(K >= 1 && K <= 2) };
+    let &DecodeCtx {
+        w,
+        rb,
+        ngf,
+        tail,
+        xa,
+        dx,
+        aux,
+        sp,
+    } = ctx;
+    let ngt = ngf + (tail > 0) as usize;
+    // SAFETY: row r's bytes are w[r * rb..(r + 1) * rb] (r < rows by the
+    // caller); full groups g < ngf end at (g + 1) * 8 * WB <= rb; a last
+    // partial group is read from the row's zero-padded copy in `wpad` (k < K
+    // <= 2); `sp` has 2 * DG entries and g < ngt <= DG; the token's buffers
+    // have ngt groups, written by `decode`. Prefetches are hints that never
+    // fault, so their addresses may lie past the matrix.
+    unsafe {
+        let zf = _mm256_setzero_ps();
+        let zi = _mm256_setzero_si256();
+        let wr = rs.map(|r| w.add(r * rb));
+        let pads = wpad.as_mut_ptr();
+        if tail > 0 {
+            for (k, p) in wr.iter().enumerate() {
+                let dst = pads.add(k) as *mut u8;
+                core::ptr::copy_nonoverlapping(p.add(ngf * 8 * F::WB), dst, tail * F::WB);
+            }
+        }
+        let wgroup = |k: usize, p: *const u8, g: usize| {
+            if g < ngf {
+                p.add(g * 8 * F::WB)
+            } else {
+                pads.add(k) as *const u8
+            }
+        };
+        for g in 0..ngt {
+            let xg = xa.add(g * 8);
+            for (k, &p) in wr.iter().enumerate() {
+                let wp = wgroup(k, p, g);
                 let pf = wp.wrapping_add(DPF);
                 let mut o = 0;
                 while o < 8 * F::WB {
                     _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
                     o += 64;
                 }
-                let xg = xa.add(g * 8) as *const __m256i;
-                sp.add(g).write(if F::Q4 {
+                sp.add(k * DG + g).write(if F::Q4 {
                     let u0 = half::<F>(&hold::<F>(wp, 0), xg);
                     let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
                     join2::<true>(u0, u1)
@@ -887,10 +993,12 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
                     reduce8::<false>(v)
                 });
             }
-            let mut acc = zf;
+        }
+        let mut accs = [zf; K];
+        for (k, (acc, &p)) in accs.iter_mut().zip(wr.iter()).enumerate() {
             for g in 0..ngt {
-                let wp = wgroup(g);
-                let mut s = *sp.add(g);
+                let wp = wgroup(k, p, g);
+                let mut s = *sp.add(k * DG + g);
                 if F::NIB_OFFSET != 0 {
                     s = _mm256_sub_epi32(s, *aux.add(g));
                 }
@@ -900,29 +1008,11 @@ unsafe fn decode<F: WFmt>(w: &[u8], rows: usize, x: &[u8], out: &mut [f32], nb: 
                     let mw = scales8(wp.add(2), F::WB);
                     term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(*aux.add(g))));
                 }
-                acc = _mm256_add_ps(acc, term);
-            }
-            // Fold 4 rows at once; the last rows one by one.
-            if let Some(a) = acc4.get_mut(r % 4) {
-                *a = acc;
-            }
-            if r % 4 == 3 {
-                let [a0, a1, a2, a3] = acc4;
-                if let Some(o) = out.get_mut(r - 3..r + 1) {
-                    _mm_storeu_ps(o.as_mut_ptr(), fold4(a0, a1, a2, a3));
-                }
-            } else if r + 1 == rows {
-                for (i, a) in acc4.iter().take(r % 4 + 1).enumerate() {
-                    let mut lanes = [0.0f32; 8];
-                    _mm256_storeu_ps(lanes.as_mut_ptr(), *a);
-                    if let Some(o) = out.get_mut(r - r % 4 + i) {
-                        *o = fold_lanes(lanes);
-                    }
-                }
+                *acc = _mm256_add_ps(*acc, term);
             }
         }
+        accs
     }
-    true
 }
 
 /// Whether the sign trick is exact for these activation blocks: always for the
