@@ -61,6 +61,7 @@ pub fn run(a: Args) -> CliResult<()> {
         backend: backend(a.backend.as_deref())?,
         parallel: pool(a.threads),
     };
+    let weight_bytes = weight_bytes_per_token(&model);
     let arena_bytes = Context::arena_size(&model, &params).map_err(err("context"))?;
     let mut arena = vec![0u8; arena_bytes];
     let mut ctx = Context::new(model, &params, &mut arena).map_err(err("context"))?;
@@ -108,7 +109,13 @@ pub fn run(a: Args) -> CliResult<()> {
         arena_bytes
     );
     println!("pp{}: {:.2} tok/s", a.prompt, best_pp);
-    println!("tg{}: {:.2} tok/s", a.gen, best_tg);
+    println!(
+        "tg{}: {:.2} tok/s ({:.1} GB/s of weights: {} bytes per token)",
+        a.gen,
+        best_tg,
+        best_tg * weight_bytes as f64 / 1e9,
+        weight_bytes
+    );
     // Peak resident set of the whole process (model bytes + arena + runtime).
     let peak = peak_rss_bytes();
     match peak {
@@ -123,7 +130,7 @@ pub fn run(a: Args) -> CliResult<()> {
     }
     if a.json {
         println!(
-            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"tg_empty\": {}, \"backend\": \"{}\", \"arena_bytes\": {}, \"model_bytes\": {}, \"peak_rss_bytes\": {}}}",
+            "{{\"pp_tps\": {:.3}, \"tg_tps\": {:.3}, \"prompt\": {}, \"gen\": {}, \"threads\": {}, \"tg_empty\": {}, \"backend\": \"{}\", \"arena_bytes\": {}, \"model_bytes\": {}, \"peak_rss_bytes\": {}, \"weight_bytes_per_token\": {}}}",
             best_pp,
             best_tg,
             a.prompt,
@@ -133,10 +140,28 @@ pub fn run(a: Args) -> CliResult<()> {
             ctx.backend().name(),
             arena_bytes,
             bytes.len(),
-            peak.map_or("null".to_string(), |p| p.to_string())
+            peak.map_or("null".to_string(), |p| p.to_string()),
+            weight_bytes
         );
     }
     Ok(())
+}
+
+/// Bytes of weights one decode step reads: every tensor but the position
+/// embedding (one row per step) and, when the output matrix is a tensor of
+/// its own, the token embedding (one row per step; a tied one is the output
+/// matrix, read whole).
+fn weight_bytes_per_token(model: &embergpt::Model<'_>) -> usize {
+    let tied = model.is_tied();
+    model
+        .gguf()
+        .tensors()
+        .filter(|t| {
+            let name = t.name_str();
+            name != "position_embd.weight" && (tied || name != "token_embd.weight")
+        })
+        .map(|t| t.data.len())
+        .sum()
 }
 
 /// The process's peak resident set size (`VmHWM` in `/proc/self/status`), Linux only.

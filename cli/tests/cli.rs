@@ -173,6 +173,21 @@ fn bench_json_last_line() {
     assert!(last["pp_tps"].as_f64().unwrap() > 0.0);
     assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
     assert_eq!(last["tg_empty"], serde_json::Value::Bool(false));
+    // What one decode step reads: every tensor but the position embedding
+    // (the fixture's output matrix is its tied token embedding, read whole).
+    let bytes = std::fs::read(fixture("gpt2/c.q4_1.gguf")).unwrap();
+    let model = embergpt::Model::load(&bytes).unwrap();
+    assert!(model.is_tied());
+    let want: usize = model
+        .gguf()
+        .tensors()
+        .filter(|t| t.name_str() != "position_embd.weight")
+        .map(|t| t.data.len())
+        .sum();
+    let pos = model.gguf().tensor("position_embd.weight").unwrap();
+    assert!(!pos.data.is_empty());
+    assert_eq!(last["weight_bytes_per_token"].as_u64(), Some(want as u64));
+    assert!(want < bytes.len());
 }
 
 #[test]

@@ -50,7 +50,8 @@ def embergpt_run(exe, model, p, n, t, tg_empty=True):
            "--reps", "1", "--warmup", "1", "--json"] + (["--tg-empty"] if tg_empty else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
-    return j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes")
+    return (j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes"),
+            j.get("weight_bytes_per_token"))
 
 
 def llama_run(exe, model, p, n, t):
@@ -98,12 +99,12 @@ def main():
         for ty in a.types:
             for t in a.threads:
                 r = res.setdefault((ty, t), {"epp": [], "etg": [], "lpp": [], "ltg": [],
-                                             "backend": "?", "rss": None})
-                epp, etg, backend, rss = embergpt_run(exe, models[ty], a.p, a.n, t,
-                                                        not a.tg_after_prompt)
+                                             "backend": "?", "rss": None, "wb": None})
+                epp, etg, backend, rss, wb = embergpt_run(exe, models[ty], a.p, a.n, t,
+                                                            not a.tg_after_prompt)
                 r["epp"].append(epp)
                 r["etg"].append(etg)
-                r["backend"], r["rss"] = backend, rss
+                r["backend"], r["rss"], r["wb"] = backend, rss, wb
                 if a.llama_bench:
                     lpp, ltg = llama_run(a.llama_bench, models[ty], a.p, a.n, t)
                     r["lpp"].append(lpp)
@@ -135,6 +136,11 @@ def main():
         if r1 and r2:
             print(f"{ty}: embergpt 2 threads / 1 thread decode {med(r2['etg']) / med(r1['etg']):.2f}x"
                   + (f", llama.cpp {med(r2['ltg']) / med(r1['ltg']):.2f}x" if r1["ltg"] else ""))
+        wb = next((res[(ty, t)]["wb"] for t in a.threads if res[(ty, t)]["wb"]), None)
+        if wb:
+            print(f"{ty}: a decode step reads {wb / 1e6:.1f} MB of weights; embergpt decode "
+                  + ", ".join(f"{t} thread{'s' if t > 1 else ''} {med(res[(ty, t)]['etg']) * wb / 1e9:.1f} GB/s"
+                              for t in a.threads))
         rss = next((res[(ty, t)]["rss"] for t in a.threads if res[(ty, t)]["rss"]), None)
         if rss:
             print(f"{ty}: embergpt peak RSS {rss / 2**20:.1f} MiB "
