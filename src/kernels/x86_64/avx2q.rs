@@ -573,8 +573,9 @@ unsafe fn prefill<F: WFmt>(
         );
         let acc = accb.as_mut_ptr() as *mut __m256;
         let (xpad, wpad) = (xpadb.as_mut_ptr() as *mut u8, wpadb.as_mut_ptr() as *mut u8);
-        let mut qlo = [zi; PT];
-        let qlop = qlo.as_mut_ptr();
+        // First halves' sums, written for every token of a group before read.
+        let mut qlo = [const { MaybeUninit::<__m256i>::uninit() }; PT];
+        let qlop = qlo.as_mut_ptr() as *mut __m256i;
         // Even chunks: 17 tokens run as 9 + 8, not 16 + 1.
         let chunks = n.div_ceil(PT);
         let mut t0 = 0;

@@ -512,31 +512,33 @@ unsafe fn widen(w: &[u8], rb: usize, r0: usize, rn: usize, nb: usize, wq: *mut W
 #[inline(always)]
 unsafe fn run(a: &Args, rn: usize, tv: usize) -> [[__m256; 2]; RP] {
     // SAFETY: forwarded (the counts match the match arm); AVX by the caller.
+    // The full pass returns its result as is: zeroing a result array first
+    // was a `memset` call per pass (2.5% of a 2-thread GPT-2 Q8_0 prefill).
     unsafe {
-        let z = _mm256_setzero_ps();
-        let mut res = [[z; 2]; RP];
         match (rn, tv) {
-            (4, 2) => res = pass::<4, 2>(a),
-            (3, 2) => fill(&mut res, pass::<3, 2>(a)),
-            (2, 2) => fill(&mut res, pass::<2, 2>(a)),
-            (1, 2) => fill(&mut res, pass::<1, 2>(a)),
-            (4, _) => fill(&mut res, pass::<4, 1>(a)),
-            (3, _) => fill(&mut res, pass::<3, 1>(a)),
-            (2, _) => fill(&mut res, pass::<2, 1>(a)),
-            _ => fill(&mut res, pass::<1, 1>(a)),
+            (4, 2) => pass::<4, 2>(a),
+            (3, 2) => padded(pass::<3, 2>(a)),
+            (2, 2) => padded(pass::<2, 2>(a)),
+            (1, 2) => padded(pass::<1, 2>(a)),
+            (4, _) => padded(pass::<4, 1>(a)),
+            (3, _) => padded(pass::<3, 1>(a)),
+            (2, _) => padded(pass::<2, 1>(a)),
+            _ => padded(pass::<1, 1>(a)),
         }
-        res
     }
 }
 
-/// Copy an `RR x TT` result into the top-left of an `RP x 2` one.
+/// `p` in the top left of an `RP x 2` array of zeros.
 #[inline(always)]
-fn fill<const RR: usize, const TT: usize>(res: &mut [[__m256; 2]; RP], p: [[__m256; TT]; RR]) {
+fn padded<const RR: usize, const TT: usize>(p: [[__m256; TT]; RR]) -> [[__m256; 2]; RP] {
+    // SAFETY: `__m256` is plain data, for which all-zero bits are 8 x +0.0.
+    let mut res: [[__m256; 2]; RP] = unsafe { core::mem::zeroed() };
     for (dst, src) in res.iter_mut().zip(p) {
         for (d, s) in dst.iter_mut().zip(src) {
             *d = s;
         }
     }
+    res
 }
 
 /// `RR` widened rows against `TT` packed token vectors: run the 8 lanes one
@@ -554,12 +556,15 @@ unsafe fn pass<const RR: usize, const TT: usize>(a: &Args) -> [[__m256; TT]; RR]
     let nb = a.nb;
     // SAFETY: widened row r, block j is wq[r * nb + j] (64 bytes), its scale
     // dw[r * nb + j]; packed vector v, block j is the PB bytes at xa + (v * nb
-    // + j) * PB, all by the caller. Features by the caller.
+    // + j) * PB, all by the caller. Features by the caller. Each `lanes[r][v][l]`
+    // is written (l = 0..8) before `assume_init` reads it.
     unsafe {
         let wq = a.wq as *const u8;
         let xa = a.xa;
         let z = _mm256_setzero_ps();
-        let mut lanes = [[[z; 8]; TT]; RR];
+        // Every lane is written below before the fold reads it (not zeroed
+        // first: that was a 2 KB `memset` call per pass).
+        let mut lanes = [[[const { MaybeUninit::<__m256>::uninit() }; 8]; TT]; RR];
         for l in 0..8 {
             let mut acc = [[z; TT]; RR];
             let mut j = l;
@@ -608,7 +613,7 @@ unsafe fn pass<const RR: usize, const TT: usize>(a: &Args) -> [[__m256; TT]; RR]
             }
             for r in 0..RR {
                 for v in 0..TT {
-                    lanes[r][v][l] = acc[r][v];
+                    lanes[r][v][l].write(acc[r][v]);
                 }
             }
         }
@@ -616,7 +621,7 @@ unsafe fn pass<const RR: usize, const TT: usize>(a: &Args) -> [[__m256; TT]; RR]
         for r in 0..RR {
             for v in 0..TT {
                 // fold_lanes: lane i += lane i + 4, then + lane i + 2, then + lane i + 1.
-                let [v0, v1, v2, v3, v4, v5, v6, v7] = lanes[r][v];
+                let [v0, v1, v2, v3, v4, v5, v6, v7] = lanes[r][v].map(|x| x.assume_init());
                 let (v0, v1, v2, v3) = (
                     _mm256_add_ps(v0, v4),
                     _mm256_add_ps(v1, v5),
