@@ -932,148 +932,129 @@ struct DecodeCtx {
 
 /// The accumulators (lanes not yet folded) of `K <= 2` decode rows, read
 /// side by side one 8-block group at a time. Each row's arithmetic is the same
-/// whatever `K` and the order of the loops: per group, its 8 block sums, then
-/// scaled and accumulated group by group in order (Q8_0 parks the sums of
-/// all groups first; see [`decode`]).
+/// whatever `K` and the order of the loops: per group, its 8 block sums
+/// ([`group_sums`]), then scaled and accumulated group by group in order
+/// ([`group_term`]; Q8_0 parks the sums of all groups first, see [`decode`]).
 ///
 /// # Safety
 /// As [`decode`]: every row of `rs` is below the matrix's row count, and `ctx`
 /// is the one `decode` prepared (`ngf + (tail > 0) <= DG`).
 #[inline(always)]
 unsafe fn rows_k<F: WFmt, const K: usize>(
-    ctx: &DecodeCtx,
+    c: &DecodeCtx,
     rs: [usize; K],
     wpad: &mut [[u8; PAD]; 2],
 ) -> [__m256; K] {
     const { assert!(K >= 1 && K <= 2) };
-    let &DecodeCtx {
-        w,
-        rb,
-        ngf,
-        tail,
-        xa,
-        dx,
-        aux,
-        sp,
-    } = ctx;
-    let ngt = ngf + (tail > 0) as usize;
+    let ngt = c.ngf + (c.tail > 0) as usize;
     // SAFETY: row r's bytes are w[r * rb..(r + 1) * rb] (r < rows by the
     // caller); full groups g < ngf end at (g + 1) * 8 * WB <= rb; a last
     // partial group is read from the row's zero-padded copy in `wpad` (k < K
     // <= 2); `sp` has 2 * DG entries and g < ngt <= DG; the token's buffers
-    // have ngt groups, written by `decode`. Prefetches are hints that never
-    // fault, so their addresses may lie past the matrix.
+    // have ngt groups, written by `decode`.
     unsafe {
-        let zf = _mm256_setzero_ps();
-        let zi = _mm256_setzero_si256();
-        let wr = rs.map(|r| w.add(r * rb));
+        let wr = rs.map(|r| c.w.add(r * c.rb));
         let pads = wpad.as_mut_ptr();
-        if tail > 0 {
+        if c.tail > 0 {
             for (k, p) in wr.iter().enumerate() {
                 let dst = pads.add(k) as *mut u8;
-                core::ptr::copy_nonoverlapping(p.add(ngf * 8 * F::WB), dst, tail * F::WB);
+                core::ptr::copy_nonoverlapping(p.add(c.ngf * 8 * F::WB), dst, c.tail * F::WB);
             }
         }
         let wgroup = |k: usize, p: *const u8, g: usize| {
-            if g < ngf {
+            if g < c.ngf {
                 p.add(g * 8 * F::WB)
             } else {
                 pads.add(k) as *const u8
             }
         };
-        let mut accs = [zf; K];
+        let mut accs = [_mm256_setzero_ps(); K];
         if F::Q4 {
             // Each group's sums scaled and accumulated at once (parking them
             // as Q8_0 does cost Q4 3-8% per block).
             for g in 0..ngt {
-                let xg = xa.add(g * 8);
                 for (k, (acc, &p)) in accs.iter_mut().zip(wr.iter()).enumerate() {
                     let wp = wgroup(k, p, g);
-                    let pf = wp.wrapping_add(DPF);
-                    let mut o = 0;
-                    while o < 8 * F::WB {
-                        _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
-                        o += 64;
-                    }
-                    let mut s = if F::Q4 {
-                        let u0 = half::<F>(&hold::<F>(wp, 0), xg);
-                        let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
-                        join2::<true>(u0, u1)
-                    } else {
-                        let mut v = [zi; 8];
-                        for (j, vj) in v.iter_mut().enumerate() {
-                            let wv =
-                                _mm256_loadu_si256(wp.add(j * F::WB + F::QOFF) as *const __m256i);
-                            let m = _mm256_maddubs_epi16(
-                                _mm256_sign_epi8(wv, wv),
-                                _mm256_sign_epi8(*xg.add(j), wv),
-                            );
-                            *vj = _mm256_madd_epi16(m, _mm256_set1_epi16(1));
-                        }
-                        reduce8::<false>(v)
-                    };
-                    if F::NIB_OFFSET != 0 {
-                        s = _mm256_sub_epi32(s, *aux.add(g));
-                    }
-                    let d = _mm256_mul_ps(scales8(wp, F::WB), *dx.add(g));
-                    let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
-                    if F::HAS_M {
-                        let mw = scales8(wp.add(2), F::WB);
-                        term = _mm256_add_ps(
-                            term,
-                            _mm256_mul_ps(mw, _mm256_castsi256_ps(*aux.add(g))),
-                        );
-                    }
-                    *acc = _mm256_add_ps(*acc, term);
+                    let s = group_sums::<F>(wp, c.xa.add(g * 8));
+                    *acc = _mm256_add_ps(*acc, group_term::<F>(c, wp, s, g));
                 }
             }
-            return accs;
-        }
-        for g in 0..ngt {
-            let xg = xa.add(g * 8);
-            for (k, &p) in wr.iter().enumerate() {
-                let wp = wgroup(k, p, g);
-                let pf = wp.wrapping_add(DPF);
-                let mut o = 0;
-                while o < 8 * F::WB {
-                    _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
-                    o += 64;
-                }
-                sp.add(k * DG + g).write(if F::Q4 {
-                    let u0 = half::<F>(&hold::<F>(wp, 0), xg);
-                    let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
-                    join2::<true>(u0, u1)
-                } else {
-                    let mut v = [zi; 8];
-                    for (j, vj) in v.iter_mut().enumerate() {
-                        let wv = _mm256_loadu_si256(wp.add(j * F::WB + F::QOFF) as *const __m256i);
-                        let m = _mm256_maddubs_epi16(
-                            _mm256_sign_epi8(wv, wv),
-                            _mm256_sign_epi8(*xg.add(j), wv),
-                        );
-                        *vj = _mm256_madd_epi16(m, _mm256_set1_epi16(1));
-                    }
-                    reduce8::<false>(v)
-                });
-            }
-        }
-        for (k, (acc, &p)) in accs.iter_mut().zip(wr.iter()).enumerate() {
+        } else {
             for g in 0..ngt {
-                let wp = wgroup(k, p, g);
-                let mut s = *sp.add(k * DG + g);
-                if F::NIB_OFFSET != 0 {
-                    s = _mm256_sub_epi32(s, *aux.add(g));
+                for (k, &p) in wr.iter().enumerate() {
+                    let wp = wgroup(k, p, g);
+                    c.sp.add(k * DG + g)
+                        .write(group_sums::<F>(wp, c.xa.add(g * 8)));
                 }
-                let d = _mm256_mul_ps(scales8(wp, F::WB), *dx.add(g));
-                let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
-                if F::HAS_M {
-                    let mw = scales8(wp.add(2), F::WB);
-                    term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(*aux.add(g))));
+            }
+            for (k, (acc, &p)) in accs.iter_mut().zip(wr.iter()).enumerate() {
+                for g in 0..ngt {
+                    let s = *c.sp.add(k * DG + g);
+                    *acc = _mm256_add_ps(*acc, group_term::<F>(c, wgroup(k, p, g), s, g));
                 }
-                *acc = _mm256_add_ps(*acc, term);
             }
         }
         accs
+    }
+}
+
+/// The 8 block sums (i32) of the weight group at `wp` against the token's
+/// packed group at `xg`; prefetches the weights [`DPF`] bytes ahead.
+///
+/// # Safety
+/// 8 weight blocks readable at `wp`, the group's 8 packed vectors at `xg`
+/// (32-byte aligned); AVX2; Q8_0: no activation byte is -128.
+#[inline(always)]
+unsafe fn group_sums<F: WFmt>(wp: *const u8, xg: *const __m256i) -> __m256i {
+    // SAFETY: the reads are the caller's contract; prefetches are hints that
+    // never fault, so their addresses may lie past the matrix; AVX2 by the caller.
+    unsafe {
+        let pf = wp.wrapping_add(DPF);
+        let mut o = 0;
+        while o < 8 * F::WB {
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(o) as *const i8);
+            o += 64;
+        }
+        if F::Q4 {
+            let u0 = half::<F>(&hold::<F>(wp, 0), xg);
+            let u1 = half::<F>(&hold::<F>(wp, 2), xg.add(4));
+            join2::<true>(u0, u1)
+        } else {
+            let mut v = [_mm256_setzero_si256(); 8];
+            for (j, vj) in v.iter_mut().enumerate() {
+                let wv = _mm256_loadu_si256(wp.add(j * F::WB + F::QOFF) as *const __m256i);
+                let m = _mm256_maddubs_epi16(
+                    _mm256_sign_epi8(wv, wv),
+                    _mm256_sign_epi8(*xg.add(j), wv),
+                );
+                *vj = _mm256_madd_epi16(m, _mm256_set1_epi16(1));
+            }
+            reduce8::<false>(v)
+        }
+    }
+}
+
+/// Group `g`'s 8 float terms from its block sums `s` and the scales of the
+/// weight group at `wp` and of the token (in `c`).
+///
+/// # Safety
+/// The weight group's scales readable at `wp`, `g` below the token's group
+/// count; AVX2 + F16C.
+#[inline(always)]
+unsafe fn group_term<F: WFmt>(c: &DecodeCtx, wp: *const u8, s: __m256i, g: usize) -> __m256 {
+    // SAFETY: the reads are the caller's contract; features by the caller.
+    unsafe {
+        let mut s = s;
+        if F::NIB_OFFSET != 0 {
+            s = _mm256_sub_epi32(s, *c.aux.add(g));
+        }
+        let d = _mm256_mul_ps(scales8(wp, F::WB), *c.dx.add(g));
+        let mut term = _mm256_mul_ps(_mm256_cvtepi32_ps(s), d);
+        if F::HAS_M {
+            let mw = scales8(wp.add(2), F::WB);
+            term = _mm256_add_ps(term, _mm256_mul_ps(mw, _mm256_castsi256_ps(*c.aux.add(g))));
+        }
+        term
     }
 }
 
