@@ -198,6 +198,24 @@ fn bench_tg_empty_runs_and_says_so() {
     assert!(last["tg_tps"].as_f64().unwrap() > 0.0);
 }
 
+#[test]
+fn bench_mem_read_reports_both_thread_counts() {
+    // Without the flag the figures are null; with it, a plain read of the
+    // model's bytes on 1 thread and on -t threads.
+    let plain = bench_json(&["-p", "4", "-n", "2"]);
+    assert!(plain["mem_read_gbps_1t"].is_null() && plain["mem_read_gbps"].is_null());
+    let one = bench_json(&["-p", "4", "-n", "2", "--mem-read"]);
+    let g1 = one["mem_read_gbps_1t"].as_f64().unwrap();
+    assert!(g1 > 0.0 && g1.is_finite());
+    assert_eq!(one["mem_read_gbps"].as_f64(), Some(g1), "-t 1: one figure");
+    let two = bench_json(&["-p", "4", "-n", "2", "-t", "2", "--mem-read"]);
+    assert_eq!(two["threads"].as_u64(), Some(2));
+    for k in ["mem_read_gbps_1t", "mem_read_gbps"] {
+        let g = two[k].as_f64().unwrap();
+        assert!(g > 0.0 && g.is_finite(), "{k}: {g}");
+    }
+}
+
 fn run_ok(args: &[&str]) -> String {
     let out = bin().args(args).output().unwrap();
     assert!(

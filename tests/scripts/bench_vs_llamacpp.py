@@ -47,11 +47,11 @@ def embergpt_bin():
 
 def embergpt_run(exe, model, p, n, t, tg_empty=True):
     cmd = [str(exe), "bench", "-m", str(model), "-p", str(p), "-n", str(n), "-t", str(t),
-           "--reps", "1", "--warmup", "1", "--json"] + (["--tg-empty"] if tg_empty else [])
+           "--reps", "1", "--warmup", "1", "--mem-read", "--json"] + (["--tg-empty"] if tg_empty else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     j = json.loads(out.strip().splitlines()[-1])
     return (j["pp_tps"], j["tg_tps"], j.get("backend", "?"), j.get("peak_rss_bytes"),
-            j.get("weight_bytes_per_token"))
+            j.get("weight_bytes_per_token"), j.get("mem_read_gbps"))
 
 
 def llama_run(exe, model, p, n, t):
@@ -99,12 +99,14 @@ def main():
         for ty in a.types:
             for t in a.threads:
                 r = res.setdefault((ty, t), {"epp": [], "etg": [], "lpp": [], "ltg": [],
-                                             "backend": "?", "rss": None, "wb": None})
-                epp, etg, backend, rss, wb = embergpt_run(exe, models[ty], a.p, a.n, t,
+                                             "backend": "?", "rss": None, "wb": None, "mem": []})
+                epp, etg, backend, rss, wb, mem = embergpt_run(exe, models[ty], a.p, a.n, t,
                                                             not a.tg_after_prompt)
                 r["epp"].append(epp)
                 r["etg"].append(etg)
                 r["backend"], r["rss"], r["wb"] = backend, rss, wb
+                if mem:
+                    r["mem"].append(mem)
                 if a.llama_bench:
                     lpp, ltg = llama_run(a.llama_bench, models[ty], a.p, a.n, t)
                     r["lpp"].append(lpp)
@@ -141,6 +143,14 @@ def main():
             print(f"{ty}: a decode step reads {wb / 1e6:.1f} MB of weights; embergpt decode "
                   + ", ".join(f"{t} thread{'s' if t > 1 else ''} {med(res[(ty, t)]['etg']) * wb / 1e9:.1f} GB/s"
                               for t in a.threads))
+        mems = {t: med(res[(ty, t)]["mem"]) for t in a.threads if res[(ty, t)]["mem"]}
+        if wb and mems:
+            # The machine's ceiling beside decode: a plain read of the same bytes
+            # (`embergpt bench --mem-read`), once per run, in the same rounds.
+            print(f"{ty}: memory read (the model's bytes, no arithmetic) "
+                  + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GB/s "
+                              f"(decode {100 * med(res[(ty, t)]['etg']) * wb / 1e9 / g:.0f}% of it)"
+                              for t, g in mems.items()))
         rss = next((res[(ty, t)]["rss"] for t in a.threads if res[(ty, t)]["rss"]), None)
         if rss:
             print(f"{ty}: embergpt peak RSS {rss / 2**20:.1f} MiB "
