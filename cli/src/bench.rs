@@ -114,12 +114,11 @@ pub fn run(a: Args) -> CliResult<()> {
         arena_bytes
     );
     println!("pp{}: {:.2} tok/s", a.prompt, best_pp);
+    // GB/s of weights the best decode run read.
+    let decode_gbps = best_tg * weight_bytes as f64 / 1e9;
     println!(
         "tg{}: {:.2} tok/s ({:.1} GB/s of weights: {} bytes per token)",
-        a.gen,
-        best_tg,
-        best_tg * weight_bytes as f64 / 1e9,
-        weight_bytes
+        a.gen, best_tg, decode_gbps, weight_bytes
     );
     // The plain read, after the passes (it does not warm their caches).
     let mem = a.mem_read.then(|| {
@@ -132,12 +131,11 @@ pub fn run(a: Args) -> CliResult<()> {
         (one, all)
     });
     if let Some((one, all)) = mem {
-        let decode = best_tg * weight_bytes as f64 / 1e9;
         print!("memory read (the model's bytes, no arithmetic): 1 thread {one:.1} GB/s");
         if a.threads > 1 {
             print!(", {} threads {all:.1} GB/s ({:.2}x)", a.threads, all / one);
         }
-        println!("; decode read {:.0}% of it", 100.0 * decode / all);
+        println!("; decode read {:.0}% of it", 100.0 * decode_gbps / all);
     }
     // Peak resident set of the whole process (model bytes + arena + runtime).
     let peak = peak_rss_bytes();
