@@ -140,17 +140,19 @@ def main():
                   + (f", llama.cpp {med(r2['ltg']) / med(r1['ltg']):.2f}x" if r1["ltg"] else ""))
         wb = next((res[(ty, t)]["wb"] for t in a.threads if res[(ty, t)]["wb"]), None)
         if wb:
+            # GB/s of weights the median decode run read, per thread count.
+            dec = {t: med(res[(ty, t)]["etg"]) * wb / 1e9 for t in a.threads}
             print(f"{ty}: a decode step reads {wb / 1e6:.1f} MB of weights; embergpt decode "
-                  + ", ".join(f"{t} thread{'s' if t > 1 else ''} {med(res[(ty, t)]['etg']) * wb / 1e9:.1f} GB/s"
-                              for t in a.threads))
-        mems = {t: med(res[(ty, t)]["mem"]) for t in a.threads if res[(ty, t)]["mem"]}
-        if wb and mems:
-            # The machine's ceiling beside decode: a plain read of the same bytes
-            # (`embergpt bench --mem-read`), once per run, in the same rounds.
-            print(f"{ty}: memory read (the model's bytes, no arithmetic) "
-                  + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GB/s "
-                              f"(decode {100 * med(res[(ty, t)]['etg']) * wb / 1e9 / g:.0f}% of it)"
-                              for t, g in mems.items()))
+                  + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GB/s"
+                              for t, g in dec.items()))
+            mems = {t: med(res[(ty, t)]["mem"]) for t in a.threads if res[(ty, t)]["mem"]}
+            if mems:
+                # The machine's ceiling beside decode: a plain read of the same bytes
+                # (`embergpt bench --mem-read`), once per run, in the same rounds.
+                print(f"{ty}: memory read (the model's bytes, no arithmetic) "
+                      + ", ".join(f"{t} thread{'s' if t > 1 else ''} {g:.1f} GB/s "
+                                  f"(decode {100 * dec[t] / g:.0f}% of it)"
+                                  for t, g in mems.items()))
         rss = next((res[(ty, t)]["rss"] for t in a.threads if res[(ty, t)]["rss"]), None)
         if rss:
             print(f"{ty}: embergpt peak RSS {rss / 2**20:.1f} MiB "
